@@ -1,0 +1,133 @@
+//go:build !nogui
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestGUISmoke starts the real app (this test binary re-executed as p2pd
+// with no arguments) on a virtual X display, waits for its window and
+// takes a screenshot of it. P2PD_SCREENSHOT=path keeps the picture.
+func TestGUISmoke(t *testing.T) {
+	for _, tool := range []string{"Xvfb", "xwininfo", "xwd", "xwdtopnm", "pnmtopng"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("GUI smoke test cannot run under CI: %s is missing (packaging/deps.sh test installs it)", tool)
+			}
+			t.Skipf("%s is missing", tool)
+		}
+	}
+	display := startXvfb(t)
+
+	app := exec.Command(os.Args[0], "-test.run=^$")
+	app.Env = append(os.Environ(), "P2PD_RUN_MAIN=1", "DISPLAY="+display, "HOME="+t.TempDir(), "P2PD_HOME="+t.TempDir())
+	var appOut bytes.Buffer
+	app.Stdout, app.Stderr = &appOut, &appOut
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- app.Wait() }()
+	t.Cleanup(func() {
+		app.Process.Kill()
+		<-exited
+	})
+
+	// The window appears once GLFW and the first frame are up.
+	var id string
+	deadline := time.Now().Add(60 * time.Second)
+	for id == "" {
+		select {
+		case err := <-exited:
+			t.Fatalf("the app exited (%v) before showing a window:\n%s", err, appOut.String())
+		default:
+		}
+		out, err := exec.Command("xwininfo", "-display", display, "-name", "P2PD").Output()
+		if err == nil {
+			fmt.Sscanf(string(bytes.SplitN(out, []byte("Window id: "), 2)[1]), "%s", &id)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no window titled P2PD appeared:\n%s", appOut.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // let the network summary arrive and render
+
+	var shot bytes.Buffer
+	cmd := exec.Command("sh", "-c", fmt.Sprintf("xwd -silent -display %s -id %s | xwdtopnm 2>/dev/null | pnmtopng", display, id))
+	cmd.Stdout = &shot
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(shot.Bytes()))
+	if err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 400 || b.Dy() < 300 || uniform(img) {
+		t.Errorf("screenshot %v looks empty", b)
+	}
+	if out := os.Getenv("P2PD_SCREENSHOT"); out != "" {
+		if err := os.WriteFile(out, shot.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startXvfb starts a virtual display on a free number and returns its name.
+func startXvfb(t *testing.T) string {
+	t.Helper()
+	for n := 90; n < 200; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
+			continue
+		}
+		display := fmt.Sprintf(":%d", n)
+		x := exec.Command("Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp")
+		if err := x.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- x.Wait() }()
+		socket := filepath.Join("/tmp/.X11-unix", fmt.Sprintf("X%d", n))
+		for range 100 {
+			if _, err := os.Stat(socket); err == nil {
+				t.Cleanup(func() {
+					x.Process.Kill()
+					<-done
+				})
+				return display
+			}
+			select {
+			case <-done: // lost a race for this display number
+			case <-time.After(50 * time.Millisecond):
+				continue
+			}
+			break
+		}
+		x.Process.Kill()
+	}
+	t.Fatal("no free X display number")
+	return ""
+}
+
+func uniform(img image.Image) bool {
+	b := img.Bounds()
+	first := img.At(b.Min.X, b.Min.Y)
+	for y := b.Min.Y; y < b.Max.Y; y += 7 {
+		for x := b.Min.X; x < b.Max.X; x += 7 {
+			if img.At(x, y) != first {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"os"
+	"strings"
+	"testing"
+
+	"p2pd/netcore/netif"
+)
+
+// TestMain lets tests run the real program in a child process: the test
+// binary re-executed with P2PD_RUN_MAIN=1 behaves as p2pd.
+func TestMain(m *testing.M) {
+	if os.Getenv("P2PD_RUN_MAIN") == "1" {
+		os.Exit(run(flagArgs(), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// flagArgs returns the arguments after "--", which the parent passes for p2pd.
+func flagArgs() []string {
+	for i, a := range os.Args {
+		if a == "--" {
+			return os.Args[i+1:]
+		}
+	}
+	return nil
+}
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		inStdout string
+		inStderr string
+	}{
+		{[]string{"version"}, 0, "p2pd dev (go", ""},
+		{[]string{"help"}, 0, "usage: p2pd", ""},
+		{[]string{"ifs", "-h"}, 0, "-json", ""},
+		{[]string{"bogus"}, 2, "", `unknown command "bogus"`},
+		{[]string{"ifs", "extra"}, 2, "", `p2pd ifs: unexpected argument "extra"`},
+		{[]string{"version", "--nope"}, 2, "", "flag provided but not defined: -nope"},
+	} {
+		code, stdout, stderr := runCLI(tc.args...)
+		if code != tc.code || !strings.Contains(stdout, tc.inStdout) || !strings.Contains(stderr, tc.inStderr) {
+			t.Errorf("p2pd %s: exit %d, stdout %q, stderr %q; want exit %d with %q / %q",
+				strings.Join(tc.args, " "), code, stdout, stderr, tc.code, tc.inStdout, tc.inStderr)
+		}
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	code, stdout, _ := runCLI("version", "--json")
+	var v struct{ Version, Go, OS, Arch string }
+	if code != 0 || json.Unmarshal([]byte(stdout), &v) != nil || v.Version != "dev" || !strings.HasPrefix(v.Go, "go") {
+		t.Errorf("exit %d, output %q", code, stdout)
+	}
+}
+
+func TestIfs(t *testing.T) {
+	code, stdout, stderr := runCLI("ifs", "--json", "--loopback")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var ifs []struct {
+		Name   string
+		LAN    bool
+		Addrs  []struct{ IP, Scope string }
+		Routes []netif.Route
+	}
+	if err := json.Unmarshal([]byte(stdout), &ifs); err != nil {
+		t.Fatalf("ifs --json is not JSON: %v\n%s", err, stdout)
+	}
+	var lo bool
+	for _, i := range ifs {
+		if len(i.Addrs) > 0 && i.Addrs[0].IP == "127.0.0.1" {
+			lo = true
+			if !i.LAN || i.Addrs[0].Scope != "loopback" || len(i.Routes) == 0 || i.Routes[0].NIC[0].String() != "127.0.0.1" {
+				t.Errorf("loopback with --loopback: %+v", i)
+			}
+		}
+	}
+	if !lo {
+		t.Errorf("no loopback interface in %s", stdout)
+	}
+
+	code, stdout, _ = runCLI("ifs")
+	if code != 0 || !strings.Contains(stdout, "127.0.0.1/8") || !strings.Contains(stdout, "route IPv4") {
+		t.Errorf("ifs text output (exit %d):\n%s", code, stdout)
+	}
+}
+
+func TestScreenshotIsPNG(t *testing.T) {
+	// The committed README screenshot must stay a readable image.
+	f, err := os.Open("docs/screenshot.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Fatalf("docs/screenshot.png: %v", err)
+	}
+}
