@@ -34,10 +34,16 @@ func Run(info Info) {
 	w.ShowAndRun()
 }
 
-// NewMainWindow builds the main window of app a.
+// NewMainWindow builds the main window of app a and starts loading what it
+// shows, off the UI goroutine.
 func NewMainWindow(a fyne.App, info Info, nets NetSource) fyne.Window {
 	w := a.NewWindow("P2PD")
-	w.SetContent(NewHome(info, nets))
+	home := NewHome(info)
+	w.SetContent(home)
 	w.Resize(fyne.NewSize(720, 520))
+	go func() {
+		ifs, err := nets()
+		fyne.Do(func() { home.ShowNetwork(ifs, err) })
+	}()
 	return w
 }

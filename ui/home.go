@@ -21,17 +21,17 @@ type Home struct {
 	network *widget.Label
 }
 
-// NewHome builds the home screen; the network summary fills in once nets
-// answers, off the UI goroutine.
-func NewHome(info Info, nets NetSource) *Home {
+// NewHome builds the home screen; ShowNetwork fills in the network summary.
+func NewHome(info Info) *Home {
 	h := &Home{info: info, network: widget.NewLabel("Looking at your network…")}
 	h.network.Wrapping = fyne.TextWrapWord
 	h.ExtendBaseWidget(h)
-	go func() {
-		text := describeNetwork(nets())
-		fyne.Do(func() { h.network.SetText(text) })
-	}()
 	return h
+}
+
+// ShowNetwork shows what nets found; call it on the UI goroutine.
+func (h *Home) ShowNetwork(ifs []netif.Interface, err error) {
+	h.network.SetText(describeNetwork(ifs, err))
 }
 
 // CreateRenderer lays the screen out.
