@@ -94,6 +94,7 @@ func ScopeOf(a netip.Addr) Scope {
 // cgnat is the carrier-grade NAT range (RFC 6598): not reachable from the internet.
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
+// String names the scope: "loopback", "link-local", "private" or "global".
 func (s Scope) String() string {
 	switch s {
 	case ScopeLoopback:

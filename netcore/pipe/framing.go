@@ -24,6 +24,7 @@ const (
 	Lines
 )
 
+// String names the framing: "raw", "frames" or "lines".
 func (f Framing) String() string {
 	switch f {
 	case Raw:

@@ -43,6 +43,7 @@ const (
 	UDP
 )
 
+// String returns "tcp" or "udp".
 func (p Proto) String() string {
 	switch p {
 	case TCP:
@@ -133,7 +134,8 @@ type Pipe struct {
 	kind   kind
 	o      *options
 	conn   net.Conn
-	pc     *net.UDPConn
+	pc     net.PacketConn
+	udp    *net.UDPConn // pc when it is a UDP socket: its AddrPort methods do not allocate
 	ln     net.Listener
 	local  netip.AddrPort
 	remote netip.AddrPort
@@ -257,11 +259,7 @@ func Listen(ctx context.Context, proto Proto, local netip.AddrPort, opts ...Opti
 	switch proto {
 	case TCP:
 		var lc net.ListenConfig
-		network := "tcp4"
-		if familyOf(local.Addr()) == family6 {
-			network = "tcp6"
-		}
-		ln, err := lc.Listen(ctx, network, local.String())
+		ln, err := lc.Listen(ctx, network("tcp", local), local.String())
 		if err != nil {
 			return nil, fmt.Errorf("listening on tcp %s: %w", local, err)
 		}
@@ -286,13 +284,18 @@ func keepZone(bound, asked netip.AddrPort) netip.AddrPort {
 	return bound
 }
 
+// network names proto ("tcp" or "udp") for local's family alone: a
+// socket on "::" then serves IPv6 only, and IPv4 gets its own.
+func network(proto string, local netip.AddrPort) string {
+	if familyOf(local.Addr()) == family6 {
+		return proto + "6"
+	}
+	return proto + "4"
+}
+
 func listenUDP(ctx context.Context, local netip.AddrPort) (*net.UDPConn, error) {
 	var lc net.ListenConfig
-	network := "udp4"
-	if familyOf(local.Addr()) == family6 {
-		network = "udp6"
-	}
-	c, err := lc.ListenPacket(ctx, network, local.String())
+	c, err := lc.ListenPacket(ctx, network("udp", local), local.String())
 	if err != nil {
 		return nil, fmt.Errorf("listening on udp %s: %w", local, err)
 	}
@@ -309,9 +312,10 @@ func Wrap(c net.Conn, opts ...Option) (*Pipe, error) {
 	return newStream(c, o, nil), nil
 }
 
-// WrapPacket makes a pipe of a UDP socket; dest, if valid, is the default
-// destination of Send. The pipe owns c from now on.
-func WrapPacket(c *net.UDPConn, dest netip.AddrPort, opts ...Option) (*Pipe, error) {
+// WrapPacket makes a pipe of a packet socket: a UDP socket, or any
+// net.PacketConn with IP addresses, such as a TURN relay allocation. dest,
+// if valid, is the default destination of Send. The pipe owns c from now on.
+func WrapPacket(c net.PacketConn, dest netip.AddrPort, opts ...Option) (*Pipe, error) {
 	o, err := buildOptions(opts)
 	if err != nil {
 		return nil, err
@@ -355,19 +359,38 @@ func newStream(c net.Conn, o *options, parent *Pipe) *Pipe {
 
 // newPacket makes a UDP pipe; asked is the local address the socket was
 // bound to, if known, and remote the default destination, if any.
-func newPacket(c *net.UDPConn, o *options, asked, remote netip.AddrPort) *Pipe {
+func newPacket(c net.PacketConn, o *options, asked, remote netip.AddrPort) *Pipe {
 	p := newPipe(UDP, kindPacket, o, nil)
 	p.pc = c
+	p.udp, _ = c.(*net.UDPConn)
 	p.local, p.remote = keepZone(addrPortOf(c.LocalAddr()), asked), normalize(remote)
 	scratch := make([]byte, readBufSize)
 	p.start(func() error {
-		n, from, err := c.ReadFromUDPAddrPort(scratch)
+		n, from, err := p.readFrom(scratch)
 		if err == nil {
-			p.dispatch(copyBuffer(scratch[:n]), normalize(from))
+			p.dispatch(copyBuffer(scratch[:n]), from)
 		}
 		return err
 	}, c.SetReadDeadline)
 	return p
+}
+
+func (p *Pipe) readFrom(b []byte) (int, netip.AddrPort, error) {
+	if p.udp != nil {
+		n, from, err := p.udp.ReadFromUDPAddrPort(b)
+		return n, normalize(from), err
+	}
+	n, from, err := p.pc.ReadFrom(b)
+	return n, addrPortOf(from), err
+}
+
+func (p *Pipe) sendTo(msg []byte, dest netip.AddrPort) error {
+	if p.udp != nil {
+		_, err := p.udp.WriteToUDPAddrPort(msg, dest)
+		return err
+	}
+	_, err := p.pc.WriteTo(msg, net.UDPAddrFromAddrPort(dest))
+	return err
 }
 
 // start subscribes a pipe with a destination and starts its pump.
@@ -909,14 +932,12 @@ const coalesceLimit = 16 << 10
 
 func (p *Pipe) writeTo(ctx context.Context, msg []byte, dest netip.AddrPort) error {
 	if ctx.Done() == nil {
-		_, err := p.pc.WriteToUDPAddrPort(msg, dest)
-		return err
+		return p.sendTo(msg, dest)
 	}
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
 	defer watchDeadline(ctx, p.pc)()
-	_, err := p.pc.WriteToUDPAddrPort(msg, dest)
-	return ctxErr(ctx, err)
+	return ctxErr(ctx, p.sendTo(msg, dest))
 }
 
 // ctxErr reports a write that failed because ctx ended as ctx's error: a

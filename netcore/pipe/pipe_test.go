@@ -536,22 +536,8 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("oversize frame", func(t *testing.T) {
-		ended := make(chan error, 1)
-		srv := mustListen(t, TCP, lo4, WithFraming(Frames), WithMaxFrame(1024),
-			WithEndHandler(func(p *Pipe, err error) {
-				if !p.IsServer() {
-					ended <- err
-				}
-			}))
-		c, err := net.Dial("tcp", srv.LocalAddr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.Write(binary.BigEndian.AppendUint32(nil, 1<<30)) // announces 1 GiB
-		if err := <-ended; !errors.Is(err, ErrFrameTooLarge) {
-			t.Errorf("end reason = %v, want ErrFrameTooLarge", err)
-		}
+		srv := endsWith(t, ErrFrameTooLarge, binary.BigEndian.AppendUint32(nil, 1<<30), // announces 1 GiB
+			WithFraming(Frames), WithMaxFrame(1024))
 		// The sender side refuses to send one at all.
 		cli := mustOpen(t, TCP, srv.LocalAddr(), WithFraming(Frames), WithMaxFrame(1024))
 		if err := cli.Send(ctx, make([]byte, 1025), netip.AddrPort{}); !errors.Is(err, ErrFrameTooLarge) {
@@ -562,22 +548,7 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("line too long", func(t *testing.T) {
-		ended := make(chan error, 1)
-		srv := mustListen(t, TCP, lo4, WithFraming(Lines), WithMaxFrame(100),
-			WithEndHandler(func(p *Pipe, err error) {
-				if !p.IsServer() {
-					ended <- err
-				}
-			}))
-		c, err := net.Dial("tcp", srv.LocalAddr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.Write(bytes.Repeat([]byte("z"), 200000))
-		if err := <-ended; !errors.Is(err, ErrFrameTooLarge) {
-			t.Errorf("end reason = %v, want ErrFrameTooLarge", err)
-		}
+		endsWith(t, ErrFrameTooLarge, bytes.Repeat([]byte("z"), 200000), WithFraming(Lines), WithMaxFrame(100))
 	})
 	t.Run("peer closes mid-frame", func(t *testing.T) {
 		srv := mustListen(t, TCP, lo4, WithFraming(Frames))
@@ -618,6 +589,28 @@ func TestBadInput(t *testing.T) {
 			t.Error("TCP send to a stranger succeeded")
 		}
 	})
+}
+
+// endsWith starts a TCP server with opts, sends it wire from a raw client
+// and checks that the client's pipe on the server ends with want.
+func endsWith(t *testing.T, want error, wire []byte, opts ...Option) *Pipe {
+	t.Helper()
+	ended := make(chan error, 1)
+	srv := mustListen(t, TCP, lo4, append(opts, WithEndHandler(func(p *Pipe, err error) {
+		if !p.IsServer() {
+			ended <- err
+		}
+	}))...)
+	c, err := net.Dial("tcp", srv.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(wire)
+	if err := <-ended; !errors.Is(err, want) {
+		t.Errorf("end reason = %v, want %v", err, want)
+	}
+	return srv
 }
 
 func TestSendObeysContext(t *testing.T) {
@@ -793,4 +786,23 @@ func TestWrap(t *testing.T) {
 	if counted.Load() != 1 {
 		t.Errorf("end handler ran %d times, want once", counted.Load())
 	}
+
+	// Any net.PacketConn works, not only UDP sockets (a TURN allocation is one).
+	uc2, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(lo4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := WrapPacket(opaquePacketConn{uc2}, srv.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	pg.Send(testCtx(t), []byte("generic"), netip.AddrPort{})
+	m, err := pg.Recv(testCtx(t), SubAll)
+	if err != nil || string(m.Data) != "generic" || m.From != srv.LocalAddr() {
+		t.Errorf("got %q from %v (%v), want the echo from %v", m.Data, m.From, err, srv.LocalAddr())
+	}
 }
+
+// opaquePacketConn hides the concrete socket type behind net.PacketConn.
+type opaquePacketConn struct{ net.PacketConn }
