@@ -37,7 +37,7 @@ lint:
 
 unit:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -parallel 8 -timeout 20m ./...
 
 # Benchmarks report each figure next to its baseline from the same run
 # (pipe vs raw socket); see the "ratio" columns.

@@ -11,7 +11,11 @@ BUILD="gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev
 libxinerama-dev libxi-dev libxxf86vm-dev libxkbcommon-dev"
 # Network-namespace tests use iproute2; the GUI smoke run draws on Xvfb,
 # finds its window with xwininfo and takes a screenshot with xwd + netpbm.
-TEST="iproute2 xvfb xauth x11-utils x11-apps netpbm"
+# The NAT lab (netcore/natlab) builds routers with nftables and iptables and
+# runs the real servers: coturn, mosquitto, chrony, miniupnpd.
+TEST="iproute2 xvfb xauth x11-utils x11-apps netpbm
+nftables iptables conntrack coturn mosquitto mosquitto-clients chrony
+miniupnpd-iptables miniupnpc natpmpc"
 
 case "${1:-build}" in
 build) want="$BUILD" ;;
@@ -44,6 +48,13 @@ fi
 
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# The lab starts its servers itself, inside namespaces; installing them must
+# not start coturn, mosquitto, chrony or miniupnpd on this machine.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+	$SUDO chmod +x /usr/sbin/policy-rc.d
+	trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 # A fresh machine has no package lists yet; refresh them once per run.
 $SUDO apt-get -qq update >/dev/null
 # shellcheck disable=SC2086 # word splitting of the package list is intended

@@ -1,0 +1,289 @@
+// Package config holds P2PD's settings: the public servers it relies on
+// (STUN, MQTT, TURN, NTP) and where it keeps its data.
+//
+// Defaults point at public infrastructure. A JSON file given with --config
+// PATH or P2PD_CONFIG replaces any list it names and keeps the defaults for
+// the rest:
+//
+//	{ "stun": ["udp://203.0.113.1:3478", "tcp://203.0.113.1:3478"],
+//	  "mqtt": ["tcp://203.0.113.1:1883"],
+//	  "turn": [{"url": "turn:203.0.113.1:3478", "user": "test", "pass": "test", "realm": "natlab"}],
+//	  "ntp":  ["203.0.113.1"] }
+//
+// Unknown keys and malformed values are errors that name the key, so a typo
+// never silently falls back to a default. P2PD_HOME chooses the data dir
+// (identity, history); it defaults to the user's config dir.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Config is the set of servers P2PD uses.
+type Config struct {
+	// STUN servers as "udp://host:port" or "tcp://host:port"; the port
+	// defaults to 3478.
+	STUN []string `json:"stun"`
+	// MQTT brokers for signaling, as "tcp://host:port" (port 1883 by default).
+	MQTT []string `json:"mqtt"`
+	// TURN relays with their long-term credentials.
+	TURN []TURN `json:"turn"`
+	// NTP servers, as "host" or "host:port" (port 123 by default).
+	NTP []string `json:"ntp"`
+}
+
+// TURN is a TURN relay and its long-term credentials.
+type TURN struct {
+	URL   string `json:"url"` // "turn:host:port" (UDP) or "turn:host:port?transport=tcp"
+	User  string `json:"user,omitempty"`
+	Pass  string `json:"pass,omitempty"`
+	Realm string `json:"realm,omitempty"`
+}
+
+// Default returns the built-in public servers.
+func Default() Config {
+	return Config{
+		// Servers with a second IP and port answer RFC 5780 change requests,
+		// which NAT filtering discovery needs; the others only report the
+		// external address.
+		STUN: []string{
+			"udp://stun.hot-chilli.net:3478",
+			"udp://stun.aaisp.co.uk:3478",
+			"udp://stun.cloudflare.com:3478",
+			"udp://stun.l.google.com:19302",
+			"tcp://stun.hot-chilli.net:3478",
+			"tcp://stun.nextcloud.com:443",
+		},
+		MQTT: []string{
+			"tcp://test.mosquitto.org:1883",
+			"tcp://broker.hivemq.com:1883",
+			"tcp://broker.emqx.io:1883",
+		},
+		TURN: []TURN{
+			{URL: "turn:158.69.27.176:4589", Realm: "p2pd.net"},
+		},
+		NTP: []string{"time.google.com", "time.cloudflare.com", "pool.ntp.org"},
+	}
+}
+
+// Endpoint is a parsed server address.
+type Endpoint struct {
+	Proto string // "udp" or "tcp"
+	Host  string // name or IP literal
+	Port  uint16
+}
+
+// Addr returns "host:port".
+func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))) }
+
+// String returns the endpoint in the config's URL form.
+func (e Endpoint) String() string { return e.Proto + "://" + e.Addr() }
+
+// STUNEndpoints returns the parsed STUN servers.
+func (c Config) STUNEndpoints() ([]Endpoint, error) {
+	return endpoints("stun", c.STUN, map[string]uint16{"udp": 3478, "tcp": 3478})
+}
+
+// MQTTEndpoints returns the parsed MQTT brokers.
+func (c Config) MQTTEndpoints() ([]Endpoint, error) {
+	return endpoints("mqtt", c.MQTT, map[string]uint16{"tcp": 1883})
+}
+
+// NTPEndpoints returns the parsed NTP servers (always UDP).
+func (c Config) NTPEndpoints() ([]Endpoint, error) {
+	out := make([]Endpoint, 0, len(c.NTP))
+	for i, s := range c.NTP {
+		host, port, err := splitHostPort(s, 123)
+		if err != nil {
+			return nil, keyErr("ntp", i, s, err)
+		}
+		out = append(out, Endpoint{Proto: "udp", Host: host, Port: port})
+	}
+	return out, nil
+}
+
+// Endpoint parses the TURN server's URL.
+func (t TURN) Endpoint() (Endpoint, error) {
+	rest, ok := strings.CutPrefix(t.URL, "turn:")
+	if !ok {
+		return Endpoint{}, errors.New(`want "turn:host:port"`)
+	}
+	addr, query, _ := strings.Cut(rest, "?")
+	host, port, err := splitHostPort(addr, 3478)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	proto := "udp"
+	if query != "" {
+		q, err := url.ParseQuery(query)
+		if err != nil || (q.Get("transport") != "udp" && q.Get("transport") != "tcp") {
+			return Endpoint{}, fmt.Errorf("query %q: want transport=udp or transport=tcp", query)
+		}
+		proto = q.Get("transport")
+	}
+	return Endpoint{Proto: proto, Host: host, Port: port}, nil
+}
+
+func endpoints(key string, list []string, defaultPorts map[string]uint16) ([]Endpoint, error) {
+	out := make([]Endpoint, 0, len(list))
+	for i, s := range list {
+		scheme, addr, ok := strings.Cut(s, "://")
+		port, known := defaultPorts[scheme]
+		if !ok || !known {
+			schemes := make([]string, 0, len(defaultPorts))
+			for k := range defaultPorts {
+				schemes = append(schemes, k+"://host:port")
+			}
+			return nil, keyErr(key, i, s, fmt.Errorf("want %s", strings.Join(schemes, " or ")))
+		}
+		host, p, err := splitHostPort(addr, port)
+		if err != nil {
+			return nil, keyErr(key, i, s, err)
+		}
+		out = append(out, Endpoint{Proto: scheme, Host: host, Port: p})
+	}
+	return out, nil
+}
+
+// splitHostPort accepts "host", "host:port", "[v6]:port" and a bare IPv6.
+func splitHostPort(s string, defaultPort uint16) (string, uint16, error) {
+	if s == "" {
+		return "", 0, errors.New("empty address")
+	}
+	if ip := net.ParseIP(strings.Trim(s, "[]")); ip != nil {
+		return ip.String(), defaultPort, nil
+	}
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		if strings.Contains(err.Error(), "missing port") {
+			return s, defaultPort, nil
+		}
+		return "", 0, err
+	}
+	if host == "" {
+		return "", 0, errors.New("missing host")
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return "", 0, fmt.Errorf("port %q is not a number from 1 to 65535", portStr)
+	}
+	return host, uint16(port), nil
+}
+
+func keyErr(key string, i int, val string, err error) error {
+	return fmt.Errorf("%q[%d] = %q: %w", key, i, val, err)
+}
+
+// Validate checks every entry.
+func (c Config) Validate() error {
+	if _, err := c.STUNEndpoints(); err != nil {
+		return err
+	}
+	if _, err := c.MQTTEndpoints(); err != nil {
+		return err
+	}
+	if _, err := c.NTPEndpoints(); err != nil {
+		return err
+	}
+	for i, t := range c.TURN {
+		if _, err := t.Endpoint(); err != nil {
+			return fmt.Errorf("%q[%d].url = %q: %w", "turn", i, t.URL, err)
+		}
+	}
+	return nil
+}
+
+// Parse reads a config file's JSON over the defaults.
+func Parse(r io.Reader) (Config, error) {
+	// Pointers tell a key that is absent (keep the default) from one that
+	// is present, even as an empty list (use no servers of that kind).
+	var file struct {
+		STUN *[]string `json:"stun"`
+		MQTT *[]string `json:"mqtt"`
+		TURN *[]TURN   `json:"turn"`
+		NTP  *[]string `json:"ntp"`
+	}
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return Config{}, fmt.Errorf("key %q: want %s, found JSON %s", ute.Field, ute.Type, ute.Value)
+		}
+		if after, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return Config{}, fmt.Errorf("unknown key %s (known keys: stun, mqtt, turn, ntp)", after)
+		}
+		return Config{}, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if dec.More() {
+		return Config{}, errors.New("not valid JSON: more than one value")
+	}
+	c := Default()
+	if file.STUN != nil {
+		c.STUN = *file.STUN
+	}
+	if file.MQTT != nil {
+		c.MQTT = *file.MQTT
+	}
+	if file.TURN != nil {
+		c.TURN = *file.TURN
+	}
+	if file.NTP != nil {
+		c.NTP = *file.NTP
+	}
+	return c, c.Validate()
+}
+
+// Load reads the config file at path.
+func Load(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	c, err := Parse(f)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// EnvConfig names the environment variable with the config file's path.
+const EnvConfig = "P2PD_CONFIG"
+
+// EnvHome names the environment variable with the data dir.
+const EnvHome = "P2PD_HOME"
+
+// Resolve loads the config file named by flagPath, else by P2PD_CONFIG,
+// else returns the defaults.
+func Resolve(flagPath string) (Config, error) {
+	path := flagPath
+	if path == "" {
+		path = os.Getenv(EnvConfig)
+	}
+	if path == "" {
+		return Default(), nil
+	}
+	return Load(path)
+}
+
+// Home returns the data dir: P2PD_HOME, or "p2pd" in the user's config dir.
+func Home() (string, error) {
+	if h := os.Getenv(EnvHome); h != "" {
+		return h, nil
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("finding a data dir (set %s): %w", EnvHome, err)
+	}
+	return filepath.Join(dir, "p2pd"), nil
+}
