@@ -190,6 +190,7 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 	inet := []string{
+		"route add blackhole " + SilentIP.String(),
 		"addr add " + ServerIP1.String() + "/32 dev lo",
 		"addr add " + ServerIP2.String() + "/32 dev lo",
 		"addr add " + ServerIP1v6.String() + "/128 dev lo",
@@ -240,6 +241,16 @@ func (l *Lab) build(ctx context.Context) error {
 		return err
 	}
 
+	// IPv6 neighbour discovery needs each link's link-local address, which
+	// the kernel adds a few milliseconds after the link comes up; traffic
+	// sent before then waits out a one-second retransmission.
+	links := map[string]int{l.Inet: 2, l.A.Router: 2, l.B.Router: 2, l.A.Host: 1, l.B.Host: 1}
+	for ns, n := range links {
+		if err := waitLinkLocal(ctx, ns, n); err != nil {
+			return err
+		}
+	}
+
 	forwarding := []string{"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
 		"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"}
 	if _, err := netns.Exec(ctx, l.Inet, "sysctl", append([]string{"-qw"}, forwarding...)...); err != nil {
@@ -263,6 +274,31 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitLinkLocal waits until n interfaces of namespace ns have a usable
+// IPv6 link-local address.
+func waitLinkLocal(ctx context.Context, ns string, n int) error {
+	for {
+		out, err := netns.Exec(ctx, ns, "ip", "-6", "-o", "addr", "show", "scope", "link")
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "inet6 fe80:") && !strings.Contains(line, "tentative") {
+				ready++
+			}
+		}
+		if ready >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: links have no IPv6 link-local addresses:\n%s", ns, out)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 // batch runs `ip -batch` with cmds inside namespace ns.

@@ -276,4 +276,7 @@ var (
 	// ServerIP1v6 and ServerIP2v6 are their IPv6 twins.
 	ServerIP1v6 = netip.MustParseAddr("fd00:64::1")
 	ServerIP2v6 = netip.MustParseAddr("fd00:64::2")
+	// SilentIP is an internet address where packets vanish without an
+	// answer: a server that is down behind a firewall.
+	SilentIP = netip.MustParseAddr("203.0.113.9")
 )

@@ -34,6 +34,7 @@ type options struct {
 	noAutoSub  bool
 	local      netip.AddrPort
 	hasLocal   bool
+	reuse      bool
 	resolver   *net.Resolver
 	dnsTimeout time.Duration
 	dedupSize  int
@@ -121,6 +122,12 @@ func WithRoute(r netif.Route) Option {
 		o.local, o.hasLocal = local, true
 		return nil
 	}
+}
+
+// WithReuse lets the pipe's socket share its local port with others (see
+// [ReuseControl]).
+func WithReuse() Option {
+	return func(o *options) error { o.reuse = true; return nil }
 }
 
 // WithResolver sets the DNS resolver for host names (default net.DefaultResolver).

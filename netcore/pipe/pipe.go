@@ -220,6 +220,9 @@ func Open(ctx context.Context, proto Proto, dest string, opts ...Option) (*Pipe,
 			if o.hasLocal {
 				d.LocalAddr = net.TCPAddrFromAddrPort(o.local)
 			}
+			if o.reuse {
+				d.Control = ReuseControl
+			}
 			c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, port).String())
 			if err == nil {
 				return newStream(c, o, nil), nil
@@ -236,7 +239,7 @@ func Open(ctx context.Context, proto Proto, dest string, opts ...Option) (*Pipe,
 		if !o.hasLocal {
 			local = netip.AddrPortFrom(unspecified(familyOf(remote.Addr())), 0)
 		}
-		pc, err := listenUDP(ctx, local)
+		pc, err := listenUDP(ctx, local, o.reuse)
 		if err != nil {
 			return nil, err
 		}
@@ -259,13 +262,16 @@ func Listen(ctx context.Context, proto Proto, local netip.AddrPort, opts ...Opti
 	switch proto {
 	case TCP:
 		var lc net.ListenConfig
+		if o.reuse {
+			lc.Control = ReuseControl
+		}
 		ln, err := lc.Listen(ctx, network("tcp", local), local.String())
 		if err != nil {
 			return nil, fmt.Errorf("listening on tcp %s: %w", local, err)
 		}
 		return newServer(ln, o, local), nil
 	case UDP:
-		pc, err := listenUDP(ctx, local)
+		pc, err := listenUDP(ctx, local, o.reuse)
 		if err != nil {
 			return nil, err
 		}
@@ -293,8 +299,11 @@ func network(proto string, local netip.AddrPort) string {
 	return proto + "4"
 }
 
-func listenUDP(ctx context.Context, local netip.AddrPort) (*net.UDPConn, error) {
+func listenUDP(ctx context.Context, local netip.AddrPort, reuse bool) (*net.UDPConn, error) {
 	var lc net.ListenConfig
+	if reuse {
+		lc.Control = ReuseControl
+	}
 	c, err := lc.ListenPacket(ctx, network("udp", local), local.String())
 	if err != nil {
 		return nil, fmt.Errorf("listening on udp %s: %w", local, err)

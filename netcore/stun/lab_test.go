@@ -1,0 +1,191 @@
+package stun
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"p2pd/netcore/config"
+	"p2pd/netcore/natlab"
+)
+
+func TestMain(m *testing.M) {
+	natlab.ChildMain(map[string]natlab.ChildFunc{
+		// discover profiles the NAT from args[0] with the servers in args[1:].
+		"discover": func(args []string) error {
+			local := netip.MustParseAddr(args[0])
+			c := config.Config{STUN: args[1:]}
+			eps, err := c.STUNEndpoints()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			servers, _ := Resolve(ctx, eps)
+			start := time.Now()
+			p, res, err := Discover(ctx, local, servers)
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(os.Stdout).Encode(childProfile{p, res, time.Since(start)})
+		},
+	})
+	os.Exit(m.Run())
+}
+
+type childProfile struct {
+	Profile *Profile
+	Servers []ServerResult
+	Took    time.Duration
+}
+
+// labServers are the lab's STUN servers as a node's config lists them.
+var labServers = []string{"udp://203.0.113.1:3478", "tcp://203.0.113.1:3478", "udp://[fd00:64::1]:3478", "tcp://[fd00:64::1]:3478"}
+
+func discoverIn(t *testing.T, l *natlab.Lab, site *natlab.Site, local netip.Addr) childProfile {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := l.Run(ctx, site.Host, "discover", append([]string{local.String()}, labServers...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp childProfile
+	if err := json.Unmarshal(out, &cp); err != nil {
+		t.Fatalf("discover printed %q: %v", out, err)
+	}
+	return cp
+}
+
+// TestDiscoveryAgreesWithCoturn profiles every lab preset and compares the
+// mapping and filtering verdicts with coturn's turnutils_natdiscovery, run
+// from the same host; the port allocation must match what the router does.
+func TestDiscoveryAgreesWithCoturn(t *testing.T) {
+	natlab.Require(t)
+	presets := natlab.Matrix()
+	for i := 0; i < len(presets); i += 2 {
+		pair := presets[i:min(i+2, len(presets))]
+		t.Run(pair[0].String(), func(t *testing.T) {
+			t.Parallel()
+			cfg := natlab.Config{A: pair[0], TURN: true}
+			if len(pair) > 1 {
+				cfg.B = pair[1]
+			}
+			l := natlab.New(t, cfg)
+			var wg sync.WaitGroup
+			for i, site := range l.Sites()[:len(pair)] {
+				nat := pair[i]
+				wg.Go(func() {
+					ours := discoverIn(t, l, site, site.Host4)
+					p := ours.Profile
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					m, f, err := l.NatDiscovery(ctx, site.Host)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					got := p.Mapping.Short("M") + "+" + p.Filtering.Short("F")
+					if got != m+"+"+f {
+						t.Errorf("%v: we say %s, turnutils_natdiscovery says %s+%s", nat, got, m, f)
+					}
+					t.Logf("%v: %s, type %v, UDP ports %v, TCP ports %v, TCP mapping %v, hairpin %v, in %v",
+						nat, got, p.Type(), p.UDPPorts, p.TCPPorts, p.TCPMapping.Short("M"), p.Hairpin, ours.Took.Round(time.Millisecond))
+					checkProfile(t, nat, site, p)
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// checkProfile checks what turnutils does not report: translation, port
+// allocation, TCP and hairpinning.
+func checkProfile(t *testing.T, nat natlab.NAT, site *natlab.Site, p *Profile) {
+	t.Helper()
+	wantExternal := site.WAN4
+	if nat.Mapping == natlab.MapNone {
+		wantExternal = site.Host4
+	}
+	if p.External.Addr() != wantExternal || p.NAT != (nat.Mapping != natlab.MapNone) || !p.UDP || !p.TCP {
+		t.Errorf("%v: external %v (NAT %v, UDP %v, TCP %v), want %v behind NAT=%v over UDP and TCP",
+			nat, p.External, p.NAT, p.UDP, p.TCP, wantExternal, nat.Mapping != natlab.MapNone)
+	}
+	// The lab's routers do not hairpin; a host without NAT reaches its own
+	// address directly.
+	if wantHairpin := map[bool]Tri{true: No, false: Yes}[p.NAT]; p.Hairpin != wantHairpin {
+		t.Errorf("%v: hairpin %v, want %v", nat, p.Hairpin, wantHairpin)
+	}
+	wantPorts := map[natlab.Mapping]Delta{
+		natlab.MapEIM:            DeltaEqual,
+		natlab.MapNone:           DeltaEqual,
+		natlab.MapEIMRandom:      DeltaRandom,
+		natlab.MapADM:            DeltaRandom,
+		natlab.MapAPDM:           DeltaRandom,
+		natlab.MapAPDMSequential: DeltaIndependent,
+	}[nat.Mapping]
+	for proto, pp := range map[string]PortPattern{"UDP": p.UDPPorts, "TCP": p.TCPPorts} {
+		if pp.Kind != wantPorts || (wantPorts == DeltaIndependent && pp.Step != 1) {
+			t.Errorf("%v: %s port allocation %v %v, want %v", nat, proto, pp, pp.Samples, wantPorts)
+		}
+	}
+	wantTCP, _ := nat.RFC4787()
+	if p.TCPMapping.Short("M") != wantTCP {
+		t.Errorf("%v: TCP mapping %v, want %s", nat, p.TCPMapping, wantTCP)
+	}
+	if nat.Mapping == natlab.MapEIM && !p.PreservesPorts() {
+		t.Errorf("%v: port preservation not seen", nat)
+	}
+}
+
+// TestDiscoveryIPv6 profiles the routed IPv6 path: no translation, and a
+// stateful firewall that filters per address and port.
+func TestDiscoveryIPv6(t *testing.T) {
+	l := natlab.New(t, natlab.Config{A: natlab.NAT{}, B: natlab.NAT{IPv6Open: true}, TURN: true})
+	for _, tc := range []struct {
+		site *natlab.Site
+		want Behaviour
+		typ  NATType
+	}{{l.A, AddressPortDependent, TypeFirewall}, {l.B, EndpointIndependent, TypeOpen}} {
+		p := discoverIn(t, l, tc.site, tc.site.Host6).Profile
+		if p.NAT || p.External.Addr() != tc.site.Host6 || p.Filtering != tc.want || p.Type() != tc.typ {
+			t.Errorf("site %s IPv6: NAT %v external %v filtering %v type %v; want no NAT, %v, %v, %v",
+				tc.site.Name, p.NAT, p.External, p.Filtering, p.Type(), tc.site.Host6, tc.want, tc.typ)
+		}
+	}
+}
+
+// TestDeadServerDoesNotStall lists a STUN server that never answers first:
+// discovery still finishes quickly with the live one and names the dead one.
+func TestDeadServerDoesNotStall(t *testing.T) {
+	l := natlab.New(t, natlab.Config{TURN: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	silent := netip.AddrPortFrom(natlab.SilentIP, 3478).String()
+	out, err := l.Run(ctx, l.A.Host, "discover", l.A.Host4.String(), "udp://"+silent, "tcp://"+silent, "udp://203.0.113.1:3478", "tcp://203.0.113.1:3478")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp childProfile
+	if err := json.Unmarshal(out, &cp); err != nil {
+		t.Fatal(err)
+	}
+	if cp.Profile.Mapping != EndpointIndependent || cp.Profile.Filtering != AddressPortDependent {
+		t.Errorf("with a dead server listed: %v+%v", cp.Profile.Mapping, cp.Profile.Filtering)
+	}
+	var dead []string
+	for _, r := range cp.Servers {
+		if !r.OK {
+			dead = append(dead, r.Server)
+		}
+	}
+	if fmt.Sprint(dead) != "[udp://203.0.113.9:3478 tcp://203.0.113.9:3478]" {
+		t.Errorf("failed servers = %v, want the two dead ones", dead)
+	}
+	t.Logf("discovery with a dead server took %v", cp.Took)
+}
