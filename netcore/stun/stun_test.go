@@ -65,7 +65,7 @@ func (l *liar) serve() {
 	}
 }
 
-func (l *liar) addr() netip.AddrPort  { return l.primary.LocalAddr().(*net.UDPAddr).AddrPort() }
+func (l *liar) addr() netip.AddrPort      { return l.primary.LocalAddr().(*net.UDPAddr).AddrPort() }
 func (l *liar) otherAddr() netip.AddrPort { return l.other.LocalAddr().(*net.UDPAddr).AddrPort() }
 
 // stunReply builds a Binding success response to req with the given extra setters.
