@@ -55,7 +55,7 @@ func TestCombine(t *testing.T) {
 
 func TestZeroClockIsSystemClock(t *testing.T) {
 	var c Clock
-	if d := c.Now().Sub(time.Now()).Abs(); d > time.Second {
+	if d := time.Until(c.Now()).Abs(); d > time.Second {
 		t.Errorf("zero clock off by %v", d)
 	}
 	if _, err := c.Sync(context.Background(), nil); err == nil {
@@ -83,7 +83,7 @@ func TestMain(m *testing.M) {
 				Err    string
 				Skew   time.Duration
 				Took   time.Duration
-			}{r, errString(err), c.Now().Sub(time.Now()), took})
+			}{r, errString(err), time.Until(c.Now()), took})
 		},
 	})
 	os.Exit(m.Run())
