@@ -6,6 +6,7 @@
 //
 //	p2pd version [--json]   show the build
 //	p2pd ifs [--json]       list network interfaces, addresses and routes
+//	p2pd nat [--json]       diagnose the network and explain what the NAT does
 //
 // Exit codes: 0 success, 1 failure (one line on stderr says why), 2 usage.
 package main
@@ -37,6 +38,7 @@ type command struct {
 var commands = map[string]command{
 	"version": {"show the version of this build", cmdVersion},
 	"ifs":     {"list network interfaces, their addresses, default routes and routes", cmdIfs},
+	"nat":     {"diagnose the network: external addresses, NAT behaviour, port mapping, clock, servers", cmdNat},
 }
 
 // usageError is a mistake in how p2pd was called (exit code 2).
@@ -115,6 +117,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 }
 
 // oneLine keeps an error's report to one line.
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
-}
+func oneLine(err error) string { return flatten(err.Error()) }
+
+// flatten joins a multi-line text into one line.
+func flatten(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -124,3 +124,74 @@ func TestMain(m *testing.M) {
 	})
 	os.Exit(m.Run())
 }
+
+// udpIn opens a UDP socket in namespace ns.
+func udpIn(t *testing.T, ns, addr string) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	if err := netns.Do(ns, func() error {
+		pc, err := net.ListenPacket("udp4", addr)
+		if err == nil {
+			c = pc.(*net.UDPConn)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestLoss sends datagrams through a router that drops 50% of forwarded
+// packets and counts what arrives.
+func TestLoss(t *testing.T) {
+	l := New(t, Config{A: NAT{Loss: 50}})
+	server := udpIn(t, l.Inet, "203.0.113.1:0")
+	client := udpIn(t, l.A.Host, "0.0.0.0:0")
+	const n = 400
+	for i := range n {
+		client.WriteToUDPAddrPort([]byte{byte(i)}, server.LocalAddr().(*net.UDPAddr).AddrPort())
+	}
+	got := 0
+	buf := make([]byte, 16)
+	server.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		if _, _, err := server.ReadFromUDPAddrPort(buf); err != nil {
+			break
+		}
+		got++
+	}
+	// 400 fair coin flips land within 35%..65% but for one run in billions.
+	if got < n*35/100 || got > n*65/100 {
+		t.Errorf("%d of %d datagrams arrived through a 50%% lossy router", got, n)
+	}
+}
+
+// TestShortUDPTimeout checks that a mapping lets replies in while fresh
+// and forgets them once idle longer than the router's UDP timeout.
+func TestShortUDPTimeout(t *testing.T) {
+	l := New(t, Config{A: NAT{UDPTimeout: time.Second}})
+	server := udpIn(t, l.Inet, "203.0.113.1:0")
+	client := udpIn(t, l.A.Host, "0.0.0.0:0")
+	to := server.LocalAddr().(*net.UDPAddr).AddrPort()
+	client.WriteToUDPAddrPort([]byte("out"), to)
+	buf := make([]byte, 16)
+	server.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, mapped, err := server.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := func() error {
+		server.WriteToUDPAddrPort([]byte("in"), mapped)
+		client.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _, err := client.ReadFromUDPAddrPort(buf)
+		return err
+	}
+	if err := reply(); err != nil {
+		t.Fatalf("a fresh mapping dropped the reply: %v", err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if err := reply(); err == nil {
+		t.Error("the mapping outlived the router's 1 s UDP timeout")
+	}
+}

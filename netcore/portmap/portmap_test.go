@@ -52,6 +52,15 @@ func childMap(args []string) error {
 	if err != nil {
 		return enc.Encode(map[string]string{"error": err.Error()})
 	}
+	// Renewing must push the lease's end out.
+	before := m.GoodUntil()
+	time.Sleep(10 * time.Millisecond)
+	if err := m.Renew(ctx); err != nil {
+		return enc.Encode(map[string]string{"error": "renew: " + err.Error()})
+	}
+	if !m.GoodUntil().After(before) {
+		return enc.Encode(map[string]string{"error": "renewal did not extend the lease"})
+	}
 	k := Keep(m, nil)
 	if err := enc.Encode(map[string]any{"method": m.Method(), "external": m.External(), "until": m.GoodUntil()}); err != nil {
 		return err
