@@ -26,10 +26,11 @@ type pmpMapping struct {
 	proto string
 	local netip.AddrPort
 
-	mu    sync.Mutex
-	ext   netip.AddrPort
-	until time.Time
 	lease time.Duration
+	leaseEnd
+
+	mu  sync.Mutex
+	ext netip.AddrPort
 }
 
 func pmpMap(ctx context.Context, gw netip.Addr, local netip.AddrPort, proto string, lease time.Duration) (*pmpMapping, error) {
@@ -51,12 +52,6 @@ func (m *pmpMapping) External() netip.AddrPort {
 	return m.ext
 }
 
-func (m *pmpMapping) GoodUntil() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.until
-}
-
 // Renew asks for the mapping again, for the port the router gave last time.
 func (m *pmpMapping) Renew(ctx context.Context) error {
 	m.mu.Lock()
@@ -68,9 +63,9 @@ func (m *pmpMapping) Renew(ctx context.Context) error {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.ext = netip.AddrPortFrom(m.ext.Addr(), r.MappedExternalPort)
-	m.until = time.Now().Add(time.Duration(r.PortMappingLifetimeInSeconds) * time.Second)
+	m.mu.Unlock()
+	m.set(time.Now().Add(time.Duration(r.PortMappingLifetimeInSeconds) * time.Second))
 	return nil
 }
 

@@ -189,6 +189,25 @@ func (k *Keeper) Close() error {
 	return k.m.Release(ctx)
 }
 
+// leaseEnd is when a mapping's lease runs out, safe for concurrent use.
+type leaseEnd struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+// GoodUntil returns when the lease ends if not renewed.
+func (l *leaseEnd) GoodUntil() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.until
+}
+
+func (l *leaseEnd) set(t time.Time) {
+	l.mu.Lock()
+	l.until = t
+	l.mu.Unlock()
+}
+
 // budget returns the time left for a call that takes a timeout, not a
 // context: at most limit, at least a millisecond.
 func budget(ctx context.Context, limit time.Duration) time.Duration {

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/huin/goupnp"
@@ -160,21 +159,13 @@ type upnpMapping struct {
 	local netip.AddrPort
 	ext   netip.AddrPort
 	lease time.Duration
-
-	mu    sync.Mutex
-	until time.Time
+	leaseEnd
 }
 
 func (m *upnpMapping) Method() Method           { return UPnP }
 func (m *upnpMapping) Proto() string            { return m.proto }
 func (m *upnpMapping) Local() netip.AddrPort    { return m.local }
 func (m *upnpMapping) External() netip.AddrPort { return m.ext }
-
-func (m *upnpMapping) GoodUntil() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.until
-}
 
 // Renew adds the mapping again (IGD replaces an existing entry of the
 // same client and port).
@@ -186,9 +177,7 @@ func (m *upnpMapping) Renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.until = time.Now().Add(m.lease)
-	m.mu.Unlock()
+	m.set(time.Now().Add(m.lease))
 	return nil
 }
 
@@ -210,7 +199,8 @@ func (d *igd) pinhole(ctx context.Context, local netip.AddrPort, proto string, l
 	if err != nil {
 		return nil, err
 	}
-	p.id, p.until = id, time.Now().Add(lease)
+	p.id = id
+	p.set(time.Now().Add(lease))
 	return p, nil
 }
 
@@ -228,9 +218,7 @@ type pinholeMapping struct {
 	local netip.AddrPort
 	lease time.Duration
 	id    uint16
-
-	mu    sync.Mutex
-	until time.Time
+	leaseEnd
 }
 
 func (p *pinholeMapping) Method() Method           { return UPnP }
@@ -238,21 +226,13 @@ func (p *pinholeMapping) Proto() string            { return p.proto }
 func (p *pinholeMapping) Local() netip.AddrPort    { return p.local }
 func (p *pinholeMapping) External() netip.AddrPort { return p.local }
 
-func (p *pinholeMapping) GoodUntil() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.until
-}
-
 func (p *pinholeMapping) Renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	if err := p.d.pinholes.UpdatePinholeCtx(ctx, p.id, uint32(p.lease.Seconds())); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.until = time.Now().Add(p.lease)
-	p.mu.Unlock()
+	p.set(time.Now().Add(p.lease))
 	return nil
 }
 

@@ -279,39 +279,56 @@ func (d *discovery) results() []ServerResult {
 	return out
 }
 
-// findPrimary sends test I to every server and returns the first answer
-// with an OTHER-ADDRESS, else the first answer, and its round trip. The
-// other transactions keep running until ctx ends, to report on them.
-func (d *discovery) findPrimary(ctx context.Context, a *Conn, servers []Server) (Binding, time.Duration) {
+// ask sends bind to every server at once, records how each fared, and
+// delivers the results as they come; the transactions run until ctx ends.
+func (d *discovery) ask(ctx context.Context, servers []Server, bind func(context.Context, Server) (Binding, error)) <-chan result {
 	d.mu.Lock()
 	d.tried = append(d.tried, servers...)
 	d.mu.Unlock()
 	results := make(chan result, len(servers))
 	for _, s := range servers {
 		go func() {
-			b, err := a.Bind(ctx, s.Addr, ChangeNone, netip.AddrPort{})
+			b, err := bind(ctx, s)
 			d.record(s, b, err)
 			results <- result{s, b, err}
 		}()
 	}
+	return results
+}
+
+// firstAnswer waits up to primaryWait for the first result that ok
+// accepts, among n.
+func firstAnswer(ctx context.Context, results <-chan result, n int, ok func(result) bool) (result, bool) {
 	wait, cancel := context.WithTimeout(ctx, primaryWait)
 	defer cancel()
-	var first Binding
-	for range servers {
+	for range n {
 		select {
 		case r := <-results:
-			if r.err != nil {
-				continue
-			}
-			if r.b.Other.IsValid() {
-				return r.b, r.b.RTT
-			}
-			if !first.Mapped.IsValid() {
-				first = r.b
+			if r.err == nil && ok(r) {
+				return r, true
 			}
 		case <-wait.Done():
-			return first, first.RTT
+			return result{}, false
 		}
+	}
+	return result{}, false
+}
+
+// findPrimary sends test I to every server and returns the first answer
+// with an OTHER-ADDRESS, else the first answer, and its round trip.
+func (d *discovery) findPrimary(ctx context.Context, a *Conn, servers []Server) (Binding, time.Duration) {
+	results := d.ask(ctx, servers, func(ctx context.Context, s Server) (Binding, error) {
+		return a.Bind(ctx, s.Addr, ChangeNone, netip.AddrPort{})
+	})
+	var first Binding
+	r, _ := firstAnswer(ctx, results, len(servers), func(r result) bool {
+		if !first.Mapped.IsValid() {
+			first = r.b
+		}
+		return r.b.Other.IsValid()
+	})
+	if r.b.Mapped.IsValid() {
+		return r.b, r.b.RTT
 	}
 	return first, first.RTT
 }
@@ -407,34 +424,15 @@ func (d *discovery) hairpin(ctx context.Context, a *Conn, primary Binding, wait 
 // primary's host (so its alternate address is known), repeats the mapping
 // tests over TCP from one local port.
 func (d *discovery) tcpMapping(ctx context.Context, servers []Server, primary Binding) Server {
-	d.mu.Lock()
-	d.tried = append(d.tried, servers...)
-	d.mu.Unlock()
-	results := make(chan result, len(servers))
-	for _, s := range servers {
-		go func() {
-			b, err := BindTCP(ctx, netip.AddrPortFrom(d.local, 0), s.Addr)
-			d.record(s, b, err)
-			results <- result{s, b, err}
-		}()
+	results := d.ask(ctx, servers, func(ctx context.Context, s Server) (Binding, error) {
+		return BindTCP(ctx, netip.AddrPortFrom(d.local, 0), s.Addr)
+	})
+	r, ok := firstAnswer(ctx, results, len(servers), func(result) bool { return true })
+	if !ok {
+		return Server{}
 	}
-	wait, cancel := context.WithTimeout(ctx, primaryWait)
-	defer cancel()
-	var first Server
-wait:
-	for range servers {
-		select {
-		case r := <-results:
-			if r.err == nil {
-				first = r.s
-				d.prof.TCP = true
-				d.prof.TCPExternal = r.b.Mapped
-				break wait
-			}
-		case <-wait.Done():
-			break wait
-		}
-	}
+	first := r.s
+	d.prof.TCP, d.prof.TCPExternal = true, r.b.Mapped
 	if !first.Addr.IsValid() || !primary.Other.IsValid() || first.Addr.Addr() != primary.Server.Addr() {
 		return first
 	}

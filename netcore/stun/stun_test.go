@@ -78,6 +78,24 @@ func stunReply(t *testing.T, req *stun.Message, from *net.UDPAddr, extra ...stun
 	return m.Raw
 }
 
+// client opens a STUN socket on loopback for the test.
+func client(t *testing.T) *Conn {
+	t.Helper()
+	c, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// bindWithin sends one Binding request to server and waits at most d.
+func bindWithin(c *Conn, d time.Duration, server netip.AddrPort, change Change, other netip.AddrPort) (Binding, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return c.Bind(ctx, server, change, other)
+}
+
 func TestHostileRepliesAreIgnored(t *testing.T) {
 	l := newLiar(t, func(l *liar, req *stun.Message, from *net.UDPAddr) []datagram {
 		good := stunReply(t, req, from, &stun.OtherAddress{IP: net.IPv4(127, 0, 0, 1), Port: l.other.LocalAddr().(*net.UDPAddr).Port}, stun.Fingerprint)
@@ -102,14 +120,8 @@ func TestHostileRepliesAreIgnored(t *testing.T) {
 			{data: good},
 		}
 	})
-	c, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	b, err := c.Bind(ctx, l.addr(), ChangeNone, netip.AddrPort{})
+	c := client(t)
+	b, err := bindWithin(c, 5*time.Second, l.addr(), ChangeNone, netip.AddrPort{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,28 +143,20 @@ func TestChangeRequestNeedsTheRightSource(t *testing.T) {
 		}
 		return []datagram{d}
 	})
-	c, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := client(t)
 	// A server that ignores CHANGE-REQUEST answers from its primary address:
 	// that answer must not count as passing the filter.
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if _, err := c.Bind(ctx, l.addr(), ChangeIP|ChangePort, l.otherAddr()); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := bindWithin(c, 300*time.Millisecond, l.addr(), ChangeIP|ChangePort, l.otherAddr()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("answer from the wrong source accepted: %v", err)
 	}
 	if c.Ignored() == 0 {
 		t.Error("the wrong-source answers were not counted")
 	}
 	fromOther.Store(true)
-	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := c.Bind(ctx, l.addr(), ChangeIP|ChangePort, l.otherAddr()); err != nil {
+	if _, err := bindWithin(c, 5*time.Second, l.addr(), ChangeIP|ChangePort, l.otherAddr()); err != nil {
 		t.Errorf("answer from the alternate address refused: %v", err)
 	}
-	if _, err := c.Bind(ctx, l.addr(), ChangePort, netip.AddrPort{}); err == nil {
+	if _, err := bindWithin(c, 5*time.Second, l.addr(), ChangePort, netip.AddrPort{}); err == nil {
 		t.Error("a change request without OTHER-ADDRESS was sent")
 	}
 }
@@ -162,14 +166,7 @@ func TestErrorResponse(t *testing.T) {
 		m, _ := stun.Build(req, stun.BindingError, stun.CodeBadRequest)
 		return []datagram{{data: m.Raw}}
 	})
-	c, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := c.Bind(ctx, l.addr(), ChangeNone, netip.AddrPort{}); err == nil || !strings.Contains(err.Error(), "400") {
+	if _, err := bindWithin(client(t), 5*time.Second, l.addr(), ChangeNone, netip.AddrPort{}); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("err = %v, want the server's 400 error", err)
 	}
 }
@@ -183,14 +180,7 @@ func TestRetransmitsUntilAnswered(t *testing.T) {
 		}
 		return []datagram{{data: stunReply(t, req, from)}}
 	})
-	c, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	b, err := c.Bind(ctx, l.addr(), ChangeNone, netip.AddrPort{})
+	b, err := bindWithin(client(t), 5*time.Second, l.addr(), ChangeNone, netip.AddrPort{})
 	if err != nil {
 		t.Fatal(err)
 	}
