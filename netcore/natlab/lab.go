@@ -66,6 +66,7 @@ type Site struct {
 	Host4, Host6 netip.Addr // the host
 	lanNet4      netip.Prefix
 	lanNet6      netip.Prefix
+	upnp         bool // miniupnpd runs on the router and owns its IPv6 firewall
 	inetIf       string     // inet's interface towards this router
 	inet4, inet6 netip.Addr // inet's address on it
 }
@@ -169,6 +170,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 			inetIf: "pB", inet4: addr("192.0.2.1"), inet6: addr("fd00:64:b::1"),
 		},
 	}
+	l.A.upnp, l.B.upnp = cfg.UPnPA, cfg.UPnPB
 	if err := l.build(ctx); err != nil {
 		return l, fmt.Errorf("natlab: building the network: %w", err)
 	}

@@ -167,7 +167,9 @@ func (s *Site) rules() string {
 		input = append(input, `iifname "wan" meta l4proto tcp reject with tcp reset`, `iifname "wan" reject with icmpx type port-unreachable`)
 		forward = append(forward, `iifname "wan" oifname "lan" meta l4proto tcp reject with tcp reset`, `iifname "wan" oifname "lan" reject with icmpx type port-unreachable`)
 	}
-	if n.IPv6Open {
+	if n.IPv6Open || s.upnp {
+		// With miniupnpd the IPv6 firewall lives in ip6tables, where it
+		// opens pinholes (see startMiniupnpd).
 		forward = append([]string{`iifname "wan" oifname "lan" meta nfproto ipv6 accept`}, forward...)
 	}
 	if n.Mapping == MapNone && n.Filtering == FilterEIF {

@@ -190,9 +190,18 @@ func (l *Lab) startMiniupnpd(ctx context.Context, s *Site) (*proc, error) {
 			return nil, err
 		}
 	}
-	for _, rule := range [][]string{
-		{"-t", "filter", "-N", "MINIUPNPD"}, {"-t", "filter", "-A", "FORWARD", "-i", "wan", "!", "-o", "wan", "-j", "MINIUPNPD"},
-	} {
+	// The IPv6 stateful firewall, in ip6tables so that miniupnpd's pinholes
+	// (rules in the MINIUPNPD chain) can open it.
+	v6 := [][]string{
+		{"-t", "filter", "-N", "MINIUPNPD"},
+		{"-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
+		{"-A", "FORWARD", "-i", "lan", "-o", "wan", "-j", "ACCEPT"},
+		{"-A", "FORWARD", "-i", "wan", "!", "-o", "wan", "-j", "MINIUPNPD"},
+	}
+	if !s.NAT.IPv6Open {
+		v6 = append(v6, []string{"-P", "FORWARD", "DROP"})
+	}
+	for _, rule := range v6 {
 		if _, err := netns.Exec(ctx, s.Router, "ip6tables-legacy", rule...); err != nil {
 			return nil, err
 		}

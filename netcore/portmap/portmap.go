@@ -103,7 +103,8 @@ var ErrNoGateway = errors.New("the router answers neither NAT-PMP nor UPnP")
 
 // Map asks the router at gw to forward proto ("tcp" or "udp") traffic to
 // local for lease: NAT-PMP first (one round trip), then UPnP. For an IPv6
-// local address it asks for a UPnP firewall pinhole instead.
+// local address it asks the router's IPv6 address gw for a UPnP firewall
+// pinhole instead.
 func Map(ctx context.Context, gw netip.Addr, local netip.AddrPort, proto string, lease time.Duration) (Mapping, error) {
 	if proto != "tcp" && proto != "udp" {
 		return nil, fmt.Errorf("port mapping: unknown protocol %q", proto)

@@ -131,10 +131,11 @@ func serveHello(t *testing.T, ns string) (tcp, udp netip.AddrPort) {
 	var pc net.PacketConn
 	if err := netns.Do(ns, func() error {
 		var err error
-		if ln, err = net.Listen("tcp4", "0.0.0.0:0"); err != nil {
+		// Dual-stack sockets: reached over IPv4 and IPv6.
+		if ln, err = net.Listen("tcp", "[::]:0"); err != nil {
 			return err
 		}
-		pc, err = net.ListenPacket("udp4", "0.0.0.0:0")
+		pc, err = net.ListenPacket("udp", "[::]:0")
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -246,6 +247,44 @@ func TestUPnPThatDoesNotMap(t *testing.T) {
 	}
 	if res["error"] == nil || !strings.Contains(res["error"].(string), "UPnP") {
 		t.Errorf("mapping result %v, want an error from both protocols", res)
+	}
+}
+
+// TestIPv6Pinhole opens the router's IPv6 firewall for a host port with
+// UPnP's WANIPv6FirewallControl and closes it again.
+func TestIPv6Pinhole(t *testing.T) {
+	l := natlab.New(t, natlab.Config{A: natlab.NAT{Unsolicited: natlab.Accept}, UPnPA: true})
+	tcpAddr, udpAddr := serveHello(t, l.A.Host)
+	for _, tc := range []struct {
+		proto string
+		port  uint16
+	}{{"tcp", tcpAddr.Port()}, {"udp", udpAddr.Port()}} {
+		t.Run(tc.proto, func(t *testing.T) {
+			local := netip.AddrPortFrom(l.A.Host6, tc.port)
+			if err := helloFromInet(t, l, tc.proto, local); err == nil {
+				t.Fatalf("host A's %v is reachable before any pinhole: the firewall is off", local)
+			}
+			// The request goes to the router's IPv6 address.
+			site := *l.A
+			site.LAN4 = l.A.LAN6
+			m, g, res := startMapper(t, l, &site, local, tc.proto, "any")
+			if !g.UPnPPinholes {
+				t.Fatalf("probe = %+v: miniupnpd offers no IPv6 firewall control", g)
+			}
+			if res["error"] != nil {
+				t.Fatalf("pinhole failed: %v", res["error"])
+			}
+			if ext := netip.MustParseAddrPort(res["external"].(string)); ext != local {
+				t.Errorf("pinhole reached at %v, want %v", ext, local)
+			}
+			if err := helloFromInet(t, l, tc.proto, local); err != nil {
+				t.Fatalf("the internet cannot reach %v through the pinhole: %v", local, err)
+			}
+			m.release(t)
+			if err := helloFromInet(t, l, tc.proto, local); err == nil {
+				t.Errorf("%v still reachable after the pinhole was released", local)
+			}
+		})
 	}
 }
 

@@ -29,7 +29,14 @@ const igdSearchTarget = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
 // to the router itself and to the SSDP multicast group; the first answer
 // ends it (goupnp's search always waits out its timeout).
 func ssdpSearch(ctx context.Context, gw netip.Addr) (*url.URL, error) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{})
+	network, group := "udp4", netip.MustParseAddr("239.255.255.250")
+	if gw.Is6() {
+		// Over IPv6 the router itself is asked (link-scope multicast needs a
+		// zone); its answer gives an IPv6 control URL, so requests come from
+		// this host's IPv6 address, as pinholes for it require.
+		network, group = "udp6", gw
+	}
+	c, err := net.ListenUDP(network, &net.UDPAddr{})
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +50,7 @@ func ssdpSearch(ctx context.Context, gw netip.Addr) (*url.URL, error) {
 	defer stop()
 
 	req := fmt.Sprintf("M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:%d\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: %s\r\n\r\n", ssdpPort, igdSearchTarget)
-	for _, dest := range []netip.Addr{gw, netip.MustParseAddr("239.255.255.250")} {
+	for _, dest := range []netip.Addr{gw, group} {
 		c.WriteToUDPAddrPort([]byte(req), netip.AddrPortFrom(dest, ssdpPort))
 	}
 	buf := make([]byte, 2048)
