@@ -66,7 +66,7 @@ type Site struct {
 	Host4, Host6 netip.Addr // the host
 	lanNet4      netip.Prefix
 	lanNet6      netip.Prefix
-	upnp         bool // miniupnpd runs on the router and owns its IPv6 firewall
+	upnp         bool       // miniupnpd runs on the router and owns its IPv6 firewall
 	inetIf       string     // inet's interface towards this router
 	inet4, inet6 netip.Addr // inet's address on it
 }
