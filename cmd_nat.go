@@ -49,7 +49,14 @@ func printReport(w io.Writer, r *netcheck.Report) error {
 				continue
 			}
 			p := f.Profile
-			fmt.Fprintf(tw, "  %v %v -> %v\t%v\n", f.Family, f.Local, p.External, f.NATType)
+			ext := "?"
+			switch {
+			case p.External.IsValid():
+				ext = p.External.String()
+			case p.TCPExternal.IsValid():
+				ext = p.TCPExternal.String() + " (TCP)"
+			}
+			fmt.Fprintf(tw, "  %v %v -> %s\t%v\n", f.Family, f.Local, ext, f.NATType)
 			if p.NAT || f.Family == 4 {
 				fmt.Fprintf(tw, "    mapping\t%v\n", p.Mapping)
 			}

@@ -4,15 +4,18 @@
 // idea of "now" even when their system clocks disagree by seconds.
 //
 // Several servers are asked at once; the offset is the median of the
-// answers after dropping outliers (a broken or lying server cannot move it
-// unless it is the majority).
+// largest group of answers that agree, and that group must be a majority:
+// a broken or lying server cannot move the offset, and when there is no
+// majority (two servers that disagree) the offset is unknown, not averaged.
 package clock
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,13 +29,9 @@ const (
 	// round trip, and a slower answer would carry a delay error larger
 	// than the precision hole punching needs.
 	QueryTimeout = time.Second
-	// outlierFloor is the least distance from the median at which an
-	// answer counts as an outlier: honest servers agree to a few
-	// milliseconds, so 50 ms apart is a broken or lying one.
-	outlierFloor = 50 * time.Millisecond
-	// outlierMADs is how many median absolute deviations from the median
-	// an answer may lie before it is dropped.
-	outlierMADs = 3
+	// agreement is how close two answers must be to agree: honest servers
+	// agree to a few milliseconds, so 50 ms apart is a broken or lying one.
+	agreement = 50 * time.Millisecond
 )
 
 // Sample is one server's answer.
@@ -77,8 +76,19 @@ func query(ctx context.Context, s config.Endpoint) Sample {
 		sample.Error = "no time left to ask"
 		return sample
 	}
-	// beevik/ntp takes no context: its timeout is the budget left.
-	r, err := ntp.QueryWithOptions(s.Host, ntp.QueryOptions{Port: int(s.Port), Timeout: timeout})
+	// beevik/ntp takes no context and resolves names without a deadline:
+	// resolve here, within the budget, and give it an address.
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(lctx, "ip", s.Host)
+	if err != nil {
+		sample.Error = fmt.Sprintf("cannot resolve %q: %v", s.Host, err)
+		return sample
+	}
+	if dl, ok := lctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	r, err := ntp.QueryWithOptions(ips[0].Unmap().String(), ntp.QueryOptions{Port: int(s.Port), Timeout: max(timeout, time.Millisecond)})
 	if err == nil {
 		err = r.Validate()
 	}
@@ -90,35 +100,58 @@ func query(ctx context.Context, s config.Endpoint) Sample {
 	return sample
 }
 
-// combine returns the median offset of the good samples after dropping
-// outliers, and marks the samples it used.
+// combine finds the largest group of answers within agreement of one
+// another and returns its median, marking the samples it used. The group
+// must hold a majority of the answers.
 func combine(samples []Sample) (time.Duration, error) {
-	var offsets []time.Duration
 	var errs []error
+	good := 0
 	for _, s := range samples {
 		if s.Error == "" {
-			offsets = append(offsets, s.Offset)
+			good++
 		} else {
 			errs = append(errs, fmt.Errorf("%s: %s", s.Server, s.Error))
 		}
 	}
-	if len(offsets) == 0 {
+	if good == 0 {
 		return 0, fmt.Errorf("no NTP server answered: %w", errors.Join(errs...))
 	}
-	med := median(offsets)
-	devs := make([]time.Duration, len(offsets))
-	for i, o := range offsets {
-		devs[i] = (o - med).Abs()
+	best, bestN := 0, 0
+	for i, c := range samples {
+		if c.Error != "" {
+			continue
+		}
+		n := 0
+		for _, s := range samples {
+			if s.Error == "" && (s.Offset-c.Offset).Abs() <= agreement {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = i, n
+		}
 	}
-	limit := max(outlierFloor, outlierMADs*median(devs))
+	if 2*bestN <= good {
+		return 0, fmt.Errorf("the NTP servers disagree and none has a majority: %s", offsets(samples))
+	}
 	var kept []time.Duration
 	for i := range samples {
-		if samples[i].Error == "" && (samples[i].Offset-med).Abs() <= limit {
+		if samples[i].Error == "" && (samples[i].Offset-samples[best].Offset).Abs() <= agreement {
 			samples[i].Used = true
 			kept = append(kept, samples[i].Offset)
 		}
 	}
 	return median(kept), nil
+}
+
+func offsets(samples []Sample) string {
+	var parts []string
+	for _, s := range samples {
+		if s.Error == "" {
+			parts = append(parts, fmt.Sprintf("%s says %v", s.Server, s.Offset.Round(time.Millisecond)))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func median(ds []time.Duration) time.Duration {

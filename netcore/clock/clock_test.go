@@ -24,8 +24,8 @@ func TestCombine(t *testing.T) {
 		{"one server", []time.Duration{ms(2500)}, 0, ms(2500), 0},
 		{"agreeing servers", []time.Duration{ms(10), ms(12), ms(11)}, 0, ms(11), 0},
 		{"one liar among three", []time.Duration{ms(10), ms(12), ms(-3600000)}, 0, ms(11), 1},
-		{"two far apart, even count", []time.Duration{ms(100), ms(300)}, 0, ms(200), 0},
 		{"failures do not count", []time.Duration{ms(5)}, 2, ms(5), 0},
+		{"two agreeing", []time.Duration{ms(5), ms(25)}, 1, ms(15), 0},
 	} {
 		var samples []Sample
 		for _, o := range tc.offsets {
@@ -50,6 +50,10 @@ func TestCombine(t *testing.T) {
 	}
 	if _, err := combine([]Sample{{Server: "a:123", Error: "timeout"}}); err == nil || !strings.Contains(err.Error(), "a:123: timeout") {
 		t.Errorf("all failed: %v", err)
+	}
+	// Two servers 10 s apart: no majority, so no offset (not the average).
+	if off, err := combine([]Sample{{Server: "a", Offset: 0}, {Server: "b", Offset: 10 * time.Second}}); err == nil || !strings.Contains(err.Error(), "disagree") {
+		t.Errorf("two disagreeing servers gave %v, %v", off, err)
 	}
 }
 

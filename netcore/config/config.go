@@ -16,6 +16,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,13 +165,19 @@ func splitHostPort(s string, defaultPort uint16) (string, uint16, error) {
 	}
 	host, portStr, err := net.SplitHostPort(s)
 	if err != nil {
-		if strings.Contains(err.Error(), "missing port") {
-			return s, defaultPort, nil
+		if !strings.Contains(err.Error(), "missing port") {
+			return "", 0, err
 		}
-		return "", 0, err
+		host, portStr = s, ""
 	}
 	if host == "" {
 		return "", 0, errors.New("missing host")
+	}
+	if strings.ContainsAny(host, "/?#@ \t") {
+		return "", 0, fmt.Errorf("%q is not a host name", host)
+	}
+	if portStr == "" {
+		return host, defaultPort, nil
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil || port == 0 {
@@ -204,41 +211,38 @@ func (c Config) Validate() error {
 
 // Parse reads a config file's JSON over the defaults.
 func Parse(r io.Reader) (Config, error) {
-	// Pointers tell a key that is absent (keep the default) from one that
-	// is present, even as an empty list (use no servers of that kind).
-	var file struct {
-		STUN *[]string `json:"stun"`
-		MQTT *[]string `json:"mqtt"`
-		TURN *[]TURN   `json:"turn"`
-		NTP  *[]string `json:"ntp"`
-	}
+	var file map[string]json.RawMessage
 	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(&file); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return Config{}, fmt.Errorf("key %q: want %s, found JSON %s", ute.Field, ute.Type, ute.Value)
-		}
-		if after, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return Config{}, fmt.Errorf("unknown key %s (known keys: stun, mqtt, turn, ntp)", after)
-		}
 		return Config{}, fmt.Errorf("not valid JSON: %w", err)
 	}
 	if dec.More() {
 		return Config{}, errors.New("not valid JSON: more than one value")
 	}
 	c := Default()
-	if file.STUN != nil {
-		c.STUN = *file.STUN
-	}
-	if file.MQTT != nil {
-		c.MQTT = *file.MQTT
-	}
-	if file.TURN != nil {
-		c.TURN = *file.TURN
-	}
-	if file.NTP != nil {
-		c.NTP = *file.NTP
+	lists := map[string]any{"stun": &c.STUN, "mqtt": &c.MQTT, "turn": &c.TURN, "ntp": &c.NTP}
+	for key, raw := range file {
+		dst, ok := lists[key]
+		if !ok {
+			return Config{}, fmt.Errorf("unknown key %q (known keys: stun, mqtt, turn, ntp)", key)
+		}
+		// A key that is present replaces the default list, even when empty;
+		// null is a mistake, not "keep the defaults".
+		if string(bytes.TrimSpace(raw)) == "null" {
+			return Config{}, fmt.Errorf("key %q: want a list, found null", key)
+		}
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.DisallowUnknownFields()
+		if err := d.Decode(dst); err != nil {
+			var ute *json.UnmarshalTypeError
+			if errors.As(err, &ute) {
+				return Config{}, fmt.Errorf("key %q: want %s, found JSON %s", key, ute.Type, ute.Value)
+			}
+			if after, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				return Config{}, fmt.Errorf("key %q: unknown key %s (a TURN server has url, user, pass, realm)", key, after)
+			}
+			return Config{}, fmt.Errorf("key %q: %w", key, err)
+		}
 	}
 	return c, c.Validate()
 }

@@ -63,8 +63,11 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{`{"turn": [{"url": "stun:x"}]}`, `"turn"[0].url = "stun:x"`},
 		{`{"turn": [{"url": "turn:x?transport=sctp"}]}`, `transport=udp or transport=tcp`},
 		{`{"turn": [{"url": "turn:x", "password": "p"}]}`, `unknown key "password"`},
+		{`{"turn": [{"url": "turn://x"}]}`, `"//x" is not a host name`},
 		{`{"stuns": []}`, `unknown key "stuns"`},
+		{`{"stun": null}`, `key "stun": want a list, found null`},
 		{`{"stun": "udp://x"}`, `key "stun": want []string, found JSON string`},
+		{`[]`, `not valid JSON`},
 		{`{"stun": [`, `not valid JSON`},
 		{`{} {}`, `more than one value`},
 	} {

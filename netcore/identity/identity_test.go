@@ -65,7 +65,7 @@ func TestBadKeyFilesAreErrors(t *testing.T) {
 
 // handshake runs a TLS handshake over loopback TCP and returns both sides'
 // errors and the key the server saw.
-func handshake(t *testing.T, client, server *Identity, clientWants, serverWants ed25519.PublicKey) (clientErr, serverErr error, serverSaw ed25519.PublicKey) {
+func handshake(t *testing.T, client, server *Identity, clientWants, serverWants ed25519.PublicKey) (serverSaw ed25519.PublicKey, clientErr, serverErr error) {
 	t.Helper()
 	cc, err := client.TLSConfig(clientWants)
 	if err != nil {
@@ -110,7 +110,7 @@ func handshake(t *testing.T, client, server *Identity, clientWants, serverWants 
 		c.Close()
 	}
 	<-done
-	return clientErr, serverErr, serverSaw
+	return serverSaw, clientErr, serverErr
 }
 
 func TestPinnedTLS(t *testing.T) {
@@ -118,22 +118,22 @@ func TestPinnedTLS(t *testing.T) {
 	bob, _ := New()
 	mallory, _ := New()
 
-	if cerr, serr, saw := handshake(t, alice, bob, bob.Public, nil); cerr != nil || serr != nil || !saw.Equal(alice.Public) {
+	if saw, cerr, serr := handshake(t, alice, bob, bob.Public, nil); cerr != nil || serr != nil || !saw.Equal(alice.Public) {
 		t.Fatalf("alice -> bob: %v / %v, server saw %x", cerr, serr, saw)
 	}
-	if cerr, serr, _ := handshake(t, alice, bob, bob.Public, alice.Public); cerr != nil || serr != nil {
+	if _, cerr, serr := handshake(t, alice, bob, bob.Public, alice.Public); cerr != nil || serr != nil {
 		t.Errorf("mutual pinning: %v / %v", cerr, serr)
 	}
 	// Mallory answers in Bob's place: Alice must refuse.
-	if cerr, _, _ := handshake(t, alice, mallory, bob.Public, nil); !errors.Is(cerr, ErrWrongPeer) {
+	if _, cerr, _ := handshake(t, alice, mallory, bob.Public, nil); !errors.Is(cerr, ErrWrongPeer) {
 		t.Errorf("man in the middle: client error %v, want ErrWrongPeer", cerr)
 	}
 	// Bob expects Alice, Mallory connects.
-	if _, serr, _ := handshake(t, mallory, bob, bob.Public, alice.Public); !errors.Is(serr, ErrWrongPeer) {
+	if _, _, serr := handshake(t, mallory, bob, bob.Public, alice.Public); !errors.Is(serr, ErrWrongPeer) {
 		t.Errorf("wrong client: server error %v, want ErrWrongPeer", serr)
 	}
 	// Connecting to oneself works.
-	if cerr, serr, _ := handshake(t, alice, alice, alice.Public, nil); cerr != nil || serr != nil {
+	if _, cerr, serr := handshake(t, alice, alice, alice.Public, nil); cerr != nil || serr != nil {
 		t.Errorf("self: %v / %v", cerr, serr)
 	}
 }

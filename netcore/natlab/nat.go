@@ -145,10 +145,12 @@ func Matrix() []NAT {
 }
 
 // portMapBase is where translated ports start for the mappings that choose
-// ports themselves; mapPorts of them are used.
+// ports themselves; mapPorts of them are used. Hashed mappings (ADM, EIM
+// with random ports) drop a new flow whose port collides with an existing
+// flow's to the same server; a wide port space keeps that rare.
 const (
 	portMapBase = 40000
-	mapPorts    = 1024
+	mapPorts    = 16384
 )
 
 // rules returns the router's nftables ruleset: a stateful firewall for both
@@ -251,11 +253,11 @@ func (s *Site) natRules() string {
 	case MapAPDM:
 		b.WriteString("\t\toifname \"wan\" masquerade fully-random\n")
 	case MapEIMRandom:
-		selector = "jhash ip saddr . th sport mod 1024"
+		selector = fmt.Sprintf("jhash ip saddr . th sport mod %d", mapPorts)
 	case MapADM:
-		selector = "jhash ip daddr . th sport mod 1024"
+		selector = fmt.Sprintf("jhash ip daddr . th sport mod %d", mapPorts)
 	case MapAPDMSequential:
-		selector = "numgen inc mod 1024"
+		selector = fmt.Sprintf("numgen inc mod %d", mapPorts)
 	}
 	if selector != "" {
 		ports := make([]string, mapPorts)

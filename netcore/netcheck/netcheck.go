@@ -12,6 +12,8 @@ package netcheck
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -164,7 +166,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 		add(ServerOutcome{Kind: "stun", Server: u.Server, Error: u.Error})
 	}
 
-	var gw netip.Addr
+	var gw, gwLocal netip.Addr
 	for _, ifc := range ifs {
 		if !ifc.WAN || (len(opt.Interfaces) > 0 && !slices.Contains(opt.Interfaces, ifc.Name)) {
 			continue
@@ -172,6 +174,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 		ir := Interface{Name: ifc.Name, Default: ifc.Default4 || ifc.Default6}
 		if ifc.Default4 && !gw.IsValid() {
 			gw = ifc.Gateway4
+			if i := slices.IndexFunc(ifc.Routes, func(r netif.Route) bool { return r.Family == netif.IPv4 && len(r.NIC) > 0 }); i >= 0 {
+				gwLocal = ifc.Routes[i].NIC[0]
+			}
 		}
 		for _, route := range ifc.Routes {
 			if len(route.NIC) == 0 {
@@ -180,6 +185,11 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 			ir.Families = append(ir.Families, Family{Family: route.Family, Local: route.NIC[0]})
 		}
 		r.Interfaces = append(r.Interfaces, ir)
+	}
+	// The router is one hop away: asking it runs alongside discovery, on
+	// its own short timeouts, and creates no flows through the NAT.
+	if gw.IsValid() && gwLocal.IsValid() {
+		wg.Go(func() { r.PortMapping = tryPortMapping(ctx, gw, gwLocal) })
 	}
 	for i := range r.Interfaces {
 		ir := &r.Interfaces[i]
@@ -192,6 +202,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 				for _, s := range res {
 					add(outcome("stun", s.Server, s.RTT, errOf(s.Error)))
 				}
+				if errors.Is(err, stun.ErrNoServer) && len(unresolved) > 0 {
+					err = fmt.Errorf("no %v STUN server: none of the configured ones could be resolved", f.Family)
+				}
 				if err != nil {
 					f.Error = err.Error()
 					return
@@ -203,45 +216,18 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 	}
 	wg.Wait()
 
-	if gw.IsValid() && natted(r) {
-		r.PortMapping = tryPortMapping(ctx, gw, r)
-	}
 	r.Servers = dedupe(out)
 	r.Verdict = verdict(r)
 	r.Took = time.Since(r.Started)
 	return r
 }
 
-// natted reports whether any IPv4 path is translated: only then does a
-// port mapping help.
-func natted(r *Report) bool {
-	for _, i := range r.Interfaces {
-		for _, f := range i.Families {
-			if f.Family == netif.IPv4 && f.Profile != nil && f.Profile.NAT {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // tryPortMapping asks the router which protocols it speaks and, if any,
-// maps a UDP port for a moment to see whether mapping really works (a
-// router can answer and still refuse every mapping).
-func tryPortMapping(ctx context.Context, gw netip.Addr, r *Report) *PortMapping {
+// maps a UDP port of local for a moment to see whether mapping really works
+// (a router can answer and still refuse every mapping).
+func tryPortMapping(ctx context.Context, gw, local netip.Addr) *PortMapping {
 	pm := &PortMapping{Gateway: portmap.Probe(ctx, gw)}
 	if !pm.Gateway.NATPMP && !pm.Gateway.UPnP {
-		return pm
-	}
-	var local netip.Addr
-	for _, i := range r.Interfaces {
-		for _, f := range i.Families {
-			if f.Family == netif.IPv4 && i.Default {
-				local = f.Local
-			}
-		}
-	}
-	if !local.IsValid() {
 		return pm
 	}
 	pm.Tried = true

@@ -18,15 +18,25 @@ func verdict(r *Report) string {
 	if v4 != nil {
 		parts = append(parts, familyVerdict(v4, r.PortMapping))
 	}
-	switch {
-	case v6 != nil && v6.Profile != nil && v6.Inbound:
-		parts = append(parts, "Over IPv6 your computer is reachable directly, so friends with IPv6 connect straight to you.")
-	case v6 != nil && v6.Profile != nil && v6.Profile.UDP && v4 == nil:
+	switch p := profileOf(v6); {
+	case p == nil:
+	case v4 == nil:
 		parts = append(parts, familyVerdict(v6, nil))
-	case v6 != nil && v6.Profile != nil && v6.Profile.UDP:
+	case v6.Inbound:
+		parts = append(parts, "Over IPv6 your computer is reachable directly, so friends with IPv6 connect straight to you.")
+	case !p.NAT && (p.Filtering == stun.AddressDependent || p.Filtering == stun.AddressPortDependent):
 		parts = append(parts, "Over IPv6 a firewall lets in only replies, so friends with IPv6 connect to you by hole punching.")
+	case p.UDP:
+		parts = append(parts, "IPv6 works too.")
 	}
 	return strings.Join(parts, " ")
+}
+
+func profileOf(f *Family) *stun.Profile {
+	if f == nil {
+		return nil
+	}
+	return f.Profile
 }
 
 // primary returns the default interface's findings for a family.
@@ -48,9 +58,10 @@ func familyVerdict(f *Family, pm *PortMapping) string {
 	if p == nil || (!p.UDP && !p.TCP) {
 		return "No STUN server answered: either you are offline or your network blocks traffic to the outside, so P2PD cannot connect you to friends from here."
 	}
-	mapped := pm != nil && pm.Worked
 	var s string
 	switch p.Type() {
+	case stun.TypeUDPBlocked:
+		return "Your network lets only TCP out (UDP is blocked): P2PD connects to friends over TCP only, which works when one of you can be reached or both routers are easy."
 	case stun.TypeOpen:
 		return "Your computer is directly on the internet with nothing blocking it: friends can connect to you straight away."
 	case stun.TypeFirewall:
@@ -70,9 +81,14 @@ func familyVerdict(f *Family, pm *PortMapping) string {
 	default:
 		s = "P2PD could reach its STUN servers but could not tell how your router behaves, so it will try every way to connect and relay through a TURN server if none works."
 	}
-	if mapped {
+	switch {
+	case pm == nil || !pm.Tried:
+	case pm.Worked && pm.External.Addr() == p.External.Addr():
 		s += " Your router also opens ports on request (" + string(pm.Method) + "), so friends can reach you directly."
-	} else if pm != nil && pm.Tried {
+	case pm.Worked:
+		s += " Your router opens ports on request, but it sits behind another NAT (it calls itself " + pm.External.Addr().String() +
+			", the internet sees " + p.External.Addr().String() + "), so that does not help friends reach you."
+	default:
 		s += " Your router answers " + offered(pm) + " but refused to open a port."
 	}
 	return s

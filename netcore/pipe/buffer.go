@@ -23,19 +23,23 @@ type buffer struct {
 	refs  atomic.Int32
 }
 
-// getBuffer returns a buffer of at least n bytes, b[:n].
+// getBuffer returns a buffer of at least n bytes, b[:n], with one
+// reference: its getter's.
 func getBuffer(n int) *buffer {
 	for c, size := range bufClasses {
 		if n <= size {
-			if v := bufPools[c].Get(); v != nil {
-				b := v.(*buffer)
-				b.b = b.b[:n]
-				return b
+			b, _ := bufPools[c].Get().(*buffer)
+			if b == nil {
+				b = &buffer{b: make([]byte, n, size), class: c}
 			}
-			return &buffer{b: make([]byte, n, size), class: c}
+			b.b = b.b[:n]
+			b.refs.Store(1)
+			return b
 		}
 	}
-	return &buffer{b: make([]byte, n), class: -1}
+	b := &buffer{b: make([]byte, n), class: -1}
+	b.refs.Store(1)
+	return b
 }
 
 // release drops one reference; the last returns the buffer to its pool.

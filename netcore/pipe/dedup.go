@@ -6,7 +6,8 @@ import (
 	"sync"
 )
 
-// dedup remembers the last n message ids per sender IP and spots repeats.
+// dedup remembers the last n message ids (each scoped to its sender's IP)
+// and spots repeats.
 type dedup struct {
 	mu   sync.Mutex
 	seen map[uint64]struct{}

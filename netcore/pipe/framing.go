@@ -136,10 +136,11 @@ func (d *frameDecoder) read(r io.Reader, deliver func(*buffer)) error {
 	n, err := r.Read(d.buf[d.w:])
 	d.w += n
 	for d.w-d.r >= frameHeader {
-		size := int(binary.BigEndian.Uint32(d.buf[d.r:]))
-		if size > d.max {
-			return fmt.Errorf("%w: peer announced a %d-byte frame, limit %d", ErrFrameTooLarge, size, d.max)
+		announced := binary.BigEndian.Uint32(d.buf[d.r:])
+		if uint64(announced) > uint64(d.max) {
+			return fmt.Errorf("%w: peer announced a %d-byte frame, limit %d", ErrFrameTooLarge, announced, d.max)
 		}
+		size := int(announced)
 		have := d.w - d.r - frameHeader
 		if have >= size {
 			start := d.r + frameHeader
@@ -212,8 +213,12 @@ func (d *lineDecoder) read(r io.Reader, deliver func(*buffer)) error {
 }
 
 func (d *lineDecoder) eof(deliver func(*buffer)) error {
-	if rest := append(d.long, d.buf[d.r:d.w]...); len(rest) > 0 {
-		d.long, d.r, d.w = nil, 0, 0
+	rest := bytes.TrimSuffix(append(d.long, d.buf[d.r:d.w]...), []byte("\r"))
+	d.long, d.r, d.w = nil, 0, 0
+	if len(rest) > d.max {
+		return fmt.Errorf("%w: line longer than %d bytes", ErrFrameTooLarge, d.max)
+	}
+	if len(rest) > 0 {
 		deliver(copyBuffer(rest))
 	}
 	return io.EOF

@@ -146,10 +146,11 @@ func WithDNSTimeout(d time.Duration) Option {
 	}
 }
 
-// WithDedup drops messages whose id was seen among the last n from the same
-// sender address (n <= 0: DefaultDedupSize). id extracts a message's id; nil
-// uses the whole message (as the seed did). An id func returning nil lets
-// that message through unchecked.
+// WithDedup drops messages whose id was already seen from the same sender
+// IP among the last n ids the pipe remembers, from all senders together
+// (n <= 0: DefaultDedupSize). id extracts a message's id; nil uses the
+// whole message (as the seed did). An id func returning nil lets that
+// message through unchecked.
 func WithDedup(n int, id func(msg []byte) []byte) Option {
 	return func(o *options) error {
 		if n <= 0 {

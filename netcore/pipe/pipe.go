@@ -90,12 +90,14 @@ func (m *Message) Release() {
 }
 
 // MsgHandler is called with each message, its sender and the pipe it
-// arrived on (a TCP server's handlers get the client's pipe). Handlers run
-// one at a time, in arrival order, on whichever goroutine is reading the
-// pipe (its background reader or a Recv caller): a handler that blocks
-// holds up the pipe (back-pressure), so slow work belongs in a goroutine,
-// and a handler must not Recv on its own pipe. msg is valid only until the
-// handler returns (copy it to keep it) and must not be modified.
+// arrived on (a TCP server's handlers get the client's pipe). A pipe's
+// messages reach its handlers one at a time, in arrival order, on whichever
+// goroutine is reading the pipe (its background reader or a Recv caller);
+// a server's or a Daemon's handlers run for many clients at once, so state
+// they share needs a lock. A handler that blocks holds up its pipe
+// (back-pressure), so slow work belongs in a goroutine, and a handler must
+// not Recv on its own pipe. msg is valid only until the handler returns
+// (copy it to keep it) and must not be modified.
 type MsgHandler func(msg []byte, from netip.AddrPort, p *Pipe)
 
 // EndHandler is called once when a pipe ends, with the reason: [ErrClosed]
@@ -165,7 +167,8 @@ type Pipe struct {
 	inHandler atomic.Int32
 
 	closeOnce sync.Once
-	endOnce   sync.Once
+	ended     atomic.Bool   // end has begun (re-entrant: end handlers may Close)
+	endersRan bool          // under mu: end handlers have been taken to run
 	done      chan struct{} // closed when the pipe has ended
 	endErr    error         // why; written before done is closed
 	wg        sync.WaitGroup
@@ -500,6 +503,10 @@ func isTemporary(err error) bool {
 // is released (at once if no queue wanted it).
 func (p *Pipe) dispatch(b *buffer, from netip.AddrPort) {
 	msg := b.b
+	if p.ended.Load() {
+		b.release() // the rest of a read that closed its pipe
+		return
+	}
 	if p.dedup != nil {
 		if id := p.o.msgID(msg); id != nil && p.dedup.duplicate(from, id) {
 			p.dupes.Add(1)
@@ -524,13 +531,13 @@ func (p *Pipe) dispatch(b *buffer, from netip.AddrPort) {
 	if p.parent != nil {
 		hits = p.parent.matching(hits, msg, from)
 	}
-	// One reference per queue, taken before any consumer can release.
-	b.refs.Store(int32(len(hits)))
 	if len(hits) == 0 {
-		b.refs.Store(1)
 		b.release()
 		return
 	}
+	// The dispatcher's reference becomes one per queue, before any
+	// consumer can release.
+	b.refs.Store(int32(len(hits)))
 	m := Message{Data: msg, From: from, Pipe: p, buf: b}
 	for _, q := range hits {
 		q.push(m)
@@ -559,41 +566,54 @@ func (p *Pipe) handlerList() *[]msgEntry {
 }
 
 // end records why the pipe ended, wakes waiting Recv and Accept calls and
-// runs end handlers, once.
+// runs end handlers, once. It may be re-entered (an end handler closing its
+// pipe): the later calls return at once.
 func (p *Pipe) end(err error) {
-	p.endOnce.Do(func() {
-		if p.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-			err = ErrClosed // we closed it; the socket error says nothing more
+	if !p.ended.CompareAndSwap(false, true) {
+		return
+	}
+	if p.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+		err = ErrClosed // we closed it; the socket error says nothing more
+	}
+	p.endErr = err
+	p.cancel()
+	if p.pump != nil {
+		p.pump.timer.Stop()
+	}
+	p.closeSocket()
+	close(p.done)
+	if p.parent != nil {
+		p.parent.mu.Lock()
+		if p.parent.clients[p.remote] == p {
+			delete(p.parent.clients, p.remote)
 		}
-		p.endErr = err
-		p.cancel()
-		if p.pump != nil {
-			p.pump.timer.Stop()
-		}
-		p.closeSocket()
-		close(p.done)
-		if p.parent != nil {
-			p.parent.mu.Lock()
-			if p.parent.clients[p.remote] == p {
-				delete(p.parent.clients, p.remote)
-			}
-			p.parent.mu.Unlock()
-		}
-		p.inHandler.Add(1)
-		defer p.inHandler.Add(-1)
-		p.runEnders(p, err)
-		if p.parent != nil {
-			p.parent.runEnders(p, err)
-		}
-	})
-}
-
-func (p *Pipe) runEnders(ended *Pipe, err error) {
-	if l := p.enders.Load(); l != nil {
-		for _, h := range *l {
-			h.fn(ended, err)
+		p.parent.mu.Unlock()
+	}
+	p.inHandler.Add(1)
+	defer p.inHandler.Add(-1)
+	p.mu.Lock()
+	p.endersRan = true
+	own := p.enderList()
+	p.mu.Unlock()
+	for _, h := range own {
+		h.fn(p, err)
+	}
+	if p.parent != nil {
+		p.parent.mu.Lock()
+		theirs := p.parent.enderList()
+		p.parent.mu.Unlock()
+		for _, h := range theirs {
+			h.fn(p, err)
 		}
 	}
+}
+
+// enderList returns the end handlers; the caller holds p.mu.
+func (p *Pipe) enderList() []endEntry {
+	if l := p.enders.Load(); l != nil {
+		return *l
+	}
+	return nil
 }
 
 func (p *Pipe) closeSocket() {
@@ -607,11 +627,11 @@ func (p *Pipe) closeSocket() {
 	}
 }
 
-// Close ends the pipe: it closes the socket, every client of a server, and
-// waits for the pipe's goroutines to stop. While one of the pipe's handlers
-// runs (as when a handler closes its own pipe) Close cannot wait for the
-// reader running it, which stops as soon as the handler returns. Close is
-// idempotent and always returns nil.
+// Close ends the pipe: it closes the socket and every client of a server,
+// runs the end handlers, and waits for the pipe's reader to stop. While one
+// of the pipe's handlers is running (on any goroutine; typically a handler
+// closing its own pipe) Close does not wait for it: the reader stops as
+// soon as the handler returns. Close is idempotent and always returns nil.
 func (p *Pipe) Close() error {
 	p.closeOnce.Do(func() {
 		p.cancel()
@@ -627,10 +647,10 @@ func (p *Pipe) Close() error {
 				c.Close()
 			}
 		}
-		// The reader may be idle (the socket was with Recv callers), so the
-		// end is recorded here rather than left to a failing read.
-		p.end(ErrClosed)
 	})
+	// The reader may be idle (the socket was with Recv callers), so the end
+	// is recorded here rather than left to a failing read.
+	p.end(ErrClosed)
 	if p.inHandler.Load() == 0 {
 		p.wg.Wait()
 	}
@@ -799,23 +819,20 @@ func (p *Pipe) RemoveMsgHandler(id HandlerID) {
 	p.handlers.Store(&next)
 }
 
-// AddEndHandler registers h to run when the pipe ends; if it already has,
-// h runs at once.
+// AddEndHandler registers h to run once when the pipe ends; if it already
+// has, h runs at once.
 func (p *Pipe) AddEndHandler(h EndHandler) HandlerID {
 	id := HandlerID(p.nextID.Add(1))
 	p.mu.Lock()
-	var old []endEntry
-	if l := p.enders.Load(); l != nil {
-		old = *l
+	if p.endersRan {
+		p.mu.Unlock()
+		h(p, p.endErr)
+		return id
 	}
+	old := p.enderList()
 	next := append(append(make([]endEntry, 0, len(old)+1), old...), endEntry{id, h})
 	p.enders.Store(&next)
 	p.mu.Unlock()
-	select {
-	case <-p.done:
-		h(p, p.endErr)
-	default:
-	}
 	return id
 }
 
@@ -939,13 +956,14 @@ func (p *Pipe) write(ctx context.Context, msg []byte) (int64, error) {
 // single write; past it the copy costs more than writev's extra work.
 const coalesceLimit = 16 << 10
 
+// writeTo sends a datagram. Every send takes writeMu: another send's
+// context may set the socket's write deadline meanwhile.
 func (p *Pipe) writeTo(ctx context.Context, msg []byte, dest netip.AddrPort) error {
-	if ctx.Done() == nil {
-		return p.sendTo(msg, dest)
-	}
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
-	defer watchDeadline(ctx, p.pc)()
+	if ctx.Done() != nil && ctx != p.ctx {
+		defer watchDeadline(ctx, p.pc)()
+	}
 	return ctxErr(ctx, p.sendTo(msg, dest))
 }
 

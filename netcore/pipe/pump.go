@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -174,4 +175,10 @@ func (p *Pipe) finalErr(err error) error {
 	return err
 }
 
-func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+// isTimeout reports a read cut short by a deadline, as net.Conn and
+// net.PacketConn implementations report it (some, like pion's TURN
+// connections, with their own net.Error rather than os.ErrDeadlineExceeded).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}

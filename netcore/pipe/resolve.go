@@ -54,7 +54,7 @@ func resolve(ctx context.Context, o *options, host string, f addrFamily) ([]neti
 	ips, err := o.resolver.LookupNetIP(lctx, network, host)
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(lctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("cannot resolve %q: no DNS answer within %v", host, o.dnsTimeout)
+			return nil, fmt.Errorf("cannot resolve %q: no DNS answer within %v: %w", host, o.dnsTimeout, context.DeadlineExceeded)
 		}
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {

@@ -40,6 +40,9 @@ func NewSub(msgRegexp, from string) (Sub, error) {
 	if err != nil {
 		return Sub{}, err
 	}
+	if s.msg == nil && ap == (AddrPattern{}) {
+		return SubAll, nil // the same subscription, the same queue
+	}
 	s.from = ap
 	s.key = msgRegexp + "\x00" + ap.String()
 	return s, nil

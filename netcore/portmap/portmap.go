@@ -146,9 +146,15 @@ type Keeper struct {
 	done   chan struct{}
 }
 
-// renewRetry is how soon a failed renewal is tried again: the lease has
-// half its time left, so a minute's wait loses nothing.
-const renewRetry = time.Minute
+const (
+	// renewRetry is how soon a failed renewal is tried again while the
+	// lease still has half its time left: a minute's wait loses nothing.
+	renewRetry = time.Minute
+	// minRenewRetry is the least wait between attempts, however close the
+	// lease is to running out (or past it): a router that refuses at once
+	// must not be asked in a tight loop.
+	minRenewRetry = 5 * time.Second
+)
 
 // Keep starts renewing m; lost, if not nil, is told of renewals that fail.
 func Keep(m Mapping, lost func(error)) *Keeper {
@@ -166,9 +172,9 @@ func Keep(m Mapping, lost func(error)) *Keeper {
 			rctx, rcancel := context.WithTimeout(ctx, requestTimeout)
 			err := m.Renew(rctx)
 			rcancel()
-			next = time.Until(m.GoodUntil()) / 2
+			next = max(minRenewRetry, time.Until(m.GoodUntil())/2)
 			if err != nil {
-				next = min(renewRetry, time.Until(m.GoodUntil())/2)
+				next = max(minRenewRetry, min(renewRetry, time.Until(m.GoodUntil())/2))
 				if lost != nil && ctx.Err() == nil {
 					lost(err)
 				}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,5 +307,32 @@ func TestNoGateway(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("a router without NAT-PMP or UPnP took %v to give up", d)
+	}
+}
+
+// failing is a mapping whose renewals are refused at once and whose lease
+// has run out.
+type failing struct {
+	renewals atomic.Int32
+}
+
+func (f *failing) Method() Method                    { return NATPMP }
+func (f *failing) Proto() string                     { return "udp" }
+func (f *failing) Local() netip.AddrPort             { return netip.AddrPort{} }
+func (f *failing) External() netip.AddrPort          { return netip.AddrPort{} }
+func (f *failing) GoodUntil() time.Time              { return time.Now().Add(-time.Minute) }
+func (f *failing) Renew(ctx context.Context) error   { f.renewals.Add(1); return errors.New("refused") }
+func (f *failing) Release(ctx context.Context) error { return nil }
+
+// TestKeeperDoesNotSpin: a lapsed lease whose renewals fail at once is
+// retried at a measured pace, not in a tight loop.
+func TestKeeperDoesNotSpin(t *testing.T) {
+	f := &failing{}
+	var lost atomic.Int32
+	k := Keep(f, func(error) { lost.Add(1) })
+	time.Sleep(200 * time.Millisecond)
+	k.Close()
+	if n := f.renewals.Load(); n > 1 {
+		t.Errorf("%d renewals in 200 ms", n)
 	}
 }

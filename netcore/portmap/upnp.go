@@ -16,6 +16,7 @@ import (
 
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
+	"github.com/huin/goupnp/soap"
 )
 
 // ssdpPort is where UPnP devices answer M-SEARCH (UPnP Device Architecture §1.3).
@@ -55,9 +56,12 @@ func ssdpSearch(ctx context.Context, gw netip.Addr) (*url.URL, error) {
 	}
 	buf := make([]byte, 2048)
 	for {
-		n, _, err := c.ReadFromUDPAddrPort(buf)
+		n, from, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return nil, fmt.Errorf("no UPnP gateway answered: %w", err)
+		}
+		if from.Addr().Unmap().WithZone("") != gw.WithZone("") {
+			continue // another device on the LAN: only the gateway maps ports
 		}
 		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(buf[:n])), nil)
 		if err != nil || resp.StatusCode != http.StatusOK {
@@ -179,13 +183,37 @@ func (m *upnpMapping) External() netip.AddrPort { return m.ext }
 func (m *upnpMapping) Renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	err := m.d.conn.AddPortMappingCtx(ctx, "", m.ext.Port(), strings.ToUpper(m.proto), m.local.Port(),
-		m.local.Addr().String(), true, "p2pd", uint32(m.lease.Seconds()))
+	add := func() error {
+		return m.d.conn.AddPortMappingCtx(ctx, "", m.ext.Port(), strings.ToUpper(m.proto), m.local.Port(),
+			m.local.Addr().String(), true, "p2pd", uint32(m.lease.Seconds()))
+	}
+	err := add()
+	if upnpErrorCode(err) == errOnlyPermanentLeases && m.lease != 0 {
+		// Old IGDv1 routers only take permanent mappings; Release still
+		// removes it, and renewals keep checking it is there.
+		m.lease = 0
+		err = add()
+	}
 	if err != nil {
 		return err
 	}
-	m.set(time.Now().Add(m.lease))
+	lease := m.lease
+	if lease == 0 {
+		lease = DefaultLease
+	}
+	m.set(time.Now().Add(lease))
 	return nil
+}
+
+// errOnlyPermanentLeases is UPnP IGD error 725, OnlyPermanentLeasesSupported.
+const errOnlyPermanentLeases = 725
+
+func upnpErrorCode(err error) int {
+	var fault *soap.SOAPFaultError
+	if errors.As(err, &fault) {
+		return fault.Detail.UPnPError.Errorcode
+	}
+	return 0
 }
 
 func (m *upnpMapping) Release(ctx context.Context) error {

@@ -34,6 +34,9 @@ func CheckBroker(ctx context.Context, broker config.Endpoint) (time.Duration, er
 		AddBroker("tcp://" + broker.Addr()).
 		SetClientID("p2pd-check-" + hex.EncodeToString(id[:])).
 		SetConnectTimeout(timeout).
+		// MQTT 3.1.1 only: paho would otherwise retry with 3.1 on a fresh
+		// timeout, past the caller's deadline.
+		SetProtocolVersion(4).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetCleanSession(true)
@@ -41,6 +44,7 @@ func CheckBroker(ctx context.Context, broker config.Endpoint) (time.Duration, er
 	start := time.Now()
 	tok := c.Connect()
 	if !tok.WaitTimeout(timeout + 100*time.Millisecond) {
+		c.Disconnect(0) // abandon the attempt; a late success is closed too
 		return 0, fmt.Errorf("MQTT broker %s: no answer within %v", broker, timeout)
 	}
 	if err := tok.Error(); err != nil {

@@ -50,9 +50,14 @@ type Conn struct {
 }
 
 type txn struct {
-	from func(netip.AddrPort) bool // whether a reply from there is acceptable
-	ch   chan reply
+	from  func(netip.AddrPort) bool // whether a reply from there is acceptable
+	ch    chan reply
+	wrong atomic.Bool // a reply came from elsewhere (a server ignoring CHANGE-REQUEST)
 }
+
+// ErrChangeIgnored: the server answered a change request, but from the
+// address it was sent to, so it does not honour CHANGE-REQUEST.
+var ErrChangeIgnored = errors.New("the server ignores CHANGE-REQUEST")
 
 type reply struct {
 	a    answer
@@ -98,8 +103,13 @@ func (c *Conn) handle(msg []byte, from netip.AddrPort, _ *pipe.Pipe) {
 	c.mu.Lock()
 	t := c.pending[id]
 	c.mu.Unlock()
-	if t == nil || !t.from(from) {
+	if t == nil {
 		c.ignored.Add(1)
+		return
+	}
+	if !t.from(from) {
+		c.ignored.Add(1)
+		t.wrong.Store(true)
 		return
 	}
 	// Only a whole answer, or a server's well-formed refusal, ends the
@@ -166,12 +176,17 @@ func (c *Conn) transact(ctx context.Context, dest netip.AddrPort, change Change,
 			}
 			return Binding{Local: c.LocalAddr(), Server: dest, From: r.from, Mapped: r.a.mapped, Other: r.a.other, RTT: time.Since(start)}, nil
 		case <-timer.C:
-			if err := c.p.Send(ctx, req, dest); err != nil && ctx.Err() == nil {
+			// A send cut short by ctx ends the transaction as "no answer", below.
+			err := c.p.Send(ctx, req, dest)
+			if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				return Binding{}, fmt.Errorf("sending to STUN server %s: %w", dest, err)
 			}
 			timer.Reset(rto)
 			rto = min(rto*2, maxRTO)
 		case <-ctx.Done():
+			if change != ChangeNone && t.wrong.Load() {
+				return Binding{}, fmt.Errorf("STUN server %s: %w", dest, ErrChangeIgnored)
+			}
 			return Binding{}, fmt.Errorf("no answer from STUN server %s within %v: %w", dest, time.Since(start).Round(time.Millisecond), ctx.Err())
 		}
 	}

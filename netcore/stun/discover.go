@@ -164,7 +164,7 @@ func Discover(ctx context.Context, local netip.Addr, servers []Server) (*Profile
 	fam := netif.FamilyOf(local)
 	udp, tcp := ofFamily(servers, "udp", fam), ofFamily(servers, "tcp", fam)
 	if len(udp)+len(tcp) == 0 {
-		return nil, nil, fmt.Errorf("no %v STUN server configured", fam)
+		return nil, nil, fmt.Errorf("%w for %v", ErrNoServer, fam)
 	}
 	d := &discovery{local: local, prof: &Profile{Local: local}}
 	defer d.close()
@@ -177,27 +177,43 @@ func Discover(ctx context.Context, local netip.Addr, servers []Server) (*Profile
 		return nil, nil, err
 	}
 	primary, rtt := d.findPrimary(ctx, a, udp)
+	// An alternate address on the server's own IP cannot tell address-
+	// dependent behaviour apart (RFC 5780 §4.1 needs two IPs).
+	if primary.Other.IsValid() && primary.Other.Addr() == primary.Server.Addr() {
+		primary.Other = netip.AddrPort{}
+	}
 
 	var wg sync.WaitGroup
 	wait := min(max(minFilterWait, filterWaitRTTs*rtt), maxFilterWait)
+	var (
+		filtering Behaviour
+		altSeen   bool // the alternate address answered: it exists and is reachable
+	)
 	if primary.Mapped.IsValid() {
 		p := d.prof
 		p.UDP = true
 		p.Server, p.Other, p.External = primary.Server, primary.Other, primary.Mapped
 		p.NAT = primary.Mapped != netip.AddrPortFrom(local, a.LocalAddr().Port())
 		if primary.Other.IsValid() {
-			wg.Go(func() { p.Mapping = d.mapping(ctx, a, primary) })
-			wg.Go(func() { p.Filtering = d.filtering(ctx, primary, wait) })
+			wg.Go(func() { p.Mapping, altSeen = d.mapping(ctx, a, primary, wait) })
+			wg.Go(func() { filtering = d.filtering(ctx, primary, wait) })
 		} else if !p.NAT {
 			p.Mapping = EndpointIndependent
 		}
 		wg.Go(func() { p.Hairpin = d.hairpin(ctx, a, primary, wait) })
 	}
 	var tcpPrimary Server
+	var tcpWait time.Duration
 	if len(tcp) > 0 {
-		wg.Go(func() { tcpPrimary = d.tcpMapping(ctx, tcp, primary) })
+		wg.Go(func() { tcpPrimary, tcpWait = d.tcpMapping(ctx, tcp, primary) })
 	}
 	wg.Wait()
+	// Silence from the alternate address proves filtering only if that
+	// address answers at all.
+	if filtering == AddressPortDependent && !altSeen {
+		filtering = Unknown
+	}
+	d.prof.Filtering = filtering
 
 	// Port patterns last, one protocol at a time: a NAT that counts new
 	// flows (sequential ports) would see the other tests' flows as noise.
@@ -205,11 +221,15 @@ func Discover(ctx context.Context, local netip.Addr, servers []Server) (*Profile
 		d.prof.UDPPorts = portPattern(ctx, wait, udpSample(local, primary.Server))
 	}
 	if tcpPrimary.Addr.IsValid() {
-		d.prof.TCPPorts = portPattern(ctx, wait, tcpSample(local, tcpPrimary.Addr))
+		d.prof.TCPPorts = portPattern(ctx, tcpWait, tcpSample(local, tcpPrimary.Addr))
 	}
 	d.prof.Ignored = d.ignored()
 	return d.prof, d.results(), nil
 }
+
+// ErrNoServer is returned by Discover when no server of the local address's
+// family is available.
+var ErrNoServer = errors.New("no STUN server available")
 
 // discovery holds one run's sockets and server outcomes.
 type discovery struct {
@@ -335,35 +355,42 @@ func (d *discovery) findPrimary(ctx context.Context, a *Conn, servers []Server) 
 
 // mapping runs RFC 5780 §4.3: the same socket asks the alternate address
 // with the primary port (test II), then the alternate address and port
-// (test III). Both go out at once to save a round trip.
-func (d *discovery) mapping(ctx context.Context, a *Conn, primary Binding) Behaviour {
+// (test III). Both go out at once to save a round trip; each gets wait. It
+// also reports whether the alternate address answered at all.
+func (d *discovery) mapping(ctx context.Context, a *Conn, primary Binding, wait time.Duration) (Behaviour, bool) {
 	alt := netip.AddrPortFrom(primary.Other.Addr(), primary.Server.Port())
 	var b2, b3 Binding
 	var e2, e3 error
 	var wg sync.WaitGroup
-	wg.Go(func() { b2, e2 = a.Bind(ctx, alt, ChangeNone, netip.AddrPort{}) })
-	wg.Go(func() { b3, e3 = a.Bind(ctx, primary.Other, ChangeNone, netip.AddrPort{}) })
+	bind := func(to netip.AddrPort) (Binding, error) {
+		ctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		return a.Bind(ctx, to, ChangeNone, netip.AddrPort{})
+	}
+	wg.Go(func() { b2, e2 = bind(alt) })
+	wg.Go(func() { b3, e3 = bind(primary.Other) })
 	wg.Wait()
+	seen := e2 == nil || e3 == nil
 	switch {
 	case e2 != nil:
-		return Unknown
+		return Unknown, seen
 	case b2.Mapped == primary.Mapped:
-		return EndpointIndependent
+		return EndpointIndependent, seen
 	case e3 != nil:
-		return Unknown
+		return Unknown, seen
 	case b3.Mapped == b2.Mapped:
-		return AddressDependent
+		return AddressDependent, seen
 	}
-	return AddressPortDependent
+	return AddressPortDependent, seen
 }
 
 // filtering runs RFC 5780 §4.4 on two fresh sockets at once, each having
 // only talked to the primary address: one asks for the answer from the
 // alternate address and port (passes endpoint-independent filtering), the
 // other from the alternate port only (passes address-dependent filtering).
+// A server seen to ignore or refuse the change makes the answer unknown.
 func (d *discovery) filtering(ctx context.Context, primary Binding, wait time.Duration) Behaviour {
-	var ok [2]bool
-	var opened [2]bool
+	var ok, opened, ignored [2]bool
 	var wg sync.WaitGroup
 	for i, change := range []Change{ChangeIP | ChangePort, ChangePort} {
 		wg.Go(func() {
@@ -371,14 +398,19 @@ func (d *discovery) filtering(ctx context.Context, primary Binding, wait time.Du
 			if err != nil {
 				return
 			}
-			if _, err := c.Bind(ctx, primary.Server, ChangeNone, netip.AddrPort{}); err != nil {
+			octx, cancel := context.WithTimeout(ctx, wait)
+			_, err = c.Bind(octx, primary.Server, ChangeNone, netip.AddrPort{})
+			cancel()
+			if err != nil {
 				return
 			}
 			opened[i] = true
 			wctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
 			_, err = c.Bind(wctx, primary.Server, change, primary.Other)
+			var refused *RefusedError
 			ok[i] = err == nil
+			ignored[i] = errors.Is(err, ErrChangeIgnored) || errors.As(err, &refused)
 		})
 	}
 	wg.Wait()
@@ -387,11 +419,17 @@ func (d *discovery) filtering(ctx context.Context, primary Binding, wait time.Du
 		return EndpointIndependent
 	case ok[1]:
 		return AddressDependent
+	case ignored[0] || ignored[1]:
+		return Unknown
 	case opened[0] && opened[1] && ctx.Err() == nil:
 		return AddressPortDependent
 	}
 	return Unknown
 }
+
+// hairpinSends is how many times the hairpin request goes out within its
+// wait: one lost datagram must not read as "no".
+const hairpinSends = 3
 
 // hairpin sends a request from a second socket to the first socket's
 // external address: it arrives only if the NAT loops it back (RFC 5780 §4.5).
@@ -400,19 +438,26 @@ func (d *discovery) hairpin(ctx context.Context, a *Conn, primary Binding, wait 
 	if err != nil {
 		return 0
 	}
-	id, err := b.sendRequest(ctx, primary.Mapped)
-	if err != nil {
-		return 0
+	ids := map[txID]bool{}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	resend := time.NewTicker(wait / hairpinSends)
+	defer resend.Stop()
+	send := func() {
+		if id, err := b.sendRequest(ctx, primary.Mapped); err == nil {
+			ids[id] = true
+		}
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+	send()
 	for {
 		select {
 		case got := <-a.requests:
-			if got == id {
+			if ids[got] {
 				return Yes
 			}
-		case <-timer.C:
+		case <-resend.C:
+			send()
+		case <-deadline.C:
 			return No
 		case <-ctx.Done():
 			return 0
@@ -422,42 +467,54 @@ func (d *discovery) hairpin(ctx context.Context, a *Conn, primary Binding, wait 
 
 // tcpMapping finds the first TCP server to answer and, when it is the UDP
 // primary's host (so its alternate address is known), repeats the mapping
-// tests over TCP from one local port.
-func (d *discovery) tcpMapping(ctx context.Context, servers []Server, primary Binding) Server {
+// tests over TCP from one local port. It returns the server and the wait
+// its answers deserve (from its round trip, a handshake and an exchange).
+func (d *discovery) tcpMapping(ctx context.Context, servers []Server, primary Binding) (Server, time.Duration) {
 	results := d.ask(ctx, servers, func(ctx context.Context, s Server) (Binding, error) {
 		return BindTCP(ctx, netip.AddrPortFrom(d.local, 0), s.Addr)
 	})
 	r, ok := firstAnswer(ctx, results, len(servers), func(result) bool { return true })
 	if !ok {
-		return Server{}
+		return Server{}, 0
 	}
 	first := r.s
-	d.prof.TCP, d.prof.TCPExternal = true, r.b.Mapped
-	if !first.Addr.IsValid() || !primary.Other.IsValid() || first.Addr.Addr() != primary.Server.Addr() {
-		return first
+	wait := min(max(minFilterWait, filterWaitRTTs*r.b.RTT), maxFilterWait)
+	p := d.prof
+	p.TCP, p.TCPExternal = true, r.b.Mapped
+	if !p.UDP {
+		// UDP is blocked: TCP alone says whether the address is translated.
+		p.NAT = r.b.Mapped.Addr() != d.local
+	}
+	if !primary.Other.IsValid() || first.Addr.Addr() != primary.Server.Addr() {
+		return first, wait
+	}
+	bind := func(from, to netip.AddrPort) (Binding, error) {
+		ctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		return BindTCP(ctx, from, to)
 	}
 	// Three connections from one local port, to the primary and alternate
 	// addresses, as in the UDP test.
-	b1, err := BindTCP(ctx, netip.AddrPortFrom(d.local, 0), first.Addr)
+	b1, err := bind(netip.AddrPortFrom(d.local, 0), first.Addr)
 	if err != nil {
-		return first
+		return first, wait
 	}
 	from := b1.Local
-	b2, err := BindTCP(ctx, from, netip.AddrPortFrom(primary.Other.Addr(), first.Addr.Port()))
+	b2, err := bind(from, netip.AddrPortFrom(primary.Other.Addr(), first.Addr.Port()))
 	if err != nil {
-		return first
+		return first, wait
 	}
 	if b2.Mapped == b1.Mapped {
-		d.prof.TCPMapping = EndpointIndependent
-		return first
+		p.TCPMapping = EndpointIndependent
+		return first, wait
 	}
-	b3, err := BindTCP(ctx, from, primary.Other)
+	b3, err := bind(from, primary.Other)
 	switch {
 	case err != nil:
 	case b3.Mapped == b2.Mapped:
-		d.prof.TCPMapping = AddressDependent
+		p.TCPMapping = AddressDependent
 	default:
-		d.prof.TCPMapping = AddressPortDependent
+		p.TCPMapping = AddressPortDependent
 	}
-	return first
+	return first, wait
 }

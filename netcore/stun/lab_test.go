@@ -87,7 +87,7 @@ func TestDiscoveryAgreesWithCoturn(t *testing.T) {
 					defer cancel()
 					m, f, err := l.NatDiscovery(ctx, site.Host)
 					if err != nil {
-						t.Error(err)
+						t.Errorf("%v: %v", nat, err)
 						return
 					}
 					got := p.Mapping.Short("M") + "+" + p.Filtering.Short("F")

@@ -22,49 +22,67 @@ const (
 	seqPortHigh = 32000
 )
 
+// minPatternSamples is the least number of samples a preserving or +n
+// verdict rests on: with fewer, chance alone produces a "pattern".
+const minPatternSamples = 4
+
 // analyzePorts finds the allocation pattern in samples of (local,
 // external) ports taken one after another; sequential says whether the
-// local ports were consecutive.
+// local ports were consecutive. Other hosts' traffic through the same NAT
+// disturbs samples, so a pattern may miss one sample (left out) and one
+// step (a counter bumped by someone else between two of ours).
 func analyzePorts(samples [][2]uint16, sequential bool) PortPattern {
 	p := PortPattern{Kind: DeltaRandom, Samples: samples}
 	if len(samples) < 3 {
 		p.Kind = DeltaUnknown
 		return p
 	}
-	// Tolerate one sample disturbed by a mapping someone else made.
-	need := len(samples) - 1
 	equal := 0
 	for _, s := range samples {
 		if s[0] == s[1] {
 			equal++
 		}
 	}
-	if equal >= need {
+	if equal >= len(samples)-1 {
 		p.Kind = DeltaEqual
 		return p
 	}
-	need-- // of len(samples)-1 differences
-	preserving := 0
-	steps := map[int]int{}
-	for i := 1; i < len(samples); i++ {
-		dl := int(int16(samples[i][0] - samples[i-1][0]))
-		de := int(int16(samples[i][1] - samples[i-1][1]))
-		if de == dl && samples[i][0] != samples[i][1] {
-			preserving++
-		}
-		steps[de]++
-	}
-	if preserving >= need && !sequential {
-		p.Kind = DeltaPreserving
+	if len(samples) < minPatternSamples {
+		p.Kind = DeltaUnknown
 		return p
 	}
-	for step, n := range steps {
-		if n >= need && step != 0 && step >= -maxStep && step <= maxStep {
-			p.Kind, p.Step = DeltaIndependent, step
-			if sequential {
-				p.Kind = DeltaDependent
+	// The whole run first, then the run without each sample in turn.
+	sets := [][][2]uint16{samples}
+	if len(samples) > minPatternSamples {
+		for i := range samples {
+			sets = append(sets, append(append([][2]uint16{}, samples[:i]...), samples[i+1:]...))
+		}
+	}
+	for _, set := range sets {
+		diffs := len(set) - 1
+		preserving := 0
+		steps := map[int]int{}
+		for i := 1; i < len(set); i++ {
+			dl := int(int16(set[i][0] - set[i-1][0]))
+			de := int(int16(set[i][1] - set[i-1][1]))
+			if de == dl && set[i][0] != set[i][1] {
+				preserving++
 			}
+			steps[de]++
+		}
+		if preserving >= diffs-1 && !sequential {
+			p.Kind = DeltaPreserving
 			return p
+		}
+		// Smallest step first, so a tie always resolves the same way.
+		for step := -maxStep; step <= maxStep; step++ {
+			if step != 0 && steps[step] >= diffs-1 {
+				p.Kind, p.Step = DeltaIndependent, step
+				if sequential {
+					p.Kind = DeltaDependent
+				}
+				return p
+			}
 		}
 	}
 	return p

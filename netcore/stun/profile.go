@@ -184,10 +184,11 @@ const (
 	TypeRestricted
 	TypePortRestricted
 	TypeSymmetric
-	TypeBlocked // no STUN server answered
+	TypeBlocked    // no STUN server answered
+	TypeUDPBlocked // only TCP gets out
 )
 
-var typeNames = [...]string{"unknown", "open internet", "firewall", "full cone", "restricted cone", "port restricted cone", "symmetric", "blocked"}
+var typeNames = [...]string{"unknown", "open internet", "firewall", "full cone", "restricted cone", "port restricted cone", "symmetric", "blocked", "UDP blocked"}
 
 // String names the type.
 func (t NATType) String() string {
@@ -205,10 +206,14 @@ func (p *Profile) Type() NATType {
 	switch {
 	case !p.UDP && !p.TCP:
 		return TypeBlocked
+	case !p.UDP:
+		return TypeUDPBlocked
 	case !p.NAT && p.Filtering == EndpointIndependent:
 		return TypeOpen
-	case !p.NAT:
+	case !p.NAT && (p.Filtering == AddressDependent || p.Filtering == AddressPortDependent):
 		return TypeFirewall
+	case !p.NAT:
+		return TypeUnknown // no translation, filtering not measured
 	case p.Mapping == AddressDependent || p.Mapping == AddressPortDependent:
 		return TypeSymmetric
 	case p.Mapping != EndpointIndependent:
