@@ -440,7 +440,8 @@ func (p *Pipe) LocalAddr() netip.AddrPort { return p.local }
 // connection), or the zero AddrPort if it has none.
 func (p *Pipe) RemoteAddr() netip.AddrPort { return p.remote }
 
-// Done is closed when the pipe has ended; Err then says why.
+// Done is closed when the pipe has ended; Err then says why. End handlers
+// run right after it closes.
 func (p *Pipe) Done() <-chan struct{} { return p.done }
 
 // Err returns why the pipe ended, or nil while it runs.

@@ -104,6 +104,10 @@ func TestEndHandlerRunsOnce(t *testing.T) {
 		p.AddEndHandler(func(*Pipe, error) { n.Add(1) })
 		<-p.Done()
 		p.Close()
+		// End handlers run after Done closes: wait for the one run, then
+		// make sure no second one follows.
+		waitFor(t, func() bool { return n.Load() > 0 })
+		time.Sleep(time.Millisecond)
 		if got := n.Load(); got != 1 {
 			t.Fatalf("end handler ran %d times", got)
 		}
