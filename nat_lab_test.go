@@ -116,7 +116,7 @@ func TestNatReportSurvivesDeadServers(t *testing.T) {
 	silent := natlab.SilentIP.String()
 	cfg := map[string]any{
 		"stun": []string{"udp://" + silent + ":3478", "udp://203.0.113.1:3478", "tcp://203.0.113.1:3478"},
-		"mqtt": []string{"tcp://" + silent + ":1883", "tcp://203.0.113.2:1883", "tcp://203.0.113.1:1883"},
+		"mqtt": []string{"tcp://" + silent + ":1883", "tcp://203.0.113.1:1884", "tcp://203.0.113.1:1883"},
 		"turn": []map[string]string{{"url": "turn:" + silent + ":3478", "user": "test", "pass": "test", "realm": "natlab"}},
 		"ntp":  []string{silent, "203.0.113.1"},
 	}
@@ -130,7 +130,7 @@ func TestNatReportSurvivesDeadServers(t *testing.T) {
 			failed[s.Kind+" "+s.Server] = true
 		}
 	}
-	for _, want := range []string{"stun udp://" + silent + ":3478", "mqtt tcp://" + silent + ":1883", "mqtt tcp://203.0.113.2:1883", "turn turn:" + silent + ":3478", "ntp " + silent + ":123"} {
+	for _, want := range []string{"stun udp://" + silent + ":3478", "mqtt tcp://" + silent + ":1883", "mqtt tcp://203.0.113.1:1884", "turn turn:" + silent + ":3478", "ntp " + silent + ":123"} {
 		if !failed[want] {
 			t.Errorf("failure of %s not reported (failed: %v)", want, failed)
 		}

@@ -45,7 +45,7 @@ type Config struct {
 	// TURN starts coturn: STUN on both server addresses and TURN (user
 	// "test", password "test", realm "natlab").
 	TURN bool
-	// MQTT starts mosquitto on ServerIP1:1883.
+	// MQTT starts two mosquitto brokers, on ServerIP1:1883 and ServerIP2:1883.
 	MQTT bool
 	// NTP starts chrony on ServerIP1:123.
 	NTP bool
@@ -348,7 +348,7 @@ func (l *Lab) Exec(ctx context.Context, ns, name string, args ...string) ([]byte
 func (l *Lab) NodeConfig() config.Config {
 	c := config.Config{
 		STUN: []string{"udp://203.0.113.1:3478", "tcp://203.0.113.1:3478", "udp://[fd00:64::1]:3478", "tcp://[fd00:64::1]:3478"},
-		MQTT: []string{"tcp://203.0.113.1:1883"},
+		MQTT: []string{"tcp://203.0.113.1:1883", "tcp://203.0.113.2:1883"},
 		TURN: []config.TURN{{URL: "turn:203.0.113.1:3478", User: "test", Pass: "test", Realm: "natlab"}},
 		NTP:  []string{"203.0.113.1"},
 	}

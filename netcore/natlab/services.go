@@ -80,11 +80,13 @@ func (l *Lab) startServices(ctx context.Context) error {
 		})
 	}
 	if cfg.MQTT {
-		p, err := l.startMosquitto()
-		if err != nil {
-			return err
+		for i, ips := range [][2]netip.Addr{{ServerIP1, ServerIP1v6}, {ServerIP2, ServerIP2v6}} {
+			p, err := l.startMosquitto(i+1, ips)
+			if err != nil {
+				return err
+			}
+			waits = append(waits, func() error { return waitTCP(ctx, l.Inet, netip.AddrPortFrom(ips[0], 1883), p) })
 		}
-		waits = append(waits, func() error { return waitTCP(ctx, l.Inet, netip.AddrPortFrom(ServerIP1, 1883), p) })
 	}
 	if cfg.NTP {
 		p, err := l.startChrony()
@@ -143,8 +145,11 @@ func (l *Lab) startCoturn() (*proc, error) {
 	return l.spawn(l.Inet, "coturn", "turnserver", args...)
 }
 
-func (l *Lab) startMosquitto() (*proc, error) {
-	conf := filepath.Join(l.Dir, "mosquitto.conf")
+// startMosquitto runs broker n on the addresses ips: two separate
+// processes, as two public brokers are (a message reaches a subscriber
+// only through the broker it was published to).
+func (l *Lab) startMosquitto(n int, ips [2]netip.Addr) (*proc, error) {
+	conf := filepath.Join(l.Dir, fmt.Sprintf("mosquitto%d.conf", n))
 	text := fmt.Sprintf(`listener 1883 %s
 listener 1883 %s
 allow_anonymous true
@@ -152,11 +157,11 @@ persistence false
 user root
 pid_file %s
 log_dest stdout
-`, ServerIP1, ServerIP1v6, filepath.Join(l.Dir, "mosquitto.pid"))
+`, ips[0], ips[1], filepath.Join(l.Dir, fmt.Sprintf("mosquitto%d.pid", n)))
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	return l.spawn(l.Inet, "mosquitto", "mosquitto", "-c", conf)
+	return l.spawn(l.Inet, fmt.Sprintf("mosquitto%d", n), "mosquitto", "-c", conf)
 }
 
 func (l *Lab) startChrony() (*proc, error) {

@@ -1,0 +1,308 @@
+package signal
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"p2pd/netcore/config"
+)
+
+const (
+	// qos is MQTT "at least once": the broker acknowledges each publish,
+	// so a send knows it reached a broker; duplicates are dropped by id.
+	qos = 1
+	// sendVia is how many of the peer's brokers a message goes through:
+	// one may be down.
+	sendVia = 2
+	// maxReconnect caps the reconnection backoff to a broker that dropped.
+	maxReconnect = 30 * time.Second
+	// keepAlive makes a dead broker connection noticed within a minute.
+	keepAlive = 30 * time.Second
+)
+
+// Client sends and receives signaling messages through MQTT brokers.
+type Client struct {
+	sealer  *Sealer
+	topic   string
+	accept  func(from ed25519.PublicKey, kind byte) bool
+	handler func(Message)
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	brokers map[netip.AddrPort]*broker
+	closed  bool
+	dropped atomic.Int64
+}
+
+type broker struct {
+	addr       netip.AddrPort
+	c          mqtt.Client
+	own        bool        // this node listens here
+	subscribed atomic.Bool // the subscription is in place
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithAccept drops messages whose sender and kind accept refuses (a node
+// that only talks to friends, or a reply to a request never made).
+func WithAccept(accept func(from ed25519.PublicKey, kind byte) bool) Option {
+	return func(c *Client) { c.accept = accept }
+}
+
+// WithLogger sets where dropped messages are logged (at debug level).
+func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
+
+// Listen connects to the brokers in parallel and subscribes to this node's
+// topic on each, calling handler for every message that opens. It returns
+// as soon as one broker has the subscription; the others keep trying in
+// the background (with backoff, as does a broker that drops later). It
+// fails only if no broker could be reached before ctx ends.
+func Listen(ctx context.Context, s *Sealer, brokers []config.Endpoint, handler func(Message), opts ...Option) (*Client, error) {
+	c := &Client{sealer: s, topic: Topic(s.pub), handler: handler, log: slog.Default(), brokers: map[netip.AddrPort]*broker{}}
+	for _, o := range opts {
+		o(c)
+	}
+	if len(brokers) == 0 {
+		return nil, errors.New("no MQTT broker configured")
+	}
+	ready := make(chan error, len(brokers))
+	for _, ep := range brokers {
+		go func() {
+			ap, err := resolve(ctx, ep)
+			if err != nil {
+				ready <- err
+				return
+			}
+			ready <- c.listenOn(ctx, ap)
+		}()
+	}
+	var errs []error
+	for range brokers {
+		select {
+		case err := <-ready:
+			if err == nil {
+				return c, nil
+			}
+			errs = append(errs, err)
+		case <-ctx.Done():
+			c.Close()
+			return nil, fmt.Errorf("no MQTT broker answered: %w", ctx.Err())
+		}
+	}
+	c.Close()
+	return nil, fmt.Errorf("no MQTT broker answered: %w", errors.Join(errs...))
+}
+
+func resolve(ctx context.Context, ep config.Endpoint) (netip.AddrPort, error) {
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", ep.Host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("MQTT broker %s: %w", ep, err)
+	}
+	return netip.AddrPortFrom(ips[0].Unmap(), ep.Port), nil
+}
+
+// listenOn subscribes on one broker and waits until the subscription is
+// in place or ctx ends (the connection keeps trying afterwards).
+func (c *Client) listenOn(ctx context.Context, ap netip.AddrPort) error {
+	b, err := c.broker(ap, true)
+	if err != nil {
+		return err
+	}
+	for {
+		if b.subscribed.Load() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("MQTT broker %s: no subscription: %w", ap, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// broker returns the connection to ap, making it if needed. A broker this
+// node listens on subscribes on every (re)connection.
+func (c *Client) broker(ap netip.AddrPort, own bool) (*broker, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("signaling client closed")
+	}
+	if b, ok := c.brokers[ap]; ok {
+		if own && !b.own {
+			b.own = true
+			b.subscribe(c)
+		}
+		return b, nil
+	}
+	b := &broker{addr: ap, own: own}
+	var id [8]byte
+	rand.Read(id[:])
+	opts := mqtt.NewClientOptions().
+		AddBroker("tcp://" + ap.String()).
+		SetClientID("p2pd-" + hex.EncodeToString(id[:])).
+		SetProtocolVersion(4).
+		SetCleanSession(true).
+		SetKeepAlive(keepAlive).
+		SetConnectTimeout(connectTimeout).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(maxReconnect).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetOnConnectHandler(func(mqtt.Client) {
+			if b.own {
+				b.subscribe(c)
+			}
+		}).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			b.subscribed.Store(false)
+			c.log.Debug("signal: lost an MQTT broker, reconnecting", "broker", ap, "err", err)
+		})
+	b.c = mqtt.NewClient(opts)
+	b.c.Connect() // completes in the background, retrying
+	c.brokers[ap] = b
+	return b, nil
+}
+
+func (b *broker) subscribe(c *Client) {
+	tok := b.c.Subscribe(c.topic, qos, func(_ mqtt.Client, m mqtt.Message) { c.receive(m.Payload(), b.addr) })
+	go func() {
+		if tok.WaitTimeout(connectTimeout) && tok.Error() == nil {
+			b.subscribed.Store(true)
+		}
+	}()
+}
+
+// receive opens an envelope and hands its message on, or drops it.
+func (c *Client) receive(env []byte, from netip.AddrPort) {
+	m, err := c.sealer.Open(env)
+	if err == nil && c.accept != nil && !c.accept(m.From, m.Kind) {
+		err = ErrUnknownKey
+	}
+	if err != nil {
+		c.dropped.Add(1)
+		if !errors.Is(err, ErrReplay) { // the same message through a second broker is normal
+			c.log.Debug("signal: dropped a message", "broker", from, "err", err)
+		}
+		return
+	}
+	if c.handler != nil {
+		c.handler(m)
+	}
+}
+
+// Dropped counts messages dropped (not opening, stale, replayed, refused).
+func (c *Client) Dropped() int64 { return c.dropped.Load() }
+
+// Brokers returns the brokers this node is subscribed on now: the ones to
+// put in its address.
+func (c *Client) Brokers() []netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []netip.AddrPort
+	for ap, b := range c.brokers {
+		if b.own && b.subscribed.Load() {
+			out = append(out, ap)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	return out
+}
+
+// Send seals a message to peer and publishes it through up to two of the
+// brokers the peer listens on (via, from its address), at once. It returns
+// when one broker has accepted it, or with every broker's error.
+func (c *Client) Send(ctx context.Context, to ed25519.PublicKey, via []netip.AddrPort, kind byte, body []byte) error {
+	env, _, err := c.sealer.Seal(to, kind, body)
+	if err != nil {
+		return err
+	}
+	if len(via) == 0 {
+		return errors.New("the peer lists no signaling broker")
+	}
+	via = c.preferConnected(via)
+	if len(via) > sendVia {
+		via = via[:sendVia]
+	}
+	results := make(chan error, len(via))
+	for _, ap := range via {
+		go func() { results <- c.publish(ctx, ap, to, env) }()
+	}
+	var errs []error
+	for range via {
+		select {
+		case err := <-results:
+			if err == nil {
+				return nil
+			}
+			errs = append(errs, err)
+		case <-ctx.Done():
+			return fmt.Errorf("signaling: no broker took the message: %w", ctx.Err())
+		}
+	}
+	return fmt.Errorf("signaling: no broker took the message: %w", errors.Join(errs...))
+}
+
+// preferConnected puts brokers already connected first: no handshake.
+func (c *Client) preferConnected(via []netip.AddrPort) []netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Clone(via)
+	slices.SortStableFunc(out, func(a, b netip.AddrPort) int {
+		rank := func(ap netip.AddrPort) int {
+			if br, ok := c.brokers[ap]; ok && br.c.IsConnectionOpen() {
+				return 0
+			}
+			return 1
+		}
+		return rank(a) - rank(b)
+	})
+	return out
+}
+
+func (c *Client) publish(ctx context.Context, ap netip.AddrPort, to ed25519.PublicKey, env []byte) error {
+	b, err := c.broker(ap, false)
+	if err != nil {
+		return err
+	}
+	timeout := connectTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	// Published before the connection is up, the message waits in paho's
+	// store; the token completes when the broker acknowledges it.
+	tok := b.c.Publish(Topic(to), qos, false, env)
+	if !tok.WaitTimeout(timeout) {
+		return fmt.Errorf("MQTT broker %s: no acknowledgement within %v", ap, timeout.Round(time.Millisecond))
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("MQTT broker %s: %w", ap, err)
+	}
+	return nil
+}
+
+// Close disconnects from every broker.
+func (c *Client) Close() {
+	c.mu.Lock()
+	c.closed = true
+	brokers := c.brokers
+	c.brokers = map[netip.AddrPort]*broker{}
+	c.mu.Unlock()
+	for _, b := range brokers {
+		b.c.Disconnect(100)
+	}
+}

@@ -1,0 +1,151 @@
+package signal
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"p2pd/netcore/config"
+	"p2pd/netcore/natlab"
+)
+
+func TestMain(m *testing.M) {
+	natlab.ChildMain(map[string]natlab.ChildFunc{"signal": childSignal})
+	os.Exit(m.Run())
+}
+
+type signalResult struct {
+	Received     int           // copies of one message sent through two brokers
+	Healthy      time.Duration // send to delivery, both of the peer's brokers up
+	OneDown      time.Duration // the same with the first broker silent
+	StrangerSeen bool          // a message from a refused sender reached the handler
+	Dropped      int64
+	Brokers      []netip.AddrPort
+}
+
+// childSignal runs alice, bob and eve in one lab host against the lab's
+// brokers (args: live broker 1, live broker 2, silent broker).
+func childSignal(args []string) error {
+	live1, live2, silent := netip.MustParseAddrPort(args[0]), netip.MustParseAddrPort(args[1]), netip.MustParseAddrPort(args[2])
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	keys := func() (ed25519.PublicKey, ed25519.PrivateKey) {
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		return pub, priv
+	}
+	apub, apriv := keys()
+	bpub, bpriv := keys()
+	epub, epriv := keys()
+	eps := func(aps ...netip.AddrPort) []config.Endpoint {
+		var out []config.Endpoint
+		for _, ap := range aps {
+			out = append(out, config.Endpoint{Proto: "tcp", Host: ap.Addr().String(), Port: ap.Port()})
+		}
+		return out
+	}
+
+	got := make(chan Message, 16)
+	var strangers atomic.Bool
+	bob, err := Listen(ctx, NewSealer(bpub, bpriv, time.Now), eps(live1, live2), func(m Message) {
+		if m.From.Equal(epub) {
+			strangers.Store(true)
+		}
+		got <- m
+	}, WithAccept(func(from ed25519.PublicKey, _ byte) bool { return from.Equal(apub) }))
+	if err != nil {
+		return err
+	}
+	defer bob.Close()
+	// Bob's address lists both brokers once both subscriptions are up.
+	for len(bob.Brokers()) < 2 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bob subscribed on %v only", bob.Brokers())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	alice, err := Listen(ctx, NewSealer(apub, apriv, time.Now), eps(live1), nil)
+	if err != nil {
+		return err
+	}
+	defer alice.Close()
+	eve, err := Listen(ctx, NewSealer(epub, epriv, time.Now), eps(live2), nil)
+	if err != nil {
+		return err
+	}
+	defer eve.Close()
+
+	res := signalResult{Brokers: bob.Brokers()}
+	deliver := func(via []netip.AddrPort) (time.Duration, error) {
+		start := time.Now()
+		if err := alice.Send(ctx, bpub, via, 1, []byte("hello bob")); err != nil {
+			return 0, err
+		}
+		select {
+		case <-got:
+			return time.Since(start), nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	// Warm the connections, then measure.
+	if _, err := deliver([]netip.AddrPort{live1, live2}); err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond)
+	for len(got) > 0 {
+		<-got
+	}
+	if res.Healthy, err = deliver([]netip.AddrPort{live1, live2}); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond) // the second broker's copy, if any got through
+	res.Received = 1 + len(got)
+	for len(got) > 0 {
+		<-got
+	}
+	if res.OneDown, err = deliver([]netip.AddrPort{silent, live2}); err != nil {
+		return err
+	}
+	if err := eve.Send(ctx, bpub, []netip.AddrPort{live2}, 1, []byte("hi, it's eve")); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond)
+	res.StrangerSeen = strangers.Load()
+	res.Dropped = bob.Dropped()
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func TestSignalingThroughBrokers(t *testing.T) {
+	l := natlab.New(t, natlab.Config{MQTT: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := l.Run(ctx, l.A.Host, "signal", "203.0.113.1:1883", "203.0.113.2:1883", netip.AddrPortFrom(natlab.SilentIP, 1883).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r signalResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("child printed %q: %v", out, err)
+	}
+	t.Logf("%+v", r)
+	if r.Received != 1 {
+		t.Errorf("a message sent through two brokers arrived %d times", r.Received)
+	}
+	if r.OneDown-r.Healthy > time.Second {
+		t.Errorf("one broker down: delivery took %v, healthy %v", r.OneDown, r.Healthy)
+	}
+	if r.StrangerSeen || r.Dropped < 2 { // eve's message and the duplicate copy
+		t.Errorf("stranger seen %v, dropped %d", r.StrangerSeen, r.Dropped)
+	}
+	if len(r.Brokers) != 2 {
+		t.Errorf("bob listens on %v, want both brokers", r.Brokers)
+	}
+}
