@@ -1,0 +1,239 @@
+// Package session turns a connection between two nodes into one secure
+// session carrying many streams (DESIGN.md §5): TLS 1.3 with both sides'
+// keys pinned (netcore/identity), and yamux streams on top, each naming
+// the protocol it speaks ("echo/1", "msg/1", "chat/1", ...) when it opens.
+// The side that accepts a stream answers whether it speaks that protocol,
+// so opening a stream for an unknown one fails with a clear error.
+package session
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"p2pd/netcore/identity"
+)
+
+const (
+	// MaxProtoLen bounds a protocol name.
+	MaxProtoLen = 64
+	// streamWindow is each stream's flow-control window: 16 MiB keeps a
+	// fast path full (yamux's 256 KiB default caps a stream at 256 KiB per
+	// round trip, under 30 Mbit/s across an ocean).
+	streamWindow = 16 << 20
+	// keepAlive pings an idle session so NAT mappings, which expire after
+	// 30 s of silence on some routers, stay open, and a dead peer is noticed.
+	keepAlive = 15 * time.Second
+	// handshakeTimeout bounds the TLS handshake and stream negotiation when
+	// the caller's context sets no deadline.
+	handshakeTimeout = 10 * time.Second
+)
+
+// Stream answers (one octet after the protocol name).
+const (
+	accepted byte = 0
+	refused  byte = 1
+)
+
+// ErrUnknownProtocol: the peer does not speak the protocol a stream asked for.
+var ErrUnknownProtocol = errors.New("the peer does not speak this protocol")
+
+// Session is a secure, multiplexed connection to one peer.
+type Session struct {
+	tls  *tls.Conn
+	mux  *yamux.Session
+	peer ed25519.PublicKey
+}
+
+// Client runs the TLS client side over c: the peer must hold want.
+func Client(ctx context.Context, c net.Conn, id *identity.Identity, want ed25519.PublicKey) (*Session, error) {
+	return secure(ctx, c, id, want, true)
+}
+
+// Server runs the TLS server side over c; want may be nil to accept any
+// peer (Peer then says who it is).
+func Server(ctx context.Context, c net.Conn, id *identity.Identity, want ed25519.PublicKey) (*Session, error) {
+	return secure(ctx, c, id, want, false)
+}
+
+func secure(ctx context.Context, c net.Conn, id *identity.Identity, want ed25519.PublicKey, client bool) (*Session, error) {
+	cfg, err := id.TLSConfig(want)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, handshakeTimeout)
+		defer cancel()
+	}
+	var t *tls.Conn
+	if client {
+		t = tls.Client(c, cfg)
+	} else {
+		t = tls.Server(c, cfg)
+	}
+	if err := t.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("secure handshake with %v: %w", c.RemoteAddr(), err)
+	}
+	peer, err := identity.PeerKey(t.ConnectionState())
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	ycfg := yamux.DefaultConfig()
+	ycfg.LogOutput = io.Discard
+	ycfg.KeepAliveInterval = keepAlive
+	ycfg.MaxStreamWindowSize = streamWindow
+	var mux *yamux.Session
+	// yamux roles follow TLS roles, which both sides agree on.
+	if client {
+		mux, err = yamux.Client(t, ycfg)
+	} else {
+		mux, err = yamux.Server(t, ycfg)
+	}
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	return &Session{tls: t, mux: mux, peer: peer}, nil
+}
+
+// Peer returns the peer's public key, proven in the handshake.
+func (s *Session) Peer() ed25519.PublicKey { return s.peer }
+
+// PeerID returns the peer's node id.
+func (s *Session) PeerID() identity.ID { return identity.IDOf(s.peer) }
+
+// LocalAddr and RemoteAddr return the underlying connection's addresses.
+func (s *Session) LocalAddr() net.Addr { return s.tls.LocalAddr() }
+
+// RemoteAddr returns the peer's transport address.
+func (s *Session) RemoteAddr() net.Addr { return s.tls.RemoteAddr() }
+
+// Done is closed when the session ends.
+func (s *Session) Done() <-chan struct{} { return s.mux.CloseChan() }
+
+// Close ends the session and every stream.
+func (s *Session) Close() error { return s.mux.Close() }
+
+// Open opens a stream speaking proto and waits for the peer to accept it.
+func (s *Session) Open(ctx context.Context, proto string) (net.Conn, error) {
+	if len(proto) == 0 || len(proto) > MaxProtoLen {
+		return nil, fmt.Errorf("protocol name %q: want 1 to %d bytes", proto, MaxProtoLen)
+	}
+	st, err := s.mux.OpenStream()
+	if err != nil {
+		return nil, fmt.Errorf("opening a %s stream: %w", proto, err)
+	}
+	stop := deadline(ctx, st)
+	defer stop()
+	if _, err := st.Write(append([]byte{byte(len(proto))}, proto...)); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("opening a %s stream: %w", proto, err)
+	}
+	var answer [1]byte
+	if _, err := io.ReadFull(st, answer[:]); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("opening a %s stream: %w", proto, err)
+	}
+	if answer[0] != accepted {
+		st.Close()
+		return nil, fmt.Errorf("%s: %w", proto, ErrUnknownProtocol)
+	}
+	return st, nil
+}
+
+// Accept waits for the peer's next stream and returns it with its protocol
+// once speaks (a func of the session's registered protocols) accepts it.
+// Streams for protocols it refuses are answered so and closed. yamux
+// cannot abandon a pending accept, so ctx ending closes the session: pass
+// the session's lifetime, not a short timeout.
+func (s *Session) Accept(ctx context.Context, speaks func(proto string) bool) (string, net.Conn, error) {
+	for {
+		st, err := s.accept(ctx)
+		if err != nil {
+			return "", nil, err
+		}
+		proto, err := readProto(ctx, st)
+		if err != nil {
+			st.Close() // a peer that cannot name its protocol loses the stream, not the session
+			continue
+		}
+		if !speaks(proto) {
+			st.Write([]byte{refused})
+			st.Close()
+			continue
+		}
+		if _, err := st.Write([]byte{accepted}); err != nil {
+			st.Close()
+			continue
+		}
+		return proto, st, nil
+	}
+}
+
+func (s *Session) accept(ctx context.Context) (*yamux.Stream, error) {
+	type result struct {
+		st  *yamux.Stream
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		st, err := s.mux.AcceptStream()
+		ch <- result{st, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.st, r.err
+	case <-ctx.Done():
+		// AcceptStream has no context: closing the session releases it.
+		s.Close()
+		<-ch
+		return nil, ctx.Err()
+	}
+}
+
+func readProto(ctx context.Context, st *yamux.Stream) (string, error) {
+	stop := deadline(ctx, st)
+	defer stop()
+	var n [1]byte
+	if _, err := io.ReadFull(st, n[:]); err != nil {
+		return "", err
+	}
+	if n[0] == 0 || int(n[0]) > MaxProtoLen {
+		return "", fmt.Errorf("protocol name of %d bytes", n[0])
+	}
+	name := make([]byte, n[0])
+	if _, err := io.ReadFull(st, name); err != nil {
+		return "", err
+	}
+	return string(name), nil
+}
+
+// negotiateTimeout bounds naming a stream's protocol when ctx has no
+// deadline: one round trip.
+const negotiateTimeout = 10 * time.Second
+
+// deadline applies ctx's deadline (or negotiateTimeout) to st until the
+// returned func is called.
+func deadline(ctx context.Context, st *yamux.Stream) func() {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(negotiateTimeout)
+	}
+	st.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { st.SetDeadline(time.Unix(1, 0)) })
+	return func() {
+		stop()
+		st.SetDeadline(time.Time{})
+	}
+}
