@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,15 @@ type Config struct {
 	NTPOffset time.Duration
 	// UPnPA and UPnPB start miniupnpd (UPnP IGD + NAT-PMP) on that router.
 	UPnPA, UPnPB bool
+	// SecondHosts puts a second host on each home LAN (10.0.x.3, fd00:x::3):
+	// two computers behind the same router.
+	SecondHosts bool
+}
+
+// Host is a computer on a home LAN.
+type Host struct {
+	NS     string // namespace name
+	V4, V6 netip.Addr
 }
 
 // Site is one home: a router and the host behind it.
@@ -64,6 +74,8 @@ type Site struct {
 	WAN4, WAN6   netip.Addr // the router's internet side
 	LAN4, LAN6   netip.Addr // the router's home side: the host's gateway
 	Host4, Host6 netip.Addr // the host
+	// Hosts lists every host on the LAN; Hosts[0] is Host.
+	Hosts        []Host
 	lanNet4      netip.Prefix
 	lanNet6      netip.Prefix
 	upnp         bool       // miniupnpd runs on the router and owns its IPv6 firewall
@@ -171,6 +183,12 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		},
 	}
 	l.A.upnp, l.B.upnp = cfg.UPnPA, cfg.UPnPB
+	for _, s := range l.Sites() {
+		s.Hosts = []Host{{s.Host, s.Host4, s.Host6}}
+		if cfg.SecondHosts {
+			s.Hosts = append(s.Hosts, Host{s.Host + "2", s.Host4.Next(), s.Host6.Next()})
+		}
+	}
 	if err := l.build(ctx); err != nil {
 		return l, fmt.Errorf("natlab: building the network: %w", err)
 	}
@@ -182,11 +200,23 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
+// namespaces lists the lab's namespaces, the internet first.
+func (l *Lab) namespaces() []string {
+	out := []string{l.Inet}
+	for _, s := range l.Sites() {
+		out = append(out, s.Router)
+		for _, h := range s.Hosts {
+			out = append(out, h.NS)
+		}
+	}
+	return out
+}
+
 // Sites returns both homes.
 func (l *Lab) Sites() []*Site { return []*Site{l.A, l.B} }
 
 func (l *Lab) build(ctx context.Context) error {
-	for _, ns := range []string{l.Inet, l.A.Router, l.A.Host, l.B.Router, l.B.Host} {
+	for _, ns := range l.namespaces() {
 		if err := netns.Add(ctx, ns); err != nil {
 			return err
 		}
@@ -203,9 +233,6 @@ func (l *Lab) build(ctx context.Context) error {
 		if err := netns.IP(ctx, "-n", l.Inet, "link", "add", s.inetIf, "type", "veth", "peer", "name", "wan", "netns", s.Router); err != nil {
 			return err
 		}
-		if err := netns.IP(ctx, "-n", s.Router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", s.Host); err != nil {
-			return err
-		}
 		inet = append(inet,
 			fmt.Sprintf("addr add %s/24 dev %s", s.inet4, s.inetIf),
 			fmt.Sprintf("addr add %s/64 dev %s", s.inet6, s.inetIf),
@@ -216,27 +243,37 @@ func (l *Lab) build(ctx context.Context) error {
 		if s.NAT.Mapping == MapNone {
 			inet = append(inet, fmt.Sprintf("route add %s via %s", s.lanNet4, s.WAN4))
 		}
+		// The LAN is a bridge with a port per host, like a home switch.
 		router := []string{
+			"link add lan type bridge",
 			fmt.Sprintf("addr add %s/24 dev wan", s.WAN4),
 			fmt.Sprintf("addr add %s/64 dev wan", s.WAN6),
 			fmt.Sprintf("addr add %s/24 dev lan", s.LAN4),
 			fmt.Sprintf("addr add %s/64 dev lan", s.LAN6),
-			"link set wan up", "link set lan up",
+		}
+		for i, h := range s.Hosts {
+			port := fmt.Sprintf("lanp%d", i)
+			router = append(router,
+				fmt.Sprintf("link add %s type veth peer name eth0 netns %s", port, h.NS),
+				fmt.Sprintf("link set %s master lan", port),
+				fmt.Sprintf("link set %s up", port))
+		}
+		router = append(router, "link set wan up", "link set lan up",
 			fmt.Sprintf("route add default via %s", s.inet4),
-			fmt.Sprintf("route add default via %s", s.inet6),
-		}
-		host := []string{
-			fmt.Sprintf("addr add %s/24 dev eth0", s.Host4),
-			fmt.Sprintf("addr add %s/64 dev eth0", s.Host6),
-			"link set eth0 up",
-			fmt.Sprintf("route add default via %s", s.LAN4),
-			fmt.Sprintf("route add default via %s", s.LAN6),
-		}
+			fmt.Sprintf("route add default via %s", s.inet6))
 		if err := l.batch(ctx, s.Router, router); err != nil {
 			return err
 		}
-		if err := l.batch(ctx, s.Host, host); err != nil {
-			return err
+		for _, h := range s.Hosts {
+			if err := l.batch(ctx, h.NS, []string{
+				fmt.Sprintf("addr add %s/24 dev eth0", h.V4),
+				fmt.Sprintf("addr add %s/64 dev eth0", h.V6),
+				"link set eth0 up",
+				fmt.Sprintf("route add default via %s", s.LAN4),
+				fmt.Sprintf("route add default via %s", s.LAN6),
+			}); err != nil {
+				return err
+			}
 		}
 	}
 	if err := l.batch(ctx, l.Inet, inet); err != nil {
@@ -246,7 +283,13 @@ func (l *Lab) build(ctx context.Context) error {
 	// IPv6 neighbour discovery needs each link's link-local address, which
 	// the kernel adds a few milliseconds after the link comes up; traffic
 	// sent before then waits out a one-second retransmission.
-	links := map[string]int{l.Inet: 2, l.A.Router: 2, l.B.Router: 2, l.A.Host: 1, l.B.Host: 1}
+	links := map[string]int{l.Inet: 2}
+	for _, s := range l.Sites() {
+		links[s.Router] = 2 + len(s.Hosts) // wan, the bridge and its ports
+		for _, h := range s.Hosts {
+			links[h.NS] = 1
+		}
+	}
 	for ns, n := range links {
 		if err := waitLinkLocal(ctx, ns, n); err != nil {
 			return err
@@ -260,6 +303,12 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	for _, s := range l.Sites() {
 		sysctls := forwarding
+		// Where br_netfilter is loaded, bridged frames would pass through the
+		// router's IP firewall; a home switch does not filter.
+		if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err == nil {
+			sysctls = append(slices.Clone(sysctls), "net.bridge.bridge-nf-call-iptables=0",
+				"net.bridge.bridge-nf-call-ip6tables=0", "net.bridge.bridge-nf-call-arptables=0")
+		}
 		if t := s.NAT.UDPTimeout; t > 0 {
 			secs := fmt.Sprint(int(t.Seconds()))
 			sysctls = append(sysctls, "net.netfilter.nf_conntrack_udp_timeout="+secs, "net.netfilter.nf_conntrack_udp_timeout_stream="+secs)
@@ -330,7 +379,7 @@ func (l *Lab) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	var errs []error
-	for _, ns := range []string{l.A.Host, l.B.Host, l.A.Router, l.B.Router, l.Inet} {
+	for _, ns := range slices.Backward(l.namespaces()) {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
 			errs = append(errs, netns.Delete(ctx, ns))
 		}

@@ -195,3 +195,22 @@ func TestShortUDPTimeout(t *testing.T) {
 		t.Error("the mapping outlived the router's 1 s UDP timeout")
 	}
 }
+
+// TestSecondHost: two computers behind one router reach each other on the
+// LAN and share the router's external address.
+func TestSecondHost(t *testing.T) {
+	l := New(t, Config{SecondHosts: true})
+	if len(l.A.Hosts) != 2 || l.A.Hosts[1].V4.String() != "10.0.1.3" || l.A.Hosts[1].V6.String() != "fd00:a::3" {
+		t.Fatalf("hosts = %+v", l.A.Hosts)
+	}
+	server := udpIn(t, l.A.Hosts[0].NS, "0.0.0.0:0")
+	client := udpIn(t, l.A.Hosts[1].NS, "0.0.0.0:0")
+	to := netip.AddrPortFrom(l.A.Host4, server.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+	client.WriteToUDPAddrPort([]byte("neighbour"), to)
+	server.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 16)
+	n, from, err := server.ReadFromUDPAddrPort(buf)
+	if err != nil || string(buf[:n]) != "neighbour" || from.Addr() != l.A.Hosts[1].V4 {
+		t.Errorf("got %q from %v (%v), want a LAN datagram from %v", buf[:n], from, err, l.A.Hosts[1].V4)
+	}
+}
