@@ -7,6 +7,9 @@
 //	p2pd version [--json]   show the build
 //	p2pd ifs [--json]       list network interfaces, addresses and routes
 //	p2pd nat [--json]       diagnose the network and explain what the NAT does
+//	p2pd addr [--json]      print this computer's address
+//	p2pd node               run a node until interrupted
+//	p2pd connect ADDR       connect, echo, and report every strategy
 //
 // Exit codes: 0 success, 1 failure (one line on stderr says why), 2 usage.
 package main
@@ -39,6 +42,9 @@ var commands = map[string]command{
 	"version": {"show the version of this build", cmdVersion},
 	"ifs":     {"list network interfaces, their addresses, default routes and routes", cmdIfs},
 	"nat":     {"diagnose the network: external addresses, NAT behaviour, port mapping, clock, servers", cmdNat},
+	"addr":    {"print this computer's P2PD address (starts a node briefly)", cmdAddr},
+	"node":    {"run a node: print its address and serve until interrupted", cmdNode},
+	"connect": {"connect to an address, send an ECHO and report each strategy", cmdConnect},
 }
 
 // usageError is a mistake in how p2pd was called (exit code 2).

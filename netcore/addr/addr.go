@@ -21,9 +21,11 @@
 //	key       = 32 OCTET                        Ed25519 public key
 //	ifcount   = OCTET                           1 to 4 interfaces
 //	interface = families [v4] [v6]              families: bit 0 IPv4, bit 1 IPv6
-//	v4 / v6   = flags external [internal] port nat
+//	v4 / v6   = flags external [internal] port [extport] nat
 //	flags     = OCTET                           bit 0: internal address follows (else = external)
 //	                                            bit 1: external address known
+//	                                            bit 2: external port follows (a port mapping
+//	                                                   that differs from the listen port)
 //	external  = 4 / 16 OCTET                    zeros when unknown
 //	port      = 2 OCTET                         1 to 65535
 //	nat       = OCTET OCTET                     mapping<<6 | filtering<<4 | delta<<1 | translated; step
@@ -79,10 +81,20 @@ type Endpoint struct {
 	// Internal is the interface's own address (the same as External when
 	// not translated).
 	Internal netip.Addr
-	// Port is the node's listen port (its external port too, where the NAT
-	// preserves ports or a mapping was made).
+	// Port is the node's listen port.
 	Port uint16
-	NAT  NATProfile
+	// ExternalPort is the port a router maps to Port, when it differs (0
+	// otherwise).
+	ExternalPort uint16
+	NAT          NATProfile
+}
+
+// PublicPort returns the port peers reach on the external address.
+func (ep *Endpoint) PublicPort() uint16 {
+	if ep.ExternalPort != 0 {
+		return ep.ExternalPort
+	}
+	return ep.Port
 }
 
 // NATProfile is the part of a NAT profile a peer needs to pick a strategy
@@ -243,12 +255,18 @@ func (ep *Endpoint) marshal(b []byte, v6 bool) ([]byte, error) {
 	if ep.Internal != ep.External {
 		flags |= 1
 	}
+	if ep.ExternalPort != 0 && ep.ExternalPort != ep.Port {
+		flags |= 4
+	}
 	b = append(b, flags)
 	b = append(b, ext.AsSlice()...)
 	if flags&1 != 0 {
 		b = append(b, ep.Internal.AsSlice()...)
 	}
 	b = binary.BigEndian.AppendUint16(b, ep.Port)
+	if flags&4 != 0 {
+		b = binary.BigEndian.AppendUint16(b, ep.ExternalPort)
+	}
 	nat := byte(ep.NAT.Mapping)<<6 | byte(ep.NAT.Filtering)<<4 | byte(ep.NAT.Ports)<<1
 	if ep.NAT.Translated {
 		nat |= 1
@@ -403,7 +421,7 @@ func unmarshal(payload []byte) (*Address, error) {
 
 func (r *reader) endpoint(v6 bool) *Endpoint {
 	flags := r.byte()
-	if r.err == nil && flags&^3 != 0 {
+	if r.err == nil && flags&^7 != 0 {
 		r.err = fmt.Errorf("%w: endpoint flags %#x", ErrInvalidFormat, flags)
 	}
 	ep := &Endpoint{}
@@ -426,6 +444,12 @@ func (r *reader) endpoint(v6 bool) *Endpoint {
 		r.err = fmt.Errorf("%w: %v", ErrInvalidIP, ep.Internal)
 	}
 	ep.Port = r.port()
+	if flags&4 != 0 {
+		ep.ExternalPort = r.port()
+		if r.err == nil && ep.ExternalPort == ep.Port {
+			r.err = fmt.Errorf("%w: an external port repeated", ErrInvalidFormat)
+		}
+	}
 	nat, step := r.byte(), r.byte()
 	ep.NAT = NATProfile{
 		Translated: nat&1 != 0,

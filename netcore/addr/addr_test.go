@@ -45,6 +45,7 @@ func typical() *Address {
 func TestRoundTrip(t *testing.T) {
 	for _, a := range []*Address{
 		typical(),
+		{Key: key(4), Interfaces: []Interface{{V4: &Endpoint{External: netip.MustParseAddr("198.51.100.2"), Internal: netip.MustParseAddr("10.0.0.5"), Port: 4000, ExternalPort: 51000}}}},
 		{Key: key(1), Interfaces: []Interface{{V4: &Endpoint{Internal: netip.MustParseAddr("10.0.0.5"), Port: 1,
 			NAT: NATProfile{Translated: true, Mapping: stun.AddressPortDependent, Filtering: stun.AddressPortDependent, Ports: stun.DeltaIndependent, Step: -3}}}}},
 		{Key: key(2), Interfaces: []Interface{{V6: &Endpoint{External: netip.MustParseAddr("fd00:a::2"), Internal: netip.MustParseAddr("fd00:a::2"), Port: 65535}},
@@ -133,6 +134,7 @@ func TestParseErrors(t *testing.T) {
 		{"port 0", seal(Version, append(keyAndCount(1), 1, 2, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0)), ErrInvalidPort},
 		{"unspecified address", seal(Version, append(keyAndCount(1), 1, 2, 0, 0, 0, 0, 0, 80, 0, 0, 0, 0)), ErrInvalidIP},
 		{"reserved flag bits", seal(Version, append(keyAndCount(1), 1, 0x82, 10, 0, 0, 1, 0, 80, 0, 0, 0, 0)), ErrInvalidFormat},
+		{"external port repeated", seal(Version, append(keyAndCount(1), 1, 6, 10, 0, 0, 1, 0, 80, 0, 80, 0, 0, 0, 0)), ErrInvalidFormat},
 		{"too many brokers", seal(Version, append(keyAndCount(1), 1, 2, 10, 0, 0, 1, 0, 80, 0, 0, 5)), ErrTooMany},
 	} {
 		_, err := Parse(tc.in)

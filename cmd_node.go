@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"p2pd/netcore/addr"
+	"p2pd/netcore/config"
+	"p2pd/netcore/node"
+	"p2pd/netcore/pipe"
+)
+
+// nodeFlags are the flags every node-running command takes.
+type nodeFlags struct {
+	config *string
+	port   *uint
+}
+
+func addNodeFlags(fs interface {
+	String(string, string, string) *string
+	Uint(string, uint, string) *uint
+}) nodeFlags {
+	return nodeFlags{
+		config: fs.String("config", "", "config file (default: $P2PD_CONFIG, else the public servers)"),
+		port:   fs.Uint("port", 0, "listen port (default: any free port)"),
+	}
+}
+
+// startNode starts a node with the flags' settings; its log goes to
+// stderr only when P2PD_LOG is set (stdout is for the command's output).
+func startNode(ctx context.Context, f nodeFlags) (*node.Node, error) {
+	if *f.port > 65535 {
+		return nil, usageError{"--port must be 0 to 65535"}
+	}
+	cfg, err := config.Resolve(*f.config)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("P2PD_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return node.Start(ctx, node.Options{Config: cfg, Port: uint16(*f.port), Logger: log})
+}
+
+func cmdAddr(args []string, stdout io.Writer) error {
+	fs := newFlags("addr", stdout)
+	asJSON := fs.Bool("json", false, "print JSON")
+	nf := addNodeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	n, err := startNode(context.Background(), nf)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return printAddress(stdout, n, *asJSON)
+}
+
+func printAddress(w io.Writer, n *node.Node, asJSON bool) error {
+	a := n.Address()
+	text, err := a.Encode()
+	if err != nil {
+		return err
+	}
+	if !asJSON {
+		_, err := fmt.Fprintln(w, text)
+		return err
+	}
+	uri, _ := a.URI()
+	return writeJSON(w, struct {
+		Address string          `json:"address"`
+		URI     string          `json:"uri"`
+		ID      string          `json:"id"`
+		Detail  *addressSummary `json:"detail"`
+	}{text, uri, n.ID().String(), summarize(a)})
+}
+
+// addressSummary is an address spelled out for people and scripts.
+type addressSummary struct {
+	Interfaces []addr.Interface `json:"interfaces"`
+	Brokers    []netip.AddrPort `json:"brokers"`
+	Relays     []netip.AddrPort `json:"relays"`
+}
+
+func summarize(a *addr.Address) *addressSummary {
+	s := &addressSummary{Interfaces: a.Interfaces}
+	for _, b := range a.Brokers {
+		s.Brokers = append(s.Brokers, b.Addr)
+	}
+	for _, r := range a.Relays {
+		s.Relays = append(s.Relays, r.Addr)
+	}
+	return s
+}
+
+func cmdNode(args []string, stdout io.Writer) error {
+	fs := newFlags("node", stdout)
+	asJSON := fs.Bool("json", false, "print the address as JSON")
+	nf := addNodeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := startNode(ctx, nf)
+	if err != nil {
+		return err
+	}
+	if err := printAddress(stdout, n, *asJSON); err != nil {
+		n.Close()
+		return err
+	}
+	<-ctx.Done()
+	// Clean shutdown: mappings removed, brokers disconnected.
+	return n.Close()
+}
+
+func cmdConnect(args []string, stdout io.Writer) error {
+	fs := newFlags("connect", stdout)
+	asJSON := fs.Bool("json", false, "print JSON")
+	strategies := fs.String("strategies", strings.Join(node.Strategies, ","), "strategies to race, comma-separated")
+	timeout := fs.Duration("timeout", 20*time.Second, "give up after this long")
+	nf := addNodeFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != 1 {
+		return usageError{"want one address: p2pd connect ADDR"}
+	}
+	to, err := addr.Parse(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	n, err := startNode(ctx, nf)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+
+	start := time.Now()
+	res, cerr := n.Connect(ctx, to, node.ConnectOptions{Strategies: strings.Split(*strategies, ",")})
+	out := connectReport{Events: resultEvents(res)}
+	var echoErr error
+	if cerr == nil {
+		out.Strategy = res.Strategy
+		out.ConnectTime = time.Since(start)
+		out.EchoTime, echoErr = echo(ctx, res)
+		out.Echo = echoErr == nil
+		res.Session.Close()
+	}
+	if *asJSON {
+		if err := writeJSON(stdout, out); err != nil {
+			return err
+		}
+	} else {
+		printConnect(stdout, out)
+	}
+	switch {
+	case cerr != nil:
+		return cerr
+	case echoErr != nil:
+		return fmt.Errorf("connected by %s, but the echo failed: %w", res.Strategy, echoErr)
+	}
+	return nil
+}
+
+// connectReport is what `p2pd connect` prints.
+type connectReport struct {
+	Strategy    string        `json:"strategy,omitempty"` // the winner
+	ConnectTime time.Duration `json:"connect_time,omitempty"`
+	Echo        bool          `json:"echo"` // the ECHO came back
+	EchoTime    time.Duration `json:"echo_time,omitempty"`
+	Events      []node.Event  `json:"events"`
+}
+
+func resultEvents(res *node.Result) []node.Event {
+	if res == nil {
+		return nil
+	}
+	return res.Events
+}
+
+// echo sends "ECHO <random>" over a msg/1 pipe and waits for it to come
+// back, returning the round trip.
+func echo(ctx context.Context, res *node.Result) (time.Duration, error) {
+	p, err := node.OpenPipe(ctx, res.Session)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	var token [8]byte
+	rand.Read(token[:])
+	want := hex.EncodeToString(token[:])
+	start := time.Now()
+	if err := p.Send(ctx, []byte("ECHO "+want), netip.AddrPort{}); err != nil {
+		return 0, err
+	}
+	m, err := p.Recv(ctx, pipe.SubAll)
+	if err != nil {
+		return 0, err
+	}
+	if string(m.Data) != want {
+		return 0, fmt.Errorf("the echo came back as %q, want %q", m.Data, want)
+	}
+	return time.Since(start), nil
+}
+
+func printConnect(w io.Writer, r connectReport) {
+	if r.Strategy != "" {
+		fmt.Fprintf(w, "Connected by %s in %v; echo %s in %v.\n\n", r.Strategy, r.ConnectTime.Round(time.Millisecond),
+			map[bool]string{true: "came back", false: "FAILED"}[r.Echo], r.EchoTime.Round(time.Microsecond*100))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, e := range r.Events {
+		fmt.Fprintf(tw, "  %v\t%s\t%s\t%s\n", e.Elapsed.Round(time.Millisecond), e.Strategy, e.State, e.Reason)
+	}
+	tw.Flush()
+}

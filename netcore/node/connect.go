@@ -1,0 +1,391 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"p2pd/netcore/addr"
+	"p2pd/netcore/identity"
+	"p2pd/netcore/netif"
+	"p2pd/netcore/session"
+	"p2pd/netcore/stun"
+)
+
+// Connection strategies.
+const (
+	// Direct dials the peer's listen port on each plausible address: the
+	// LAN address when both sit behind the same NAT, the external address,
+	// the IPv6 address.
+	Direct = "direct"
+	// Reverse asks the peer, over signaling, to dial this node.
+	Reverse = "reverse"
+)
+
+// Strategies lists every strategy, in the order they start.
+var Strategies = []string{Direct, Reverse}
+
+// State is where a strategy stands.
+type State string
+
+// Strategy states, as reported in events.
+const (
+	Started   State = "started"
+	Succeeded State = "succeeded"
+	Failed    State = "failed"
+	Skipped   State = "skipped"
+	Cancelled State = "cancelled" // another strategy won first
+)
+
+// Event reports one strategy's progress.
+type Event struct {
+	Strategy string        `json:"strategy"`
+	State    State         `json:"state"`
+	Reason   string        `json:"reason,omitempty"` // why it failed or was skipped, or how it succeeded
+	Elapsed  time.Duration `json:"elapsed"`          // since Connect started
+}
+
+// ConnectOptions tune Connect.
+type ConnectOptions struct {
+	// Strategies limits the strategies tried (default: all).
+	Strategies []string
+	// Progress, if set, is called with each event as it happens (one at a
+	// time, from the strategies' goroutines).
+	Progress func(Event)
+}
+
+// Result is a connection made by Connect.
+type Result struct {
+	Session  *session.Session
+	Strategy string  // the one that won
+	Events   []Event // every strategy's progress, in order
+}
+
+const (
+	// reverseDialTimeout bounds answering a reverse request: the peer
+	// asked because it waits for us now.
+	reverseDialTimeout = 10 * time.Second
+	// dialTimeout bounds one direct attempt: a TCP handshake and the TLS
+	// handshake after it take a few round trips, and a filtered address
+	// that has not answered in 5 s will not.
+	dialTimeout = 5 * time.Second
+)
+
+// Connect connects to the node at to, racing the strategies: every
+// strategy that can start starts at once, the first to complete a secure
+// handshake with the peer's key wins, and the others are cancelled (their
+// sockets closed). It fails, with each strategy's reason, if none works
+// before ctx ends. Connecting to this node's own address works.
+func (n *Node) Connect(ctx context.Context, to *addr.Address, opt ConnectOptions) (*Result, error) {
+	if len(to.Key) == 0 {
+		return nil, errors.New("connect: the address has no key")
+	}
+	start := time.Now()
+	wanted := opt.Strategies
+	if len(wanted) == 0 {
+		wanted = Strategies
+	}
+	for _, s := range wanted {
+		if !slices.Contains(Strategies, s) {
+			return nil, fmt.Errorf("connect: unknown strategy %q (known: %s)", s, strings.Join(Strategies, ", "))
+		}
+	}
+
+	var (
+		mu     sync.Mutex
+		events []Event
+	)
+	emit := func(strategy string, state State, reason string) {
+		mu.Lock()
+		defer mu.Unlock()
+		e := Event{Strategy: strategy, State: state, Reason: reason, Elapsed: time.Since(start)}
+		events = append(events, e)
+		if opt.Progress != nil {
+			opt.Progress(e)
+		}
+	}
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type outcome struct {
+		strategy string
+		s        *session.Session
+		detail   string
+		err      error
+	}
+	results := make(chan outcome, len(Strategies))
+	running := 0
+	for _, strategy := range Strategies {
+		if !slices.Contains(wanted, strategy) {
+			continue
+		}
+		run, why := n.plan(strategy, to)
+		if run == nil {
+			emit(strategy, Skipped, why)
+			continue
+		}
+		running++
+		emit(strategy, Started, "")
+		go func() {
+			s, detail, err := run(rctx)
+			results <- outcome{strategy, s, detail, err}
+		}()
+	}
+	if running == 0 {
+		return &Result{Events: events}, errors.New("connect: no strategy could start: " + reasons(events))
+	}
+
+	var won *outcome
+	for range running {
+		o := <-results
+		switch {
+		case o.err == nil && won == nil:
+			won = &o
+			emit(o.strategy, Succeeded, o.detail)
+			cancel() // the others stop; their late sessions are closed below
+		case o.err == nil:
+			o.s.Close()
+			emit(o.strategy, Cancelled, "another strategy won first")
+		case won != nil || errors.Is(o.err, context.Canceled) && ctx.Err() == nil:
+			emit(o.strategy, Cancelled, "another strategy won first")
+		default:
+			emit(o.strategy, Failed, o.err.Error())
+		}
+	}
+	mu.Lock()
+	res := &Result{Events: slices.Clone(events)}
+	mu.Unlock()
+	if won == nil {
+		return res, fmt.Errorf("connect: every strategy failed: %s", reasons(res.Events))
+	}
+	res.Session, res.Strategy = won.s, won.strategy
+	if won.strategy != Reverse { // an inbound session is already served
+		n.wg.Go(func() { n.serve(won.s, false) })
+	}
+	return res, nil
+}
+
+func reasons(events []Event) string {
+	var parts []string
+	for _, e := range events {
+		if e.State == Failed || e.State == Skipped {
+			parts = append(parts, fmt.Sprintf("%s %s (%s)", e.Strategy, e.State, e.Reason))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// plan returns how to run a strategy towards to, or why it cannot start.
+func (n *Node) plan(strategy string, to *addr.Address) (func(context.Context) (*session.Session, string, error), string) {
+	switch strategy {
+	case Direct:
+		if len(n.candidates(to)) == 0 {
+			return nil, "the peer has no address of a family this node has"
+		}
+		return func(ctx context.Context) (*session.Session, string, error) { return n.dialDirect(ctx, to) }, ""
+	case Reverse:
+		switch {
+		case to.Key.Equal(n.id.Public):
+			return nil, "connecting to itself"
+		case n.sig == nil:
+			return nil, "this node reached no signaling broker"
+		case len(to.Brokers) == 0:
+			return nil, "the peer's address lists no signaling broker"
+		case !n.reachableBy(to):
+			return nil, "this node cannot be reached either (its router filters and maps no port), so the peer could not connect back"
+		}
+		return func(ctx context.Context) (*session.Session, string, error) { return n.reverse(ctx, to) }, ""
+	}
+	return nil, "unknown strategy"
+}
+
+// candidate is an address to dial, with why it is worth a try.
+type candidate struct {
+	addr netip.AddrPort
+	why  string
+}
+
+// candidates lists the addresses of to that this node can try, best first.
+func (n *Node) candidates(to *addr.Address) []candidate {
+	mine := n.Address()
+	var out []candidate
+	add := func(ap netip.AddrPort, why string) {
+		if ap.Addr().IsValid() && ap.Port() != 0 && !slices.ContainsFunc(out, func(c candidate) bool { return c.addr == ap }) {
+			out = append(out, candidate{ap, why})
+		}
+	}
+	for _, ifc := range to.Interfaces {
+		for _, ep := range []*addr.Endpoint{ifc.V4, ifc.V6} {
+			if ep == nil || !n.hasFamily(netif.FamilyOf(ep.Internal)) {
+				continue
+			}
+			// Behind the same NAT the internal address is the way (the
+			// router seldom hairpins); elsewhere it is a cheap long shot.
+			if ep.Internal != ep.External && sameNAT(mine, ep) {
+				add(netip.AddrPortFrom(ep.Internal, ep.Port), "LAN")
+			}
+			if ep.External.IsValid() {
+				why := "external"
+				if ep.External.Is6() {
+					why = "IPv6"
+				}
+				add(netip.AddrPortFrom(ep.External, ep.PublicPort()), why)
+			}
+			if ep.Internal != ep.External {
+				add(netip.AddrPortFrom(ep.Internal, ep.Port), "internal")
+			}
+		}
+	}
+	return out
+}
+
+func (n *Node) hasFamily(f netif.Family) bool {
+	return slices.ContainsFunc(n.endpoints, func(ep endpoint) bool { return ep.family == f })
+}
+
+// sameNAT reports whether the peer's endpoint has the external address of
+// one of this node's.
+func sameNAT(mine *addr.Address, theirs *addr.Endpoint) bool {
+	if mine == nil || !theirs.External.IsValid() {
+		return false
+	}
+	for _, ifc := range mine.Interfaces {
+		for _, ep := range []*addr.Endpoint{ifc.V4, ifc.V6} {
+			if ep != nil && ep.External == theirs.External {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reachableBy reports whether the peer at to can open a connection to
+// this node: a port mapping, an open NAT or firewall, or a shared LAN.
+func (n *Node) reachableBy(to *addr.Address) bool {
+	mine := n.Address()
+	for _, ep := range n.endpoints {
+		if ep.mapped.IsValid() || (ep.profile != nil && ep.profile.Filtering == stun.EndpointIndependent) {
+			return true
+		}
+	}
+	for _, ifc := range to.Interfaces {
+		for _, ep := range []*addr.Endpoint{ifc.V4, ifc.V6} {
+			if ep != nil && sameNAT(mine, ep) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dialDirect dials every candidate of to at once and keeps the first that
+// completes the secure handshake with to's key.
+func (n *Node) dialDirect(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
+	cands := n.candidates(to)
+	if len(cands) == 0 {
+		return nil, "", errors.New("no address to dial")
+	}
+	// Each attempt gets dialTimeout at most: a filtered address never
+	// answers, and must not hold the strategy to the caller's deadline.
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	type attempt struct {
+		c   candidate
+		s   *session.Session
+		err error
+	}
+	results := make(chan attempt, len(cands))
+	for _, c := range cands {
+		go func() {
+			var d net.Dialer
+			conn, err := d.DialContext(dctx, "tcp", c.addr.String())
+			if err != nil {
+				results <- attempt{c: c, err: err}
+				return
+			}
+			s, err := session.Client(dctx, conn, n.id, to.Key)
+			results <- attempt{c, s, err}
+		}()
+	}
+	var winner *attempt
+	var errs []string
+	var wrongPeer error
+	for range cands {
+		a := <-results
+		switch {
+		case a.err == nil && winner == nil:
+			winner = &a
+			cancel()
+		case a.err == nil:
+			a.s.Close()
+		case winner == nil:
+			if errors.Is(a.err, identity.ErrWrongPeer) && a.c.why != "internal" {
+				wrongPeer = a.err
+			}
+			errs = append(errs, fmt.Sprintf("%v (%s): %v", a.c.addr, a.c.why, shortErr(a.err)))
+		}
+	}
+	if winner != nil {
+		return winner.s, fmt.Sprintf("%v (%s)", winner.c.addr, winner.c.why), nil
+	}
+	if wrongPeer != nil {
+		return nil, "", fmt.Errorf("the peer's address leads to a different key: %w", wrongPeer)
+	}
+	if ctx.Err() != nil && len(errs) == 0 {
+		return nil, "", ctx.Err()
+	}
+	return nil, "", errors.New(strings.Join(errs, "; "))
+}
+
+// shortErr drops the operation prefix net errors carry ("dial tcp ...: ").
+func shortErr(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
+}
+
+// reverse asks the peer over signaling to connect to this node, and waits
+// for its session to arrive.
+func (n *Node) reverse(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
+	ch := make(chan *session.Session, 1)
+	id := identity.IDOf(to.Key)
+	n.mu.Lock()
+	n.waiting[id] = append(n.waiting[id], ch)
+	mine := n.address
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.waiting[id] = slices.DeleteFunc(n.waiting[id], func(c chan *session.Session) bool { return c == ch })
+		if len(n.waiting[id]) == 0 {
+			delete(n.waiting, id)
+		}
+		n.mu.Unlock()
+	}()
+	text, err := mine.Encode()
+	if err != nil {
+		return nil, "", err
+	}
+	body, _ := json.Marshal(reverseRequest{Address: text})
+	via := make([]netip.AddrPort, 0, len(to.Brokers))
+	for _, b := range to.Brokers {
+		via = append(via, b.Addr)
+	}
+	if err := n.sig.Send(ctx, to.Key, via, kindReverse, body); err != nil {
+		return nil, "", err
+	}
+	select {
+	case s := <-ch:
+		return s, fmt.Sprintf("the peer connected from %v", s.RemoteAddr()), nil
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("the peer did not connect back: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,184 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"p2pd/netcore/addr"
+	"p2pd/netcore/config"
+	"p2pd/netcore/identity"
+	"p2pd/netcore/pipe"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// loopNode starts a node on loopback only, with no servers.
+func loopNode(t *testing.T, opt Options) *Node {
+	t.Helper()
+	opt.Loopback = true
+	opt.Config = config.Config{}
+	if opt.Identity == nil {
+		opt.Identity, _ = identity.New()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := Start(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func connectCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestConnectEchoAndPipe(t *testing.T) {
+	a, b := loopNode(t, Options{}), loopNode(t, Options{})
+	var events []Event
+	res, err := a.Connect(connectCtx(t), b.Address(), ConnectOptions{Progress: func(e Event) { events = append(events, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Strategy != Direct || !res.Session.Peer().Equal(b.Identity().Public) {
+		t.Errorf("won by %s with peer %x", res.Strategy, res.Session.Peer())
+	}
+	if len(events) != len(res.Events) || events[len(events)-1].State == "" {
+		t.Errorf("progress saw %d events, result has %d", len(events), len(res.Events))
+	}
+	if e := find(res.Events, Reverse, Skipped); e == nil || !strings.Contains(e.Reason, "signaling") {
+		t.Errorf("reverse should be skipped for want of signaling: %+v", res.Events)
+	}
+
+	// echo/1 echoes bytes.
+	st, err := res.Session.Open(connectCtx(t), EchoProto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(st, buf); err != nil || string(buf) != "ping" {
+		t.Errorf("echo/1: %q, %v", buf, err)
+	}
+	st.Close()
+
+	// msg/1: ECHO is answered, other messages reach the peer's handlers.
+	got := make(chan string, 1)
+	b.OnMessage(func(msg []byte, peer ed25519.PublicKey, p *pipe.Pipe) {
+		if peer.Equal(a.Identity().Public) {
+			got <- string(msg)
+		}
+	})
+	p, err := OpenPipe(connectCtx(t), res.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Send(connectCtx(t), []byte("ECHO hello over msg/1"), netip.AddrPort{})
+	m, err := p.Recv(connectCtx(t), pipe.SubAll)
+	if err != nil || string(m.Data) != "hello over msg/1" {
+		t.Errorf("ECHO: %q, %v", m.Data, err)
+	}
+	p.Send(connectCtx(t), []byte("just a message"), netip.AddrPort{})
+	select {
+	case s := <-got:
+		if s != "just a message" {
+			t.Errorf("handler got %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the message handler never ran")
+	}
+}
+
+func find(events []Event, strategy string, state State) *Event {
+	for i := range events {
+		if events[i].Strategy == strategy && events[i].State == state {
+			return &events[i]
+		}
+	}
+	return nil
+}
+
+func TestConnectToSelf(t *testing.T) {
+	a := loopNode(t, Options{})
+	res, err := a.Connect(connectCtx(t), a.Address(), ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := OpenPipe(connectCtx(t), res.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Send(connectCtx(t), []byte("ECHO me"), netip.AddrPort{})
+	if m, err := p.Recv(connectCtx(t), pipe.SubAll); err != nil || string(m.Data) != "me" {
+		t.Errorf("self echo: %q, %v", m.Data, err)
+	}
+}
+
+// TestManInTheMiddle: an address carrying B's key but leading to M must
+// fail, naming the key mismatch.
+func TestManInTheMiddle(t *testing.T) {
+	b, m := loopNode(t, Options{}), loopNode(t, Options{})
+	a := loopNode(t, Options{})
+	forged := *m.Address()
+	forged.Key = b.Identity().Public
+	_, err := a.Connect(connectCtx(t), &forged, ConnectOptions{Strategies: []string{Direct}})
+	if err == nil || !errors.Is(err, identity.ErrWrongPeer) && !strings.Contains(err.Error(), "different key") {
+		t.Errorf("err = %v, want a key mismatch", err)
+	}
+}
+
+func TestRefusedPeer(t *testing.T) {
+	a := loopNode(t, Options{})
+	b := loopNode(t, Options{Accept: func(ed25519.PublicKey) bool { return false }})
+	res, err := a.Connect(connectCtx(t), b.Address(), ConnectOptions{Strategies: []string{Direct}})
+	if err == nil {
+		// The handshake completes before B looks at the key; B then hangs up.
+		_, err = res.Session.Open(connectCtx(t), EchoProto)
+	}
+	if err == nil {
+		t.Error("a refused peer got a working session")
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	a := loopNode(t, Options{})
+	if _, err := a.Connect(connectCtx(t), a.Address(), ConnectOptions{Strategies: []string{"telepathy"}}); err == nil {
+		t.Error("an unknown strategy was accepted")
+	}
+	// A peer with IPv4 only on an address nothing listens on.
+	other, _ := identity.New()
+	dead := &addr.Address{Key: other.Public, Interfaces: []addr.Interface{{V4: &addr.Endpoint{
+		External: netip.MustParseAddr("127.0.0.1"), Internal: netip.MustParseAddr("127.0.0.1"), Port: 1}}}}
+	res, err := a.Connect(connectCtx(t), dead, ConnectOptions{})
+	if err == nil || res == nil || find(res.Events, Direct, Failed) == nil {
+		t.Errorf("connect to a dead address: %v, events %+v", err, res)
+	}
+}
+
+func TestCloseStopsEverything(t *testing.T) {
+	a := loopNode(t, Options{})
+	b := loopNode(t, Options{})
+	res, err := a.Connect(connectCtx(t), b.Address(), ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	select {
+	case <-res.Session.Done():
+	case <-time.After(5 * time.Second):
+		t.Error("closing a node left its sessions open")
+	}
+}

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"io"
+	"net"
+	"net/netip"
+
+	"p2pd/netcore/addr"
+	"p2pd/netcore/pipe"
+	"p2pd/netcore/session"
+	"p2pd/netcore/signal"
+)
+
+// Built-in protocols.
+const (
+	// EchoProto echoes every byte back.
+	EchoProto = "echo/1"
+	// MsgProto carries length-prefixed messages as a netcore/pipe; a
+	// message "ECHO <data>" is answered with <data>.
+	MsgProto = "msg/1"
+)
+
+// MsgHandler sees the messages of msg/1 pipes other than ECHO requests,
+// with the peer that sent them and the pipe to answer on.
+type MsgHandler func(msg []byte, peer ed25519.PublicKey, p *pipe.Pipe)
+
+// OnMessage registers h for messages on incoming msg/1 pipes.
+func (n *Node) OnMessage(h MsgHandler) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.onMsg = append(n.onMsg, h)
+}
+
+func serveEcho(_ context.Context, _ *session.Session, st net.Conn) {
+	io.Copy(st, st)
+}
+
+var echoPrefix = []byte("ECHO ")
+
+// serveMsg runs an incoming msg/1 stream as a pipe until the peer ends it.
+func (n *Node) serveMsg(ctx context.Context, s *session.Session, st net.Conn) {
+	peer := s.Peer()
+	p, err := pipe.Wrap(st, pipe.WithFraming(pipe.Frames), pipe.WithoutDefaultSub(),
+		pipe.WithMsgHandler(func(msg []byte, _ netip.AddrPort, p *pipe.Pipe) {
+			if data, ok := bytes.CutPrefix(msg, echoPrefix); ok {
+				p.Send(p.Context(), data, netip.AddrPort{})
+				return
+			}
+			n.mu.Lock()
+			hs := n.onMsg
+			n.mu.Unlock()
+			for _, h := range hs {
+				h(msg, peer, p)
+			}
+		}))
+	if err != nil {
+		return
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+	}
+	p.Close()
+}
+
+// OpenPipe opens a msg/1 stream on a session as a pipe (frames; every
+// message is queued for Recv with SubAll).
+func OpenPipe(ctx context.Context, s *session.Session) (*pipe.Pipe, error) {
+	st, err := s.Open(ctx, MsgProto)
+	if err != nil {
+		return nil, err
+	}
+	return pipe.Wrap(st, pipe.WithFraming(pipe.Frames))
+}
+
+// Signaling message kinds.
+const (
+	// kindReverse asks the recipient to connect to the sender's address.
+	kindReverse byte = 1
+)
+
+// reverseRequest is the body of a kindReverse message.
+type reverseRequest struct {
+	Address string `json:"address"` // the requester's address, to dial
+}
+
+// onSignal handles a signaling message that opened and passed the policy.
+func (n *Node) onSignal(m signal.Message) {
+	switch m.Kind {
+	case kindReverse:
+		var req reverseRequest
+		if err := json.Unmarshal(m.Body, &req); err != nil {
+			n.log.Debug("node: malformed reverse request", "err", err)
+			return
+		}
+		a, err := addr.Parse(req.Address)
+		if err != nil || !a.Key.Equal(m.From) {
+			n.log.Debug("node: reverse request with a bad address", "err", err)
+			return
+		}
+		n.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(n.ctx, reverseDialTimeout)
+			defer cancel()
+			s, _, err := n.dialDirect(ctx, a)
+			if err != nil {
+				n.log.Info("node: could not answer a reverse connect", "peer", a.Key, "err", err)
+				return
+			}
+			n.serve(s, false)
+		})
+	default:
+		n.log.Debug("node: unknown signaling message", "kind", m.Kind)
+	}
+}
