@@ -251,11 +251,28 @@ func find(events []node.Event, strategy string) *node.Event {
 func TestSameLAN(t *testing.T) {
 	l := natlab.New(t, natlab.Config{SecondHosts: true, TURN: true, MQTT: true, NTP: true})
 	b := nodeIn(t, l, l.A.Hosts[1].NS, "a2")
-	r := mustConnect(t, l, l.A.Host, "a", b.addr, node.Direct, "")
+	// On a shared LAN reverse works too and may win the race; direct is
+	// the path under test.
+	r := mustConnect(t, l, l.A.Host, "a", b.addr, node.Direct, "", "--strategies", "direct")
 	if w := winner(r).Reason; !strings.Contains(w, l.A.Hosts[1].V4.String()+":") && !strings.Contains(w, l.A.Hosts[1].V6.String()) {
 		t.Errorf("won through %q, not a LAN address", w)
 	}
-	mustConnect(t, l, l.A.Host, "a-v4", v4Only(t, b.addr), node.Direct, l.A.Hosts[1].V4.String()+":")
+	mustConnect(t, l, l.A.Host, "a-v4", v4Only(t, b.addr), node.Direct, l.A.Hosts[1].V4.String()+":", "--strategies", "direct")
+	// Racing both, either may win, over the LAN.
+	r = mustConnectAny(t, l, l.A.Host, "a-race", v4Only(t, b.addr))
+	if w := winner(r).Reason; !strings.Contains(w, "10.0.1.") {
+		t.Errorf("won through %q, not the LAN", w)
+	}
+}
+
+// mustConnectAny connects with every strategy and checks the echo.
+func mustConnectAny(t *testing.T, l *natlab.Lab, ns, name, to string) connectReport {
+	t.Helper()
+	r, err := connectIn(t, l, ns, name, to)
+	if err != nil || !r.Echo {
+		t.Fatalf("connect: won by %q, echo %v, err %v\nevents: %s", r.Strategy, r.Echo, err, eventLines(r.Events))
+	}
+	return r
 }
 
 // TestIPv6ThroughFirewalls: both IPv4 paths are behind port-restricted
