@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -143,6 +144,31 @@ func (l *Lab) startCoturn() (*proc, error) {
 		args = append(args, "--listening-ip", a.String())
 	}
 	return l.spawn(l.Inet, "coturn", "turnserver", args...)
+}
+
+// RestartBroker stops MQTT broker n (1 or 2) and starts it again, as a
+// broker that goes down and comes back does; it returns once the broker
+// listens again.
+func (l *Lab) RestartBroker(ctx context.Context, n int) error {
+	name := fmt.Sprintf("mosquitto%d", n)
+	l.mu.Lock()
+	i := slices.IndexFunc(l.procs, func(p *proc) bool { return p.name == name })
+	var old *proc
+	if i >= 0 {
+		old = l.procs[i]
+		l.procs = slices.Delete(l.procs, i, i+1)
+	}
+	l.mu.Unlock()
+	if old == nil {
+		return fmt.Errorf("natlab: no broker %d", n)
+	}
+	old.stop()
+	ips := [][2]netip.Addr{{ServerIP1, ServerIP1v6}, {ServerIP2, ServerIP2v6}}[n-1]
+	p, err := l.startMosquitto(n, ips)
+	if err != nil {
+		return err
+	}
+	return waitTCP(ctx, l.Inet, netip.AddrPortFrom(ips[0], 1883), p)
 }
 
 // startMosquitto runs broker n on the addresses ips: two separate

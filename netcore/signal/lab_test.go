@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	natlab.ChildMain(map[string]natlab.ChildFunc{"signal": childSignal})
+	natlab.ChildMain(map[string]natlab.ChildFunc{"signal": childSignal, "reconnect": childReconnect})
 	os.Exit(m.Run())
 }
 
@@ -148,4 +150,80 @@ func TestSignalingThroughBrokers(t *testing.T) {
 	if len(r.Brokers) != 2 {
 		t.Errorf("bob listens on %v, want both brokers", r.Brokers)
 	}
+}
+
+// childReconnect listens on one broker (args[0]), prints "ready", and
+// after a line on stdin (the broker has restarted meanwhile) waits to be
+// subscribed again and checks a message gets through.
+func childReconnect(args []string) error {
+	broker := netip.MustParseAddrPort(args[0])
+	ep := []config.Endpoint{{Proto: "tcp", Host: broker.Addr().String(), Port: broker.Port()}}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	bpub, bpriv, _ := ed25519.GenerateKey(rand.Reader)
+	apub, apriv, _ := ed25519.GenerateKey(rand.Reader)
+	got := make(chan Message, 4)
+	bob, err := Listen(ctx, NewSealer(bpub, bpriv, time.Now), ep, func(m Message) { got <- m })
+	if err != nil {
+		return err
+	}
+	defer bob.Close()
+	alice, err := Listen(ctx, NewSealer(apub, apriv, time.Now), ep, nil)
+	if err != nil {
+		return err
+	}
+	defer alice.Close()
+	fmt.Println("ready")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	start := time.Now()
+	for len(bob.Brokers()) == 0 || time.Since(start) < 100*time.Millisecond {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not subscribed again after the broker came back")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// Retry until the message arrives: the subscription may be a moment
+	// behind what Brokers reports.
+	for {
+		if err := alice.Send(ctx, bpub, []netip.AddrPort{broker}, 1, []byte("after the restart")); err != nil {
+			return err
+		}
+		select {
+		case m := <-got:
+			fmt.Printf("received %q %v after the restart\n", m.Body, time.Since(start).Round(time.Millisecond))
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("nothing received after the broker came back")
+		}
+	}
+}
+
+func TestReconnectAfterBrokerRestart(t *testing.T) {
+	l := natlab.New(t, natlab.Config{MQTT: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := l.Command(ctx, l.A.Host, os.Args[0], "--", "203.0.113.1:1883")
+	cmd.Env = append(cmd.Env, "NATLAB_CHILD=reconnect")
+	in, _ := cmd.StdinPipe()
+	outPipe, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(outPipe)
+	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
+		t.Fatalf("child: %q, %v (%s)", line, err, stderr.String())
+	}
+	if err := l.RestartBroker(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	in.Write([]byte("go\n"))
+	line, _ := out.ReadString('\n')
+	if err := cmd.Wait(); err != nil || !strings.HasPrefix(line, "received") {
+		t.Fatalf("after a broker restart: %q, %v (%s)", line, err, stderr.String())
+	}
+	t.Log(strings.TrimSpace(line))
 }
