@@ -27,10 +27,14 @@ const (
 	Direct = "direct"
 	// Reverse asks the peer, over signaling, to dial this node.
 	Reverse = "reverse"
+	// PunchTCP punches a TCP connection through both NATs: the nodes
+	// exchange predicted endpoints over signaling and connect to each
+	// other at an agreed instant on their NTP-corrected clocks.
+	PunchTCP = "punch-tcp"
 )
 
 // Strategies lists every strategy, in the order they start.
-var Strategies = []string{Direct, Reverse}
+var Strategies = []string{Direct, Reverse, PunchTCP}
 
 // State is where a strategy stands.
 type State string
@@ -202,6 +206,11 @@ func (n *Node) plan(strategy string, to *addr.Address) (func(context.Context) (*
 			return nil, "this node cannot be reached either (its router filters and maps no port), so the peer could not connect back"
 		}
 		return func(ctx context.Context) (*session.Session, string, error) { return n.reverse(ctx, to) }, ""
+	case PunchTCP:
+		if why := n.planPunch(to); why != "" {
+			return nil, why
+		}
+		return func(ctx context.Context) (*session.Session, string, error) { return n.punchTCP(ctx, to) }, ""
 	}
 	return nil, "unknown strategy"
 }
@@ -375,11 +384,7 @@ func (n *Node) reverse(ctx context.Context, to *addr.Address) (*session.Session,
 		return nil, "", err
 	}
 	body, _ := json.Marshal(reverseRequest{Address: text})
-	via := make([]netip.AddrPort, 0, len(to.Brokers))
-	for _, b := range to.Brokers {
-		via = append(via, b.Addr)
-	}
-	if err := n.sig.Send(ctx, to.Key, via, kindReverse, body); err != nil {
+	if err := n.sig.Send(ctx, to.Key, brokersOf(to), kindReverse, body); err != nil {
 		return nil, "", err
 	}
 	select {

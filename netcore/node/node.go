@@ -82,16 +82,18 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	listeners []net.Listener
-	endpoints []endpoint // where this node listens, with what it learned
-	keepers   []*portmap.Keeper
-	brokers   []netip.AddrPort
-	relays    []addr.Server
+	listeners   []net.Listener
+	endpoints   []endpoint // where this node listens, with what it learned
+	keepers     []*portmap.Keeper
+	brokers     []netip.AddrPort
+	relays      []addr.Server
+	stunServers []stun.Server
 
 	mu       sync.Mutex
 	handlers map[string]Handler
 	sessions map[*session.Session]bool
 	waiting  map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
+	punches  map[string]chan punchAnswer             // punch offers awaiting the answer, by id
 	onMsg    []MsgHandler
 	address  *addr.Address
 }
@@ -110,7 +112,7 @@ type endpoint struct {
 // serves until Close.
 func Start(ctx context.Context, opt Options) (*Node, error) {
 	n := &Node{opt: opt, log: opt.Logger, handlers: map[string]Handler{}, sessions: map[*session.Session]bool{},
-		waiting: map[identity.ID][]chan *session.Session{}}
+		waiting: map[identity.ID][]chan *session.Session{}, punches: map[string]chan punchAnswer{}}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -259,6 +261,7 @@ func (n *Node) learn(ctx context.Context) {
 	if !n.opt.Loopback {
 		stunEPs, _ := cfg.STUNEndpoints()
 		servers, _ := stun.Resolve(ctx, stunEPs)
+		n.stunServers = servers
 		for i := range n.endpoints {
 			ep := &n.endpoints[i]
 			wg.Go(func() {

@@ -81,6 +81,11 @@ func OpenPipe(ctx context.Context, s *session.Session) (*pipe.Pipe, error) {
 const (
 	// kindReverse asks the recipient to connect to the sender's address.
 	kindReverse byte = 1
+	// kindPunchOffer asks the recipient to punch towards the sender's
+	// predicted endpoints; kindPunchAnswer agrees, with its own endpoints
+	// and the instant to start.
+	kindPunchOffer  byte = 2
+	kindPunchAnswer byte = 3
 )
 
 // reverseRequest is the body of a kindReverse message.
@@ -112,6 +117,10 @@ func (n *Node) onSignal(m signal.Message) {
 			}
 			n.serve(s, false)
 		})
+	case kindPunchOffer:
+		n.answerPunch(m)
+	case kindPunchAnswer:
+		n.onPunchAnswer(m)
 	default:
 		n.log.Debug("node: unknown signaling message", "kind", m.Kind)
 	}
