@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -32,13 +33,18 @@ func TestGUISmoke(t *testing.T) {
 	app.Env = append(os.Environ(), "P2PD_RUN_MAIN=1", "DISPLAY="+display, "HOME="+t.TempDir(), "P2PD_HOME="+t.TempDir())
 	var appOut bytes.Buffer
 	app.Stdout, app.Stderr = &appOut, &appOut
+	// The app's own children (a session bus Fyne starts) may hold its
+	// output open after it is killed: kill them with it, and stop waiting
+	// for their output soon after.
+	app.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	app.WaitDelay = 5 * time.Second
 	if err := app.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- app.Wait() }()
 	t.Cleanup(func() {
-		app.Process.Kill()
+		syscall.Kill(-app.Process.Pid, syscall.SIGKILL)
 		<-exited
 	})
 
