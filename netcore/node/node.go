@@ -353,7 +353,7 @@ func (n *Node) buildAddress() {
 			} else if p.TCPExternal.IsValid() {
 				e.External = p.TCPExternal.Addr()
 			}
-			e.NAT = addr.NATProfile{Translated: p.NAT, Mapping: p.Mapping, Filtering: p.Filtering, Ports: p.TCPPorts.Kind, Step: int8(max(-128, min(127, p.TCPPorts.Step)))}
+			e.NAT = natProfile(p)
 		} else if s := netif.ScopeOf(ep.local.Addr()); s == netif.ScopeGlobal || s == netif.ScopeLoopback {
 			e.External = ep.local.Addr() // its own external address
 		}
@@ -387,6 +387,11 @@ func (n *Node) buildAddress() {
 	n.mu.Lock()
 	n.address = a
 	n.mu.Unlock()
+}
+
+// natProfile is the part of a NAT profile an address carries.
+func natProfile(p *stun.Profile) addr.NATProfile {
+	return addr.NATProfile{Translated: p.NAT, Mapping: p.Mapping, Filtering: p.Filtering, Ports: p.TCPPorts.Kind, Step: int8(max(-128, min(127, p.TCPPorts.Step)))}
 }
 
 // acceptLoop secures each incoming connection and serves its session.

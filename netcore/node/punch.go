@@ -109,15 +109,13 @@ func (n *Node) planPunch(to *addr.Address) string {
 	return "the peer's router maps ports at random and this node's filters per address and port (or the reverse): cannot predict"
 }
 
-// natOf describes an endpoint's NAT for punching.
+// natOf describes an endpoint's NAT for punching; without a profile the
+// address is its own endpoint, behind a filter that is assumed strict.
 func (n *Node) natOf(ep endpoint) punchNAT {
-	t := punchNAT{Predictable: true} // no NAT: the address is the endpoint
-	if p := ep.profile; p != nil {
-		t = traitsOf(addr.NATProfile{Translated: p.NAT, Mapping: p.Mapping, Filtering: p.Filtering, Ports: p.TCPPorts.Kind})
-	} else if ep.family == netif.IPv6 {
-		t.Lenient = false // a stateful firewall, as a rule
+	if ep.profile == nil {
+		return punchNAT{Predictable: true}
 	}
-	return t
+	return traitsOf(natProfile(ep.profile))
 }
 
 // punchSockets opens a punching port on each of this node's addresses of

@@ -169,7 +169,6 @@ func Run(ctx context.Context, s *Socket, peer []netip.AddrPort, at time.Time, op
 			hand(c)
 		}
 	})
-	context.AfterFunc(ctx, func() { s.ln.Close() })
 
 	select {
 	case <-time.After(time.Until(at)):
