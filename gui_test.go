@@ -41,8 +41,14 @@ func TestGUISmoke(t *testing.T) {
 	if err := app.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- app.Wait() }()
+	// exited is closed (not sent on) so that both the wait below and the
+	// cleanup see the exit.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = app.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		syscall.Kill(-app.Process.Pid, syscall.SIGKILL)
 		<-exited
@@ -53,8 +59,8 @@ func TestGUISmoke(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for id == "" {
 		select {
-		case err := <-exited:
-			t.Fatalf("the app exited (%v) before showing a window:\n%s", err, appOut.String())
+		case <-exited:
+			t.Fatalf("the app exited (%v) before showing a window:\n%s", waitErr, appOut.String())
 		default:
 		}
 		out, err := exec.Command("xwininfo", "-display", display, "-name", "P2PD").Output()
@@ -97,13 +103,14 @@ func startXvfb(t *testing.T) string {
 			continue
 		}
 		display := fmt.Sprintf(":%d", n)
+		socket := filepath.Join("/tmp/.X11-unix", fmt.Sprintf("X%d", n))
+		os.Remove(socket) // without its lock file, a socket is stale: it would pass for a ready display
 		x := exec.Command("Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp")
 		if err := x.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- x.Wait() }()
-		socket := filepath.Join("/tmp/.X11-unix", fmt.Sprintf("X%d", n))
 		for range 100 {
 			if _, err := os.Stat(socket); err == nil {
 				t.Cleanup(func() {
