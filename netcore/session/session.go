@@ -1,9 +1,15 @@
-// Package session turns a connection between two nodes into one secure
-// session carrying many streams (DESIGN.md §5): TLS 1.3 with both sides'
-// keys pinned (netcore/identity), and yamux streams on top, each naming
-// the protocol it speaks ("echo/1", "msg/1", "chat/1", ...) when it opens.
-// The side that accepts a stream answers whether it speaks that protocol,
-// so opening a stream for an unknown one fails with a clear error.
+// Package session turns a path between two nodes into one secure session
+// carrying many streams (DESIGN.md §5): TLS 1.3 with both sides' keys
+// pinned (netcore/identity). Over a TCP connection the streams are yamux
+// streams inside TLS ([Client], [Server]); over a UDP path (punched, or
+// relayed by TURN) the session is QUIC, with the same TLS handshake and
+// pinned keys, so datagram paths are reliable, ordered, encrypted and
+// congestion-controlled like TCP ones ([ClientQUIC], [ServerQUIC]).
+//
+// Each stream names the protocol it speaks ("echo/1", "msg/1", "chat/1",
+// ...) when it opens; the side that accepts it answers whether it speaks
+// that protocol, so opening a stream for an unknown one fails with a clear
+// error.
 package session
 
 import (
@@ -47,9 +53,21 @@ var ErrUnknownProtocol = errors.New("the peer does not speak this protocol")
 
 // Session is a secure, multiplexed connection to one peer.
 type Session struct {
-	tls  *tls.Conn
-	mux  *yamux.Session
+	mux  muxer
 	peer ed25519.PublicKey
+}
+
+// muxer is what a session needs of its transport: streams, and an end.
+type muxer interface {
+	open(ctx context.Context) (net.Conn, error)
+	// accept waits for the peer's next stream; ctx ending may end the
+	// session (yamux cannot abandon a pending accept).
+	accept(ctx context.Context) (net.Conn, error)
+	done() <-chan struct{}
+	close() error
+	localAddr() net.Addr
+	remoteAddr() net.Addr
+	transport() string
 }
 
 // Client runs the TLS client side over c: the peer must hold want.
@@ -104,7 +122,7 @@ func secure(ctx context.Context, c net.Conn, id *identity.Identity, want ed25519
 		t.Close()
 		return nil, err
 	}
-	return &Session{tls: t, mux: mux, peer: peer}, nil
+	return &Session{mux: yamuxConn{t, mux}, peer: peer}, nil
 }
 
 // Peer returns the peer's public key, proven in the handshake.
@@ -113,24 +131,30 @@ func (s *Session) Peer() ed25519.PublicKey { return s.peer }
 // PeerID returns the peer's node id.
 func (s *Session) PeerID() identity.ID { return identity.IDOf(s.peer) }
 
-// LocalAddr and RemoteAddr return the underlying connection's addresses.
-func (s *Session) LocalAddr() net.Addr { return s.tls.LocalAddr() }
+// LocalAddr returns this side's transport address (for a relayed
+// session, the relayed address).
+func (s *Session) LocalAddr() net.Addr { return s.mux.localAddr() }
 
 // RemoteAddr returns the peer's transport address.
-func (s *Session) RemoteAddr() net.Addr { return s.tls.RemoteAddr() }
+func (s *Session) RemoteAddr() net.Addr { return s.mux.remoteAddr() }
 
-// Done is closed when the session ends.
-func (s *Session) Done() <-chan struct{} { return s.mux.CloseChan() }
+// Transport names what carries the session: "tcp" (TLS and yamux) or
+// "quic".
+func (s *Session) Transport() string { return s.mux.transport() }
+
+// Done is closed when the session ends: closed by either side, or its
+// peer silent past the keepalive's patience.
+func (s *Session) Done() <-chan struct{} { return s.mux.done() }
 
 // Close ends the session and every stream.
-func (s *Session) Close() error { return s.mux.Close() }
+func (s *Session) Close() error { return s.mux.close() }
 
 // Open opens a stream speaking proto and waits for the peer to accept it.
 func (s *Session) Open(ctx context.Context, proto string) (net.Conn, error) {
 	if len(proto) == 0 || len(proto) > MaxProtoLen {
 		return nil, fmt.Errorf("protocol name %q: want 1 to %d bytes", proto, MaxProtoLen)
 	}
-	st, err := s.mux.OpenStream()
+	st, err := s.mux.open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("opening a %s stream: %w", proto, err)
 	}
@@ -155,11 +179,11 @@ func (s *Session) Open(ctx context.Context, proto string) (net.Conn, error) {
 // Accept waits for the peer's next stream and returns it with its protocol
 // once speaks (a func of the session's registered protocols) accepts it.
 // Streams for protocols it refuses are answered so and closed. yamux
-// cannot abandon a pending accept, so ctx ending closes the session: pass
-// the session's lifetime, not a short timeout.
+// cannot abandon a pending accept, so ctx ending may close the session:
+// pass the session's lifetime, not a short timeout.
 func (s *Session) Accept(ctx context.Context, speaks func(proto string) bool) (string, net.Conn, error) {
 	for {
-		st, err := s.accept(ctx)
+		st, err := s.mux.accept(ctx)
 		if err != nil {
 			return "", nil, err
 		}
@@ -181,28 +205,7 @@ func (s *Session) Accept(ctx context.Context, speaks func(proto string) bool) (s
 	}
 }
 
-func (s *Session) accept(ctx context.Context) (*yamux.Stream, error) {
-	type result struct {
-		st  *yamux.Stream
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		st, err := s.mux.AcceptStream()
-		ch <- result{st, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.st, r.err
-	case <-ctx.Done():
-		// AcceptStream has no context: closing the session releases it.
-		s.Close()
-		<-ch
-		return nil, ctx.Err()
-	}
-}
-
-func readProto(ctx context.Context, st *yamux.Stream) (string, error) {
+func readProto(ctx context.Context, st net.Conn) (string, error) {
 	stop := deadline(ctx, st)
 	defer stop()
 	var n [1]byte
@@ -225,7 +228,7 @@ const negotiateTimeout = 10 * time.Second
 
 // deadline applies ctx's deadline (or negotiateTimeout) to st until the
 // returned func is called.
-func deadline(ctx context.Context, st *yamux.Stream) func() {
+func deadline(ctx context.Context, st net.Conn) func() {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		dl = time.Now().Add(negotiateTimeout)

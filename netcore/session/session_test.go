@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"go.uber.org/goleak"
 
 	"p2pd/netcore/identity"
@@ -18,10 +19,22 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// pair makes a session between two fresh identities over loopback TCP; the
+// transports are the ways a session is carried; every test runs on each.
+var transports = []string{"tcp", "quic"}
+
+func eachTransport(t *testing.T, test func(t *testing.T, transport string)) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) { test(t, tr) })
+	}
+}
+
+// pair makes a session between two fresh identities over loopback; the
 // server accepts any key.
-func pair(t *testing.T, clientWants func(server *identity.Identity) ed25519.PublicKey) (cli, srv *Session, errc, errs error) {
+func pair(t *testing.T, transport string, clientWants func(server *identity.Identity) ed25519.PublicKey) (cli, srv *Session, errc, errs error) {
 	t.Helper()
+	if transport == "quic" {
+		return pairQUIC(t, clientWants)
+	}
 	a, _ := identity.New()
 	b, _ := identity.New()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,14 +63,52 @@ func pair(t *testing.T, clientWants func(server *identity.Identity) ed25519.Publ
 		c.Close()
 	}
 	wg.Wait()
+	closeLater(t, cli, srv)
+	return cli, srv, errc, errs
+}
+
+func closeLater(t *testing.T, sessions ...*Session) {
 	t.Cleanup(func() {
-		if cli != nil {
-			cli.Close()
-		}
-		if srv != nil {
-			srv.Close()
+		for _, s := range sessions {
+			if s != nil {
+				s.Close()
+			}
 		}
 	})
+}
+
+// pairQUIC makes a QUIC session between two UDP sockets on loopback.
+func pairQUIC(t *testing.T, clientWants func(server *identity.Identity) ed25519.PublicKey) (cli, srv *Session, errc, errs error) {
+	t.Helper()
+	a, _ := identity.New()
+	b, _ := identity.New()
+	udp := func() *quic.Transport {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &quic.Transport{Conn: pc}
+	}
+	ta, tb := udp(), udp()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	wg.Go(func() { srv, errs = ServerQUIC(sctx, tb, b, nil) })
+	cli, errc = ClientQUIC(ctx, ta, tb.Conn.LocalAddr(), a, clientWants(b))
+	if errc != nil {
+		scancel()
+	}
+	wg.Wait()
+	// Failed sides still own their transports.
+	for tr, s := range map[*quic.Transport]*Session{ta: cli, tb: srv} {
+		if s == nil {
+			tr.Close()
+			tr.Conn.Close()
+		}
+	}
+	closeLater(t, cli, srv)
 	return cli, srv, errc, errs
 }
 
@@ -76,8 +127,10 @@ func serveEcho(srv *Session) chan struct{} {
 	return done
 }
 
-func TestStreams(t *testing.T) {
-	cli, srv, errc, errs := pair(t, func(s *identity.Identity) ed25519.PublicKey { return s.Public })
+func TestStreams(t *testing.T) { eachTransport(t, testStreams) }
+
+func testStreams(t *testing.T, transport string) {
+	cli, srv, errc, errs := pair(t, transport, func(s *identity.Identity) ed25519.PublicKey { return s.Public })
 	if errc != nil || errs != nil {
 		t.Fatal(errc, errs)
 	}
@@ -122,15 +175,19 @@ func TestStreams(t *testing.T) {
 }
 
 func TestWrongPeer(t *testing.T) {
-	other, _ := identity.New()
-	_, _, errc, _ := pair(t, func(*identity.Identity) ed25519.PublicKey { return other.Public })
-	if !errors.Is(errc, identity.ErrWrongPeer) {
-		t.Errorf("client error %v, want ErrWrongPeer", errc)
-	}
+	eachTransport(t, func(t *testing.T, transport string) {
+		other, _ := identity.New()
+		_, _, errc, _ := pair(t, transport, func(*identity.Identity) ed25519.PublicKey { return other.Public })
+		if !errors.Is(errc, identity.ErrWrongPeer) {
+			t.Errorf("client error %v, want ErrWrongPeer", errc)
+		}
+	})
 }
 
-func TestOpenObeysContext(t *testing.T) {
-	cli, _, errc, errs := pair(t, func(s *identity.Identity) ed25519.PublicKey { return s.Public })
+func TestOpenObeysContext(t *testing.T) { eachTransport(t, testOpenObeysContext) }
+
+func testOpenObeysContext(t *testing.T, transport string) {
+	cli, _, errc, errs := pair(t, transport, func(s *identity.Identity) ed25519.PublicKey { return s.Public })
 	if errc != nil || errs != nil {
 		t.Fatal(errc, errs)
 	}
