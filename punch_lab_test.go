@@ -9,24 +9,34 @@ import (
 	"p2pd/netcore/node"
 )
 
-// TestPunchTCP: behind routers that drop unsolicited traffic and map no
-// port, direct and reverse cannot work; TCP punching does,
-// wherever both mappings are predictable or one side filters leniently.
-func TestPunchTCP(t *testing.T) {
-	cases := []struct {
-		a, b natlab.NAT
-	}{
-		{natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterAPDF}, natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterAPDF}},
-		{natlab.NAT{Mapping: natlab.MapAPDMSequential, Filtering: natlab.FilterAPDF}, natlab.NAT{Mapping: natlab.MapAPDMSequential, Filtering: natlab.FilterAPDF}},
-		{natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterADF}, natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF}},
-		{natlab.NAT{Mapping: natlab.MapADM, Filtering: natlab.FilterAPDF}, natlab.NAT{Mapping: natlab.MapEIMRandom, Filtering: natlab.FilterADF}},
-	}
-	for _, c := range cases {
+// punchPairs are router pairs that drop unsolicited traffic and map no
+// port, so direct and reverse cannot work, while punching can: both
+// mappings are predictable, or one side filters leniently.
+var punchPairs = []struct{ a, b natlab.NAT }{
+	{natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterAPDF}, natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterAPDF}},
+	{natlab.NAT{Mapping: natlab.MapAPDMSequential, Filtering: natlab.FilterAPDF}, natlab.NAT{Mapping: natlab.MapAPDMSequential, Filtering: natlab.FilterAPDF}},
+	{natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterADF}, natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF}},
+	{natlab.NAT{Mapping: natlab.MapADM, Filtering: natlab.FilterAPDF}, natlab.NAT{Mapping: natlab.MapEIMRandom, Filtering: natlab.FilterADF}},
+}
+
+// TestPunchTCP: TCP punching connects every punchable pair.
+func TestPunchTCP(t *testing.T) { testPunch(t, node.PunchTCP, punchPairs) }
+
+// TestPunchUDP: UDP punching with QUIC on top connects the same pairs,
+// and routers that reset unsolicited TCP (UDP gets an ICMP error, which
+// closes nothing).
+func TestPunchUDP(t *testing.T) {
+	reject := natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterAPDF, Unsolicited: natlab.Reject}
+	testPunch(t, node.PunchUDP, append(punchPairs, struct{ a, b natlab.NAT }{reject, reject}))
+}
+
+func testPunch(t *testing.T, strategy string, pairs []struct{ a, b natlab.NAT }) {
+	for _, c := range pairs {
 		t.Run(c.a.String()+"_vs_"+c.b.String(), func(t *testing.T) {
 			t.Parallel()
 			l := natlab.New(t, natlab.Config{A: c.a, B: c.b, TURN: true, MQTT: true, NTP: true})
 			b := nodeIn(t, l, l.B.Host, "b")
-			mustConnect(t, l, l.A.Host, "a", v4Only(t, b.addr), node.PunchTCP, l.B.WAN4.String()+":")
+			mustConnect(t, l, l.A.Host, "a", v4Only(t, b.addr), strategy, l.B.WAN4.String()+":", "--strategies", "direct,reverse,"+strategy)
 		})
 	}
 }

@@ -31,10 +31,13 @@ const (
 	// exchange predicted endpoints over signaling and connect to each
 	// other at an agreed instant on their NTP-corrected clocks.
 	PunchTCP = "punch-tcp"
+	// PunchUDP punches a UDP path the same way, proves it with probes
+	// both ways, and runs a QUIC session over it.
+	PunchUDP = "punch-udp"
 )
 
 // Strategies lists every strategy, in the order they start.
-var Strategies = []string{Direct, Reverse, PunchTCP}
+var Strategies = []string{Direct, Reverse, PunchTCP, PunchUDP}
 
 // State is where a strategy stands.
 type State string
@@ -211,6 +214,11 @@ func (n *Node) plan(strategy string, to *addr.Address) (func(context.Context) (*
 			return nil, why
 		}
 		return func(ctx context.Context) (*session.Session, string, error) { return n.punchTCP(ctx, to) }, ""
+	case PunchUDP:
+		if why := n.planPunch(to); why != "" {
+			return nil, why
+		}
+		return func(ctx context.Context) (*session.Session, string, error) { return n.punchUDP(ctx, to) }, ""
 	}
 	return nil, "unknown strategy"
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"p2pd/netcore/addr"
@@ -48,6 +49,7 @@ const (
 // predicted endpoints, per family.
 type punchOffer struct {
 	ID        string           `json:"id"`
+	Proto     string           `json:"proto,omitempty"` // "tcp" (the default) or "udp"
 	Endpoints []netip.AddrPort `json:"endpoints"`
 	Brokers   []netip.AddrPort `json:"brokers"` // where the initiator listens, for the answer
 	SentAt    int64            `json:"sent_at"` // unix ns on the sender's NTP-corrected clock
@@ -118,10 +120,19 @@ func (n *Node) natOf(ep endpoint) punchNAT {
 	return traitsOf(natProfile(ep.profile))
 }
 
-// punchSockets opens a punching port on each of this node's addresses of
-// a family the peer has (in theirs), and predicts its external endpoints.
-func (n *Node) punchSockets(ctx context.Context, theirs []netip.AddrPort) ([]*punch.Socket, []netip.AddrPort) {
-	var socks []*punch.Socket
+// punchPort is a punching socket: TCP (punch.Socket) or UDP
+// (punch.UDPSocket).
+type punchPort interface {
+	Local() netip.AddrPort
+	External() netip.AddrPort
+	Close() error
+}
+
+// punchPorts opens a punching port on each of this node's addresses of a
+// family the peer has (in theirs), and predicts its external endpoints
+// from the NAT's profile.
+func punchPorts[S punchPort](ctx context.Context, n *Node, theirs []netip.AddrPort, open func(ctx context.Context, local, server netip.AddrPort) (S, error), predict func(p *stun.Profile, ext netip.AddrPort) []netip.AddrPort) ([]S, []netip.AddrPort) {
+	var socks []S
 	var predicted []netip.AddrPort
 	for _, ep := range n.endpoints {
 		if !slices.ContainsFunc(theirs, func(t netip.AddrPort) bool { return netif.FamilyOf(t.Addr()) == ep.family }) {
@@ -133,20 +144,32 @@ func (n *Node) punchSockets(ctx context.Context, theirs []netip.AddrPort) ([]*pu
 				continue
 			}
 		}
-		s, err := punch.Listen(ctx, netip.AddrPortFrom(ep.local.Addr(), 0), server)
+		s, err := open(ctx, netip.AddrPortFrom(ep.local.Addr(), 0), server)
 		if err != nil {
 			n.log.Info("node: no punching port", "addr", ep.local.Addr(), "err", err)
 			continue
 		}
 		socks = append(socks, s)
 		if p := ep.profile; p != nil && p.NAT {
-			independent := p.TCPMapping == stun.EndpointIndependent || (p.TCPMapping == stun.Unknown && p.Mapping == stun.EndpointIndependent)
-			predicted = append(predicted, punch.Predict(s.External(), independent, p.TCPPorts.Kind, p.TCPPorts.Step)...)
+			predicted = append(predicted, predict(p, s.External())...)
 		} else {
 			predicted = append(predicted, s.External())
 		}
 	}
 	return socks, predicted
+}
+
+func (n *Node) tcpPunchPorts(ctx context.Context, theirs []netip.AddrPort) ([]*punch.Socket, []netip.AddrPort) {
+	return punchPorts(ctx, n, theirs, punch.Listen, func(p *stun.Profile, ext netip.AddrPort) []netip.AddrPort {
+		independent := p.TCPMapping == stun.EndpointIndependent || (p.TCPMapping == stun.Unknown && p.Mapping == stun.EndpointIndependent)
+		return punch.Predict(ext, independent, p.TCPPorts.Kind, p.TCPPorts.Step)
+	})
+}
+
+func (n *Node) udpPunchPorts(ctx context.Context, theirs []netip.AddrPort) ([]*punch.UDPSocket, []netip.AddrPort) {
+	return punchPorts(ctx, n, theirs, punch.ListenUDP, func(p *stun.Profile, ext netip.AddrPort) []netip.AddrPort {
+		return punch.Predict(ext, p.Mapping == stun.EndpointIndependent, p.UDPPorts.Kind, p.UDPPorts.Step)
+	})
 }
 
 // stunServer picks a STUN server of family f for a TCP binding.
@@ -159,9 +182,8 @@ func (n *Node) stunServer(f netif.Family) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// punchTCP runs the initiator's side: open punching ports, offer their
-// endpoints, wait for the answer, then punch at the agreed instant.
-func (n *Node) punchTCP(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
+// externals lists the peer's external endpoints.
+func externals(to *addr.Address) []netip.AddrPort {
 	var theirs []netip.AddrPort
 	for _, ifc := range to.Interfaces {
 		for _, ep := range []*addr.Endpoint{ifc.V4, ifc.V6} {
@@ -170,6 +192,13 @@ func (n *Node) punchTCP(ctx context.Context, to *addr.Address) (*session.Session
 			}
 		}
 	}
+	return theirs
+}
+
+// punchTCP runs the initiator's side of TCP punching: open punching
+// ports, offer their endpoints, wait for the answer, then punch at the
+// agreed instant.
+func (n *Node) punchTCP(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
 	if slices.ContainsFunc(n.endpoints, func(ep endpoint) bool {
 		return ep.profile != nil && ep.profile.NAT && ep.profile.Mapping != stun.EndpointIndependent && ep.profile.TCPPorts.Predictable()
 	}) {
@@ -179,10 +208,36 @@ func (n *Node) punchTCP(ctx context.Context, to *addr.Address) (*session.Session
 			return nil, "", ctx.Err()
 		}
 	}
-	socks, mine := n.punchSockets(ctx, theirs)
+	socks, mine := n.tcpPunchPorts(ctx, externals(to))
 	if len(socks) == 0 {
 		return nil, "", errors.New("no punching port could be opened")
 	}
+	ans, err := n.offerPunch(ctx, to, "tcp", mine)
+	if err != nil {
+		closeAll(socks)
+		return nil, "", err
+	}
+	return n.punchAt(ctx, socks, ans.Endpoints, n.localTime(ans.At), to.Key)
+}
+
+// punchUDP runs the initiator's side of UDP punching; the initiator opens
+// the QUIC session over the first path proven.
+func (n *Node) punchUDP(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
+	socks, mine := n.udpPunchPorts(ctx, externals(to))
+	if len(socks) == 0 {
+		return nil, "", errors.New("no punching port could be opened")
+	}
+	ans, err := n.offerPunch(ctx, to, "udp", mine)
+	if err != nil {
+		closeAll(socks)
+		return nil, "", err
+	}
+	return n.punchUDPAt(ctx, socks, ans.Endpoints, n.localTime(ans.At), to.Key, ans.ID, true)
+}
+
+// offerPunch offers this node's predicted endpoints for a punch over
+// proto and waits for the peer's answer.
+func (n *Node) offerPunch(ctx context.Context, to *addr.Address, proto string, mine []netip.AddrPort) (punchAnswer, error) {
 	var nonce [8]byte
 	rand.Read(nonce[:])
 	id := hex.EncodeToString(nonce[:])
@@ -195,22 +250,18 @@ func (n *Node) punchTCP(ctx context.Context, to *addr.Address) (*session.Session
 		delete(n.punches, id)
 		n.mu.Unlock()
 	}()
-	body, _ := json.Marshal(punchOffer{ID: id, Endpoints: mine, Brokers: n.brokers, SentAt: n.clock.Now().UnixNano()})
+	body, _ := json.Marshal(punchOffer{ID: id, Proto: proto, Endpoints: mine, Brokers: n.brokers, SentAt: n.clock.Now().UnixNano()})
 	if err := n.sig.Send(ctx, to.Key, brokersOf(to), kindPunchOffer, body); err != nil {
-		closeAll(socks)
-		return nil, "", err
+		return punchAnswer{}, err
 	}
-	var ans punchAnswer
 	select {
-	case ans = <-ch:
+	case ans := <-ch:
+		return ans, nil
 	case <-time.After(punchAnswerTimeout):
-		closeAll(socks)
-		return nil, "", fmt.Errorf("the peer did not answer the punch offer within %v", punchAnswerTimeout)
+		return punchAnswer{}, fmt.Errorf("the peer did not answer the punch offer within %v", punchAnswerTimeout)
 	case <-ctx.Done():
-		closeAll(socks)
-		return nil, "", ctx.Err()
+		return punchAnswer{}, ctx.Err()
 	}
-	return n.punchAt(ctx, socks, ans.Endpoints, n.localTime(ans.At), to.Key)
 }
 
 // answerPunch runs the responder's side of a punch offer from a peer.
@@ -223,28 +274,56 @@ func (n *Node) answerPunch(m signal.Message) {
 	n.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, punchAnswerTimeout+punchWindow)
 		defer cancel()
-		socks, mine := n.punchSockets(ctx, offer.Endpoints)
-		if len(socks) == 0 {
+		var (
+			s   *session.Session
+			err error
+		)
+		switch offer.Proto {
+		case "", "tcp":
+			socks, mine := n.tcpPunchPorts(ctx, offer.Endpoints)
+			at, aerr := n.answerOffer(ctx, m, offer, mine)
+			if aerr != nil {
+				closeAll(socks)
+				return
+			}
+			s, _, err = n.punchAt(ctx, socks, offer.Endpoints, at, m.From)
+		case "udp":
+			socks, mine := n.udpPunchPorts(ctx, offer.Endpoints)
+			at, aerr := n.answerOffer(ctx, m, offer, mine)
+			if aerr != nil {
+				closeAll(socks)
+				return
+			}
+			s, _, err = n.punchUDPAt(ctx, socks, offer.Endpoints, at, m.From, offer.ID, false)
+		default:
+			n.log.Debug("node: punch offer for an unknown protocol", "proto", offer.Proto)
 			return
 		}
-		// Meet once the answer has crossed signaling: as long again as the
-		// offer took, plus a margin.
-		now := n.clock.Now()
-		delay := min(max(now.Sub(time.Unix(0, offer.SentAt)), 0), maxSignalDelay)
-		at := now.Add(delay + meetMargin)
-		body, _ := json.Marshal(punchAnswer{ID: offer.ID, Endpoints: mine, At: at.UnixNano()})
-		if err := n.sig.Send(ctx, m.From, offer.Brokers, kindPunchAnswer, body); err != nil {
-			closeAll(socks)
-			n.log.Info("node: could not answer a punch offer", "err", err)
-			return
-		}
-		s, _, err := n.punchAt(ctx, socks, offer.Endpoints, n.localTime(at.UnixNano()), m.From)
 		if err != nil {
-			n.log.Info("node: punching failed", "peer", m.From, "err", err)
+			n.log.Info("node: punching failed", "peer", m.From, "proto", offer.Proto, "err", err)
 			return
 		}
 		n.serve(s, false)
 	})
+}
+
+// answerOffer picks the meet instant and answers the offer with this
+// side's endpoints; it returns the instant in local time.
+func (n *Node) answerOffer(ctx context.Context, m signal.Message, offer punchOffer, mine []netip.AddrPort) (time.Time, error) {
+	if len(mine) == 0 {
+		return time.Time{}, errors.New("no punching port")
+	}
+	// Meet once the answer has crossed signaling: as long again as the
+	// offer took, plus a margin.
+	now := n.clock.Now()
+	delay := min(max(now.Sub(time.Unix(0, offer.SentAt)), 0), maxSignalDelay)
+	at := now.Add(delay + meetMargin)
+	body, _ := json.Marshal(punchAnswer{ID: offer.ID, Endpoints: mine, At: at.UnixNano()})
+	if err := n.sig.Send(ctx, m.From, offer.Brokers, kindPunchAnswer, body); err != nil {
+		n.log.Info("node: could not answer a punch offer", "err", err)
+		return time.Time{}, err
+	}
+	return n.localTime(at.UnixNano()), nil
 }
 
 // onPunchAnswer hands an answer to the punch waiting for it.
@@ -270,6 +349,60 @@ func (n *Node) localTime(ns int64) time.Time {
 	return time.Now().Add(time.Unix(0, ns).Sub(n.clock.Now()))
 }
 
+// firstSession keeps the first session delivered by racing attempts and
+// closes the rest.
+type firstSession struct {
+	mu       sync.Mutex
+	winner   *session.Session
+	finished bool
+	won      func() // called once, when the first arrives
+}
+
+func (f *firstSession) deliver(s *session.Session) {
+	f.mu.Lock()
+	if f.finished || f.winner != nil {
+		f.mu.Unlock()
+		s.Close()
+		return
+	}
+	f.winner = s
+	f.mu.Unlock()
+	f.won()
+}
+
+// finish stops taking sessions and returns the winner, if any.
+func (f *firstSession) finish() *session.Session {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finished = true
+	return f.winner
+}
+
+// familyOf returns the endpoints of the same family as local.
+func familyOf(local netip.AddrPort, theirs []netip.AddrPort) []netip.AddrPort {
+	var dst []netip.AddrPort
+	for _, t := range theirs {
+		if netif.FamilyOf(t.Addr()) == netif.FamilyOf(local.Addr()) {
+			dst = append(dst, t)
+		}
+	}
+	return dst
+}
+
+// punchFailure words why no punched session came from errs.
+func punchFailure(errs []error) error {
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, shortErr(err))
+		}
+	}
+	if len(msgs) == 0 {
+		msgs = append(msgs, "no connection opened through the NATs")
+	}
+	return errors.New(strings.Join(slices.Compact(msgs), "; "))
+}
+
 // punchAt punches from every socket to the peer's endpoints of the same
 // family, secures every connection that opens (TLS roles by node id), and
 // returns the first session. Several may complete when several
@@ -279,32 +412,11 @@ func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []neti
 	ctx, cancel := context.WithTimeout(ctx, time.Until(at)+punchWindow)
 	defer cancel()
 	client := bytes.Compare(n.id.Public, peer) < 0
-	var (
-		mu       sync.Mutex
-		winner   *session.Session
-		finished bool
-	)
-	deliver := func(s *session.Session) {
-		mu.Lock()
-		if finished || winner != nil {
-			mu.Unlock()
-			s.Close()
-			return
-		}
-		winner = s
-		mu.Unlock()
-		cancel()
-	}
+	first := &firstSession{won: cancel}
 	errs := make(chan error, len(socks))
 	running := 0
 	for _, s := range socks {
-		family := netif.FamilyOf(s.Local().Addr())
-		var dst []netip.AddrPort
-		for _, t := range theirs {
-			if netif.FamilyOf(t.Addr()) == family {
-				dst = append(dst, t)
-			}
-		}
+		dst := familyOf(s.Local(), theirs)
 		if len(dst) == 0 {
 			s.Close()
 			continue
@@ -323,38 +435,92 @@ func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []neti
 						sess, err = session.Server(hctx, c, n.id, peer)
 					}
 					if err == nil {
-						deliver(sess)
+						first.deliver(sess)
 					}
 				})
 			})
 		})
 	}
 	<-ctx.Done()
-	mu.Lock()
-	finished = true
-	w := winner
-	mu.Unlock()
-	if w != nil {
+	if w := first.finish(); w != nil {
 		return w, fmt.Sprintf("punched %v to %v", w.LocalAddr(), w.RemoteAddr()), nil
 	}
-	var msgs []string
+	var all []error
 	for range running {
-		if err := <-errs; err != nil {
-			msgs = append(msgs, shortErr(err))
-		}
+		all = append(all, <-errs)
 	}
-	if len(msgs) == 0 {
-		msgs = append(msgs, "no connection opened through the NATs")
-	}
-	return nil, "", errors.New(strings.Join(slices.Compact(msgs), "; "))
+	return nil, "", punchFailure(all)
 }
 
-func closeAll(socks []*punch.Socket) {
+// punchUDPAt punches a UDP path from every socket to the peer's endpoints
+// of the same family and runs a QUIC session over the first path proven:
+// the initiator dials it, the responder waits for that handshake. token
+// is the punch's id. Sockets no session took are closed.
+func (n *Node) punchUDPAt(ctx context.Context, socks []*punch.UDPSocket, theirs []netip.AddrPort, at time.Time, peer []byte, token string, initiator bool) (*session.Session, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Until(at)+punchWindow)
+	defer cancel()
+	first := &firstSession{won: cancel}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var all []error
+	fail := func(err error) {
+		mu.Lock()
+		all = append(all, err)
+		mu.Unlock()
+	}
+	for _, s := range socks {
+		dst := familyOf(s.Local(), theirs)
+		if len(dst) == 0 {
+			s.Close()
+			continue
+		}
+		wg.Go(func() {
+			var sw sync.WaitGroup
+			var taken atomic.Bool // a session owns the socket
+			take := func(sess *session.Session, err error) {
+				if err != nil {
+					if ctx.Err() == nil {
+						fail(err)
+					}
+					return
+				}
+				taken.Store(true)
+				first.deliver(sess)
+			}
+			if !initiator {
+				sw.Go(func() { take(session.ServerQUIC(ctx, s.Transport(), n.id, peer)) })
+			}
+			sw.Go(func() {
+				err := punch.RunUDP(ctx, s, dst, at, []byte(token), func(path netip.AddrPort) {
+					if initiator {
+						sw.Go(func() {
+							take(session.ClientQUIC(ctx, s.Transport(), net.UDPAddrFromAddrPort(path), n.id, peer))
+						})
+					}
+				})
+				if err != nil {
+					fail(err)
+				}
+			})
+			sw.Wait()
+			if !taken.Load() {
+				s.Close()
+			}
+		})
+	}
+	<-ctx.Done()
+	wg.Wait()
+	if w := first.finish(); w != nil {
+		return w, fmt.Sprintf("punched %v to %v (QUIC)", w.LocalAddr(), w.RemoteAddr()), nil
+	}
+	return nil, "", punchFailure(all)
+}
+
+func closeAll[S punchPort](socks []S) {
 	for _, s := range socks {
 		s.Close()
 	}
 }
-
 func brokersOf(to *addr.Address) []netip.AddrPort {
 	via := make([]netip.AddrPort, 0, len(to.Brokers))
 	for _, b := range to.Brokers {
