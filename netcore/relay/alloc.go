@@ -1,0 +1,493 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/stun"
+	"github.com/pion/transport/v2"
+	"github.com/pion/transport/v2/stdnet"
+	"github.com/pion/turn/v2"
+
+	"p2pd/netcore/config"
+)
+
+const (
+	// permissionRefresh is how often Allocation refreshes the permissions
+	// installed with Permit. A permission lasts 300 s (RFC 8656 §9); every
+	// 120 s, as pion does for its own, leaves room for a lost refresh.
+	permissionRefresh = 120 * time.Second
+	// freeWait bounds how long Close waits for the server to confirm that
+	// the allocation is freed; it normally answers within a round trip.
+	freeWait = time.Second
+	// maxDatagram is the largest datagram a TURN message carries.
+	maxDatagram = 1<<16 - 1
+	// staleNonceRetries is how often a request refused for a stale nonce
+	// is sent again with the fresh one (pion retries its own 3 times too).
+	staleNonceRetries = 3
+)
+
+// Allocation is a relayed transport address held on a TURN server (RFC 8656).
+//
+// Peers send datagrams to [Allocation.Relayed]; the server forwards those
+// from peers with a permission (see [Allocation.Permit]) and relays what
+// [Allocation.PacketConn] writes. The pion client underneath keeps the
+// allocation alive by itself: it refreshes it at half its lifetime (300 s
+// with coturn's default of 600 s), refreshes every 120 s the permissions
+// of peers it has written to, and renews a peer's channel binding when it
+// writes to it after 5 minutes. Each such request is retransmitted for
+// about 8 s; pion sends it again only for a stale nonce, and a failure
+// shows as a slog warning. Allocation adds a refresh every 120 s for the
+// permissions installed with Permit, which pion does not know about.
+//
+// An Allocation is safe for concurrent use. Close it to free it on the
+// server; it holds a local socket and a few goroutines until then.
+type Allocation struct {
+	name    string // the server as configured, for messages
+	server  netip.AddrPort
+	relayed netip.AddrPort
+	tcp     bool
+
+	sock    net.PacketConn // to the server: UDP, or STUN framing over TCP
+	buffers interface {
+		SetReadBuffer(int) error
+		SetWriteBuffer(int) error
+	}
+	client *turn.Client
+	relay  net.PacketConn // pion's relayed conn
+	pc     *packetConn
+
+	in       chan datagram // peers' datagrams, from pump to ReadFrom
+	closing  chan struct{} // closed when Close starts
+	freed    chan struct{} // closed when the server answers the freeing Refresh
+	freeOnce sync.Once
+	readDone chan struct{} // the socket's read loop has ended
+	pumpDone chan struct{} // pump has ended
+	rd, wd   deadline      // PacketConn's read and write deadlines
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu         sync.Mutex
+	closed     bool
+	permits    map[netip.Addr]bool // peers' IPs installed with Permit
+	refreshing bool                // refreshPermissions runs
+	tasks      sync.WaitGroup      // Permit requests and refreshPermissions
+
+	permEvery     time.Duration // permissionRefresh; shorter in tests
+	permRefreshes atomic.Uint32 // successful refreshes, for tests
+}
+
+type datagram struct {
+	data []byte
+	from net.Addr
+}
+
+// Allocate allocates a UDP relay on server with its long-term credentials,
+// from a local socket bound to local (the zero Addr: any address of the
+// server's family). A "?transport=tcp" URL reaches the server over TCP; the
+// relay still speaks UDP to peers. Allocate is bounded by ctx, or by a
+// 2-second timeout when ctx has no deadline. Close the allocation to free it.
+func Allocate(ctx context.Context, server config.TURN, local netip.Addr) (*Allocation, error) {
+	start := time.Now()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, allocateTimeout)
+		defer cancel()
+	}
+	name := server.URL
+	ep, err := server.Endpoint()
+	if err != nil {
+		return nil, fmt.Errorf("TURN server %q: %w", name, err)
+	}
+	serverAddr, err := resolve(ctx, ep.Host, ep.Port, local)
+	if err != nil {
+		return nil, fmt.Errorf("TURN server %s: %w", name, err)
+	}
+	a := &Allocation{
+		name:      name,
+		server:    serverAddr,
+		tcp:       ep.Proto == "tcp",
+		in:        make(chan datagram, 64),
+		closing:   make(chan struct{}),
+		freed:     make(chan struct{}),
+		readDone:  make(chan struct{}),
+		pumpDone:  make(chan struct{}),
+		rd:        newDeadline(),
+		wd:        newDeadline(),
+		permits:   make(map[netip.Addr]bool),
+		permEvery: permissionRefresh,
+	}
+	if err := a.open(ctx, local); err != nil {
+		return nil, fmt.Errorf("TURN server %s: %w", name, err)
+	}
+	if err := a.newClient(server); err != nil {
+		a.sock.Close()
+		return nil, fmt.Errorf("TURN server %s: %w", name, err)
+	}
+	// Our own read loop rather than client.Listen, whose loop ends for
+	// good at the first packet pion cannot handle.
+	go a.readLoop()
+
+	type result struct {
+		c   net.PacketConn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := a.client.Allocate()
+		done <- result{c, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		// Closing the client and the socket ends the allocation's
+		// transactions at once.
+		a.client.Close()
+		a.sock.Close()
+		if r = <-done; r.c != nil {
+			r.c.Close()
+		}
+		<-a.readDone
+		return nil, fmt.Errorf("TURN server %s: no allocation within %v: %w", name, time.Since(start).Round(time.Millisecond), ctx.Err())
+	}
+	if r.err != nil {
+		a.client.Close()
+		a.sock.Close()
+		<-a.readDone
+		if strings.Contains(r.err.Error(), "error 401") {
+			return nil, fmt.Errorf("TURN server %s refused the credentials of user %q (wrong user name or password?): %w", name, server.User, r.err)
+		}
+		return nil, fmt.Errorf("TURN server %s: allocation failed: %w", name, r.err)
+	}
+	a.relay = r.c
+	if ua, ok := r.c.LocalAddr().(*net.UDPAddr); ok {
+		a.relayed = netip.AddrPortFrom(addrOf(ua.IP), uint16(ua.Port))
+	}
+	a.pc = &packetConn{a: a, local: net.UDPAddrFromAddrPort(a.relayed)}
+	go a.pump()
+	return a, nil
+}
+
+// resolve looks host up within ctx (pion would resolve without a
+// deadline), in local's family if local is set.
+func resolve(ctx context.Context, host string, port uint16, local netip.Addr) (netip.AddrPort, error) {
+	network := "ip"
+	switch {
+	case local.Is4() || local.Is4In6():
+		network = "ip4"
+	case local.Is6():
+		network = "ip6"
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("looking up %s: %w", host, err)
+	}
+	for _, ip := range ips {
+		ip = ip.Unmap()
+		if network == "ip" || (network == "ip4") == ip.Is4() {
+			return netip.AddrPortFrom(ip, port), nil
+		}
+	}
+	family := map[string]string{"ip4": "IPv4", "ip6": "IPv6"}[network]
+	return netip.AddrPort{}, fmt.Errorf("%s has no %s address to reach from %v", host, family, local)
+}
+
+// addrOf converts a pion IP, which may be in 16-byte form, to an Addr.
+func addrOf(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
+}
+
+// open opens the local socket towards the server.
+func (a *Allocation) open(ctx context.Context, local netip.Addr) error {
+	local = local.Unmap()
+	if a.tcp {
+		d := net.Dialer{}
+		if local.IsValid() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+		}
+		c, err := d.DialContext(ctx, "tcp", a.server.String())
+		if err != nil {
+			return fmt.Errorf("connecting: %w", err)
+		}
+		a.sock, a.buffers = turn.NewSTUNConn(c), c.(*net.TCPConn)
+		return nil
+	}
+	network, laddr := "udp4", &net.UDPAddr{}
+	if a.server.Addr().Is6() {
+		network = "udp6"
+	}
+	if local.IsValid() {
+		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	}
+	c, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return fmt.Errorf("opening a local socket: %w", err)
+	}
+	a.sock, a.buffers = c, c
+	return nil
+}
+
+// newClient makes the pion client on a's socket.
+func (a *Allocation) newClient(server config.TURN) error {
+	n, err := stdnet.NewNet()
+	if err != nil {
+		return err
+	}
+	a.client, err = turn.NewClient(&turn.ClientConfig{
+		TURNServerAddr: a.server.String(),
+		Conn:           a.sock,
+		Username:       server.User,
+		Password:       server.Pass,
+		Realm:          server.Realm,
+		Net:            resolvedNet{n, net.UDPAddrFromAddrPort(a.server)},
+		LoggerFactory:  pionLogs{a},
+	})
+	return err
+}
+
+// resolvedNet hands pion the server address resolved already: pion would
+// look it up again, without a deadline and as IPv4 only.
+type resolvedNet struct {
+	transport.Net
+	server *net.UDPAddr
+}
+
+func (n resolvedNet) ResolveUDPAddr(string, string) (*net.UDPAddr, error) { return n.server, nil }
+
+// readLoop feeds what the server sends to the pion client.
+func (a *Allocation) readLoop() {
+	defer close(a.readDone)
+	buf := make([]byte, maxDatagram)
+	for {
+		n, from, err := a.sock.ReadFrom(buf)
+		if err != nil {
+			if !a.isClosing() {
+				slog.Debug("relay: connection to the TURN server ended", "server", a.name, "err", err)
+			}
+			return
+		}
+		// Over UDP, only the server may speak: anyone else could forge
+		// peers' data.
+		if ua, ok := from.(*net.UDPAddr); ok && !a.tcp && netip.AddrPortFrom(addrOf(ua.IP), uint16(ua.Port)) != a.server {
+			continue
+		}
+		if _, err := a.client.HandleInbound(buf[:n], from); err != nil {
+			slog.Debug("relay: ignoring a packet from the TURN server", "server", a.name, "err", err)
+			continue
+		}
+		if a.isClosing() && isRefreshAnswer(buf[:n]) {
+			a.freeOnce.Do(func() { close(a.freed) })
+		}
+	}
+}
+
+// isRefreshAnswer reports whether b is the server's answer to a Refresh.
+func isRefreshAnswer(b []byte) bool {
+	if !stun.IsMessage(b) {
+		return false
+	}
+	m := stun.Message{Raw: b}
+	if m.Decode() != nil {
+		return false
+	}
+	return m.Type.Method == stun.MethodRefresh &&
+		(m.Type.Class == stun.ClassSuccessResponse || m.Type.Class == stun.ClassErrorResponse)
+}
+
+// pump moves peers' datagrams from pion's relayed conn, whose deadlines do
+// not follow net.PacketConn's rules, to a.in.
+func (a *Allocation) pump() {
+	defer close(a.pumpDone)
+	buf := make([]byte, maxDatagram)
+	for {
+		// pion's ReadFrom fails only once its conn is closed: we never set
+		// its deadline.
+		n, from, err := a.relay.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		select {
+		case a.in <- datagram{slices.Clone(buf[:n]), from}:
+		case <-a.closing:
+			return
+		}
+	}
+}
+
+func (a *Allocation) isClosing() bool {
+	select {
+	case <-a.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Relayed returns the relayed address peers send to.
+func (a *Allocation) Relayed() netip.AddrPort { return a.relayed }
+
+// Server returns the TURN server's address.
+func (a *Allocation) Server() netip.AddrPort { return a.server }
+
+// Permit installs permissions for peers' IPs now (CreatePermission), so
+// their packets are relayed before we first send to them; bounded by ctx.
+// Permissions are per IP address (the ports are ignored) and are refreshed
+// until Close.
+func (a *Allocation) Permit(ctx context.Context, peers ...netip.AddrPort) error {
+	var ips []netip.Addr
+	for _, p := range peers {
+		if ip := p.Addr().Unmap(); ip.IsValid() && !slices.Contains(ips, ip) {
+			ips = append(ips, ip)
+		}
+	}
+	if len(ips) == 0 {
+		return nil
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, ips, net.ErrClosed)
+	}
+	a.tasks.Add(1)
+	a.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		defer a.tasks.Done()
+		done <- a.createPermission(ips)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("TURN server %s refused a permission for %v: %w", a.name, ips, err)
+		}
+	case <-ctx.Done():
+		// The request goes on until pion gives up on it or Close.
+		return fmt.Errorf("TURN server %s: no answer to a permission request for %v: %w", a.name, ips, ctx.Err())
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, ips, net.ErrClosed)
+	}
+	for _, ip := range ips {
+		a.permits[ip] = true
+	}
+	if !a.refreshing {
+		a.refreshing = true
+		a.tasks.Add(1)
+		go a.refreshPermissions()
+	}
+	return nil
+}
+
+// createPermission sends one CreatePermission request for ips.
+func (a *Allocation) createPermission(ips []netip.Addr) error {
+	addrs := make([]net.Addr, len(ips))
+	for i, ip := range ips {
+		addrs[i] = &net.UDPAddr{IP: ip.AsSlice()}
+	}
+	var err error
+	for range staleNonceRetries {
+		// pion answers a stale nonce (438) with an unexported "try again"
+		// error, having taken the new nonce: send again.
+		if err = a.client.CreatePermission(addrs...); err == nil || err.Error() != "try again" {
+			return err
+		}
+	}
+	return err
+}
+
+// refreshPermissions refreshes the permissions installed with Permit until
+// Close.
+func (a *Allocation) refreshPermissions() {
+	defer a.tasks.Done()
+	t := time.NewTicker(a.permEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.closing:
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		ips := make([]netip.Addr, 0, len(a.permits))
+		for ip := range a.permits {
+			ips = append(ips, ip)
+		}
+		a.mu.Unlock()
+		if err := a.createPermission(ips); err != nil {
+			if a.isClosing() {
+				return
+			}
+			slog.Warn("relay: refreshing TURN permissions failed", "server", a.name, "peers", ips, "err", err)
+			continue
+		}
+		a.permRefreshes.Add(1)
+	}
+}
+
+// PacketConn returns the relayed datagram socket: WriteTo sends to a peer
+// through the relay, ReadFrom returns peers' datagrams. It suits a
+// quic-go Transport: ReadFrom blocks until a datagram, its deadline or
+// Close, deadlines follow net.PacketConn's rules, LocalAddr is the relayed
+// address. A datagram larger than ReadFrom's buffer is truncated, as on a
+// UDP socket. The first WriteTo to a peer's IP waits for the server to
+// install a permission (one round trip). Closing it closes the Allocation.
+func (a *Allocation) PacketConn() net.PacketConn { return a.pc }
+
+// Close frees the allocation (a Refresh with lifetime 0, waiting up to a
+// second for the server's answer), then closes the pion client and the
+// local socket and waits for the goroutines it started. Close is
+// idempotent and safe to call concurrently; every call returns the first
+// call's result.
+func (a *Allocation) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.close() })
+	return a.closeErr
+}
+
+func (a *Allocation) close() error {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	close(a.closing)
+
+	// pion's Close stops its refresh timers and sends the Refresh with
+	// lifetime 0 without waiting; the read loop sees the answer.
+	freeErr := a.relay.Close()
+	if freeErr == nil {
+		t := time.NewTimer(freeWait)
+		select {
+		case <-a.freed:
+		case <-a.readDone:
+		case <-t.C:
+			slog.Debug("relay: the TURN server did not confirm freeing the allocation", "server", a.name, "relayed", a.relayed)
+		}
+		t.Stop()
+	}
+	// Closing the client ends the transactions still waiting (Permit,
+	// pion's refreshes and channel bindings); closing the socket fails
+	// any new one at once.
+	a.client.Close()
+	sockErr := a.sock.Close()
+	a.tasks.Wait()
+	<-a.readDone
+	<-a.pumpDone
+	a.rd.stop()
+	a.wd.stop()
+	if err := errors.Join(freeErr, sockErr); err != nil {
+		return fmt.Errorf("TURN server %s: freeing the allocation %v: %w", a.name, a.relayed, err)
+	}
+	return nil
+}
