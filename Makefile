@@ -40,9 +40,12 @@ unit:
 	$(GO) test -race -count=1 -parallel 8 -timeout 20m ./...
 
 # Benchmarks report each figure next to its baseline from the same run
-# (pipe vs raw socket); see the "ratio" columns.
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+# (pipe vs raw socket; racing vs one strategy after another); see the
+# ratio columns. The root package's run in the NAT lab (connect times, the
+# NAT report), a few rounds each.
+bench: deps-test
+	$(GO) test -run '^$$' -bench . -benchtime 2s $$($(GO) list ./... | grep -v '^p2pd$$')
+	$(GO) test -run '^$$' -bench . -benchtime 5x .
 
 # Refreshes the README's screenshot from a real run of the app under Xvfb.
 screenshot: deps-test

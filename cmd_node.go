@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -134,6 +135,7 @@ func cmdConnect(args []string, stdout io.Writer) error {
 	fs := newFlags("connect", stdout)
 	asJSON := fs.Bool("json", false, "print JSON")
 	strategies := fs.String("strategies", strings.Join(node.Strategies, ","), "strategies to race, comma-separated")
+	noRelay := fs.Bool("no-relay", false, "never relay through a TURN server (direct paths only)")
 	timeout := fs.Duration("timeout", 20*time.Second, "give up after this long")
 	nf := addNodeFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -157,8 +159,15 @@ func cmdConnect(args []string, stdout io.Writer) error {
 	}
 	defer n.Close()
 
+	wanted := strings.Split(*strategies, ",")
+	if *noRelay {
+		wanted = slices.DeleteFunc(wanted, func(s string) bool { return s == node.Relay })
+		if len(wanted) == 0 {
+			return usageError{"--no-relay leaves no strategy to try"}
+		}
+	}
 	start := time.Now()
-	res, cerr := n.Connect(ctx, to, node.ConnectOptions{Strategies: strings.Split(*strategies, ",")})
+	res, cerr := n.Connect(ctx, to, node.ConnectOptions{Strategies: wanted})
 	out := connectReport{Events: resultEvents(res)}
 	var echoErr error
 	if cerr == nil {

@@ -29,7 +29,7 @@ type runningNode struct {
 // ns with the lab's servers and a data dir of its own, and returns its
 // address. The node is stopped with SIGTERM when the test ends and must
 // shut down cleanly.
-func nodeIn(t *testing.T, l *natlab.Lab, ns, name string) *runningNode {
+func nodeIn(t testing.TB, l *natlab.Lab, ns, name string) *runningNode {
 	t.Helper()
 	path, err := l.WriteNodeConfig(name, l.NodeConfig())
 	if err != nil {
@@ -70,7 +70,7 @@ func nodeIn(t *testing.T, l *natlab.Lab, ns, name string) *runningNode {
 }
 
 // stop interrupts the node and checks that it shut down cleanly.
-func (n *runningNode) stop(t *testing.T) {
+func (n *runningNode) stop(t testing.TB) {
 	t.Helper()
 	if n.cmd.ProcessState != nil {
 		return
@@ -82,7 +82,7 @@ func (n *runningNode) stop(t *testing.T) {
 }
 
 // connectIn runs `p2pd connect --json ADDR` in namespace ns.
-func connectIn(t *testing.T, l *natlab.Lab, ns, name, to string, extra ...string) (connectReport, error) {
+func connectIn(t testing.TB, l *natlab.Lab, ns, name, to string, extra ...string) (connectReport, error) {
 	t.Helper()
 	path, err := l.WriteNodeConfig(name, l.NodeConfig())
 	if err != nil {
@@ -177,7 +177,7 @@ func TestManInTheMiddleCLI(t *testing.T) {
 }
 
 // v4Only strips the IPv6 endpoints from an address.
-func v4Only(t *testing.T, text string) string {
+func v4Only(t testing.TB, text string) string {
 	t.Helper()
 	a, err := addr.Parse(text)
 	if err != nil {

@@ -34,10 +34,21 @@ const (
 	// PunchUDP punches a UDP path the same way, proves it with probes
 	// both ways, and runs a QUIC session over it.
 	PunchUDP = "punch-udp"
+	// PunchBirthday meets a NAT that maps each destination to a random
+	// port, from behind one that maps predictably but filters strictly:
+	// the hard side opens many ports, the easy side sprays probes at
+	// random ports until one lands (birthday paradox).
+	PunchBirthday = "punch-birthday"
+	// Relay connects through TURN relays: each side allocates a relayed
+	// address, they exchange them over signaling, and a QUIC session runs
+	// from relay to relay. It is the last resort: it starts after a head
+	// start for the others (relayHeadStart), or at once when nothing
+	// direct can work.
+	Relay = "relay"
 )
 
 // Strategies lists every strategy, in the order they start.
-var Strategies = []string{Direct, Reverse, PunchTCP, PunchUDP}
+var Strategies = []string{Direct, Reverse, PunchTCP, PunchUDP, PunchBirthday, Relay}
 
 // State is where a strategy stands.
 type State string
@@ -129,17 +140,26 @@ func (n *Node) Connect(ctx context.Context, to *addr.Address, opt ConnectOptions
 	}
 	results := make(chan outcome, len(Strategies))
 	running := 0
+	relayWait, relayWhy := time.Duration(0), "nothing direct can work between these NATs: relaying at once"
+	if n.directHope(to, wanted) {
+		relayWait, relayWhy = relayHeadStart, fmt.Sprintf("waits %v for the direct strategies first", relayHeadStart)
+	}
 	for _, strategy := range Strategies {
 		if !slices.Contains(wanted, strategy) {
 			continue
 		}
-		run, why := n.plan(strategy, to)
+		run, why := n.plan(strategy, to, relayWait)
 		if run == nil {
 			emit(strategy, Skipped, why)
 			continue
 		}
 		running++
-		emit(strategy, Started, "")
+		if strategy != Relay {
+			why = ""
+		} else {
+			why = relayWhy
+		}
+		emit(strategy, Started, why)
 		go func() {
 			s, detail, err := run(rctx)
 			results <- outcome{strategy, s, detail, err}
@@ -189,8 +209,53 @@ func reasons(events []Event) string {
 	return strings.Join(parts, "; ")
 }
 
-// plan returns how to run a strategy towards to, or why it cannot start.
-func (n *Node) plan(strategy string, to *addr.Address) (func(context.Context) (*session.Session, string, error), string) {
+// directHope reports whether any of the wanted strategies other than the
+// relay can work towards to, as far as both NAT profiles tell.
+func (n *Node) directHope(to *addr.Address, wanted []string) bool {
+	for _, s := range wanted {
+		switch s {
+		case Direct:
+			if n.peerReachable(to) {
+				return true
+			}
+		case Reverse:
+			if run, _ := n.plan(Reverse, to, 0); run != nil {
+				return true
+			}
+		case PunchTCP, PunchUDP:
+			if n.planPunch(to) == "" {
+				return true
+			}
+		case PunchBirthday:
+			if n.planBirthday(to) == "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// peerReachable reports whether this node may open a connection to the
+// peer unasked: an endpoint of a family this node has that is mapped by
+// its router, not filtered, of unknown behaviour, or on this node's LAN.
+func (n *Node) peerReachable(to *addr.Address) bool {
+	mine := n.Address()
+	for _, ifc := range to.Interfaces {
+		for _, ep := range []*addr.Endpoint{ifc.V4, ifc.V6} {
+			if ep == nil || !n.hasFamily(netif.FamilyOf(ep.Internal)) {
+				continue
+			}
+			if ep.ExternalPort != 0 || ep.NAT.Filtering == stun.EndpointIndependent || ep.NAT.Filtering == stun.Unknown || sameNAT(mine, ep) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// plan returns how to run a strategy towards to, or why it cannot start;
+// the relay starts after relayWait.
+func (n *Node) plan(strategy string, to *addr.Address, relayWait time.Duration) (func(context.Context) (*session.Session, string, error), string) {
 	switch strategy {
 	case Direct:
 		if len(n.candidates(to)) == 0 {
@@ -219,6 +284,16 @@ func (n *Node) plan(strategy string, to *addr.Address) (func(context.Context) (*
 			return nil, why
 		}
 		return func(ctx context.Context) (*session.Session, string, error) { return n.punchUDP(ctx, to) }, ""
+	case PunchBirthday:
+		if why := n.planBirthday(to); why != "" {
+			return nil, why
+		}
+		return func(ctx context.Context) (*session.Session, string, error) { return n.punchBirthday(ctx, to) }, ""
+	case Relay:
+		if why := n.planRelay(to); why != "" {
+			return nil, why
+		}
+		return func(ctx context.Context) (*session.Session, string, error) { return n.relayTo(ctx, to, relayWait) }, ""
 	}
 	return nil, "unknown strategy"
 }
@@ -284,11 +359,15 @@ func sameNAT(mine *addr.Address, theirs *addr.Endpoint) bool {
 }
 
 // reachableBy reports whether the peer at to can open a connection to
-// this node: a port mapping, an open NAT or firewall, or a shared LAN.
+// this node: a port mapping, an open NAT that maps endpoint-independently
+// or an open firewall, or a shared LAN.
 func (n *Node) reachableBy(to *addr.Address) bool {
 	mine := n.Address()
 	for _, ep := range n.endpoints {
-		if ep.mapped.IsValid() || (ep.profile != nil && ep.profile.Filtering == stun.EndpointIndependent) {
+		// An open filter helps only where the peer knows the port: the
+		// router maps endpoint-independently, or does not translate.
+		if ep.mapped.IsValid() || (ep.profile != nil && ep.profile.Filtering == stun.EndpointIndependent &&
+			(!ep.profile.NAT || ep.profile.Mapping == stun.EndpointIndependent)) {
 			return true
 		}
 	}

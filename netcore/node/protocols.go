@@ -86,6 +86,10 @@ const (
 	// and the instant to start.
 	kindPunchOffer  byte = 2
 	kindPunchAnswer byte = 3
+	// kindRelayOffer offers the sender's relayed address (TURN);
+	// kindRelayAnswer answers with the recipient's, or why it cannot.
+	kindRelayOffer  byte = 4
+	kindRelayAnswer byte = 5
 )
 
 // reverseRequest is the body of a kindReverse message.
@@ -121,6 +125,10 @@ func (n *Node) onSignal(m signal.Message) {
 		n.answerPunch(m)
 	case kindPunchAnswer:
 		n.onPunchAnswer(m)
+	case kindRelayOffer:
+		n.answerRelay(m)
+	case kindRelayAnswer:
+		n.onRelayAnswer(m)
 	default:
 		n.log.Debug("node: unknown signaling message", "kind", m.Kind)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -65,12 +66,14 @@ type punchAnswer struct {
 // punchNAT is what matters of a side's NAT for punching.
 type punchNAT struct {
 	Predictable bool // its endpoints are known in advance
+	Independent bool // one endpoint for every destination
 	Lenient     bool // it admits any port of an address it sent to
 }
 
 func traitsOf(p addr.NATProfile) punchNAT {
 	return punchNAT{
 		Predictable: !p.Translated || p.Mapping == stun.EndpointIndependent || p.Ports == stun.DeltaIndependent || p.Ports == stun.DeltaDependent,
+		Independent: !p.Translated || p.Mapping == stun.EndpointIndependent,
 		Lenient:     p.Filtering == stun.EndpointIndependent || p.Filtering == stun.AddressDependent,
 	}
 }
@@ -85,6 +88,19 @@ func reaches(from, to punchNAT) bool {
 
 // planPunch says whether TCP punching can work towards to, or why not.
 func (n *Node) planPunch(to *addr.Address) string {
+	if why := n.signalable(to); why != "" {
+		return why
+	}
+	for _, p := range n.natPairs(to) {
+		if reaches(p.mine, p.peer) || reaches(p.peer, p.mine) {
+			return ""
+		}
+	}
+	return "the peer's router maps ports at random and this node's filters per address and port (or the reverse): cannot predict"
+}
+
+// signalable says why the peer cannot be reached over signaling, or "".
+func (n *Node) signalable(to *addr.Address) string {
 	switch {
 	case to.Key.Equal(n.id.Public):
 		return "connecting to itself"
@@ -93,6 +109,20 @@ func (n *Node) planPunch(to *addr.Address) string {
 	case len(to.Brokers) == 0:
 		return "the peer's address lists no signaling broker"
 	}
+	return ""
+}
+
+// natPair is this node's NAT and the peer's on one address family.
+type natPair struct {
+	ep         endpoint
+	mine, peer punchNAT
+	external   netip.Addr // the peer's external address
+}
+
+// natPairs lists, per endpoint of this node, the peer's NAT of the same
+// family.
+func (n *Node) natPairs(to *addr.Address) []natPair {
+	var out []natPair
 	for _, ep := range n.endpoints {
 		for _, ifc := range to.Interfaces {
 			theirs := ifc.V4
@@ -102,20 +132,17 @@ func (n *Node) planPunch(to *addr.Address) string {
 			if theirs == nil || !theirs.External.IsValid() {
 				continue
 			}
-			mine, peer := n.natOf(ep), traitsOf(theirs.NAT)
-			if reaches(mine, peer) || reaches(peer, mine) {
-				return ""
-			}
+			out = append(out, natPair{ep: ep, mine: n.natOf(ep), peer: traitsOf(theirs.NAT), external: theirs.External})
 		}
 	}
-	return "the peer's router maps ports at random and this node's filters per address and port (or the reverse): cannot predict"
+	return out
 }
 
 // natOf describes an endpoint's NAT for punching; without a profile the
 // address is its own endpoint, behind a filter that is assumed strict.
 func (n *Node) natOf(ep endpoint) punchNAT {
 	if ep.profile == nil {
-		return punchNAT{Predictable: true}
+		return punchNAT{Predictable: true, Independent: true}
 	}
 	return traitsOf(natProfile(ep.profile))
 }
@@ -232,7 +259,7 @@ func (n *Node) punchUDP(ctx context.Context, to *addr.Address) (*session.Session
 		closeAll(socks)
 		return nil, "", err
 	}
-	return n.punchUDPAt(ctx, socks, ans.Endpoints, n.localTime(ans.At), to.Key, ans.ID, true)
+	return n.punchUDPAt(ctx, socks, n.localTime(ans.At), to.Key, true, probeEndpoints(ans.Endpoints, ans.ID))
 }
 
 // offerPunch offers this node's predicted endpoints for a punch over
@@ -294,7 +321,9 @@ func (n *Node) answerPunch(m signal.Message) {
 				closeAll(socks)
 				return
 			}
-			s, _, err = n.punchUDPAt(ctx, socks, offer.Endpoints, at, m.From, offer.ID, false)
+			s, _, err = n.punchUDPAt(ctx, socks, at, m.From, false, probeEndpoints(offer.Endpoints, offer.ID))
+		case "birthday":
+			s, err = n.answerBirthday(ctx, m, offer)
 		default:
 			n.log.Debug("node: punch offer for an unknown protocol", "proto", offer.Proto)
 			return
@@ -350,19 +379,26 @@ func (n *Node) localTime(ns int64) time.Time {
 }
 
 // firstSession keeps the first session delivered by racing attempts and
-// closes the rest.
+// closes the rest, or hands them to extra if set: the side that does not
+// choose keeps every session, as the side that chooses closes those it
+// did not pick.
 type firstSession struct {
 	mu       sync.Mutex
 	winner   *session.Session
 	finished bool
 	won      func() // called once, when the first arrives
+	extra    func(*session.Session)
 }
 
 func (f *firstSession) deliver(s *session.Session) {
 	f.mu.Lock()
 	if f.finished || f.winner != nil {
 		f.mu.Unlock()
-		s.Close()
+		if f.extra != nil {
+			f.extra(s)
+		} else {
+			s.Close()
+		}
 		return
 	}
 	f.winner = s
@@ -403,16 +439,65 @@ func punchFailure(errs []error) error {
 	return errors.New(strings.Join(slices.Compact(msgs), "; "))
 }
 
+// nominated is the octet the choosing side (the TLS client) sends on the
+// one punched connection it secures: when several open (a dialed and an
+// accepted one, or several predictions hit), both sides must secure the
+// same, and the other side secures only the one marked.
+const nominated byte = 'N'
+
 // punchAt punches from every socket to the peer's endpoints of the same
-// family, secures every connection that opens (TLS roles by node id), and
-// returns the first session. Several may complete when several
-// predictions hit; both sides keep the first, and a session the other
-// side dropped ends at once.
+// family and secures one connection (TLS roles by node id). The TLS
+// client chooses: it marks the first connection that opens and secures
+// it (the next one if that fails), and closes the others; the TLS server
+// secures the connection that arrives marked.
 func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []netip.AddrPort, at time.Time, peer []byte) (*session.Session, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Until(at)+punchWindow)
 	defer cancel()
 	client := bytes.Compare(n.id.Public, peer) < 0
 	first := &firstSession{won: cancel}
+	var (
+		mu       sync.Mutex
+		securing bool // the client is securing a connection
+	)
+	secure := func(c net.Conn) {
+		hctx, hcancel := context.WithTimeout(ctx, dialTimeout)
+		defer hcancel()
+		if client {
+			mu.Lock()
+			busy := securing
+			securing = true
+			mu.Unlock()
+			if busy {
+				c.Close()
+				return
+			}
+			var sess *session.Session
+			_, err := c.Write([]byte{nominated})
+			if err == nil {
+				sess, err = session.Client(hctx, c, n.id, peer)
+			} else {
+				c.Close()
+			}
+			if err != nil {
+				mu.Lock()
+				securing = false // the next connection gets its chance
+				mu.Unlock()
+				return
+			}
+			first.deliver(sess)
+			return
+		}
+		var mark [1]byte
+		c.SetReadDeadline(time.Now().Add(dialTimeout))
+		if _, err := io.ReadFull(c, mark[:]); err != nil || mark[0] != nominated {
+			c.Close() // not chosen: the client closes it
+			return
+		}
+		c.SetReadDeadline(time.Time{})
+		if sess, err := session.Server(hctx, c, n.id, peer); err == nil {
+			first.deliver(sess)
+		}
+	}
 	errs := make(chan error, len(socks))
 	running := 0
 	for _, s := range socks {
@@ -423,22 +508,7 @@ func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []neti
 		}
 		running++
 		n.wg.Go(func() {
-			errs <- punch.Run(ctx, s, dst, at, func(c net.Conn) {
-				n.wg.Go(func() {
-					hctx, hcancel := context.WithTimeout(ctx, dialTimeout)
-					defer hcancel()
-					var sess *session.Session
-					var err error
-					if client {
-						sess, err = session.Client(hctx, c, n.id, peer)
-					} else {
-						sess, err = session.Server(hctx, c, n.id, peer)
-					}
-					if err == nil {
-						first.deliver(sess)
-					}
-				})
-			})
+			errs <- punch.Run(ctx, s, dst, at, func(c net.Conn) { n.wg.Go(func() { secure(c) }) })
 		})
 	}
 	<-ctx.Done()
@@ -452,14 +522,79 @@ func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []neti
 	return nil, "", punchFailure(all)
 }
 
-// punchUDPAt punches a UDP path from every socket to the peer's endpoints
-// of the same family and runs a QUIC session over the first path proven:
-// the initiator dials it, the responder waits for that handshake. token
-// is the punch's id. Sockets no session took are closed.
-func (n *Node) punchUDPAt(ctx context.Context, socks []*punch.UDPSocket, theirs []netip.AddrPort, at time.Time, peer []byte, token string, initiator bool) (*session.Session, string, error) {
+// udpProbe punches from one socket until ctx ends, calling found with
+// the first path proven (punch.RunUDP, with or without a spray).
+type udpProbe func(ctx context.Context, s *punch.UDPSocket, found func(netip.AddrPort)) error
+
+// probeEndpoints is the plain UDP punch: probe the peer's endpoints of
+// the socket's family.
+func probeEndpoints(theirs []netip.AddrPort, token string) udpProbe {
+	return func(ctx context.Context, s *punch.UDPSocket, found func(netip.AddrPort)) error {
+		dst := familyOf(s.Local(), theirs)
+		if len(dst) == 0 {
+			return nil
+		}
+		// Unlike SYNs, early probes cost nothing: one that meets the
+		// peer's closed NAT is dropped, and the next gets through once
+		// the peer's own probes open it. So probing starts at once, and
+		// clock skew costs nothing.
+		return punch.RunUDP(ctx, s, dst, punch.Probing{Token: []byte(token)}, found)
+	}
+}
+
+// oneAtATime runs attempts one after another: while one runs, the next
+// waits its turn, and once one succeeds the rest never run.
+type oneAtATime struct {
+	mu    sync.Mutex
+	busy  bool
+	done  bool
+	queue []func() error
+}
+
+// try runs attempt now, or queues it behind the running one.
+func (o *oneAtATime) try(attempt func() error) {
+	o.mu.Lock()
+	if o.done {
+		o.mu.Unlock()
+		return
+	}
+	if o.busy {
+		o.queue = append(o.queue, attempt)
+		o.mu.Unlock()
+		return
+	}
+	o.busy = true
+	o.mu.Unlock()
+	for {
+		err := attempt()
+		o.mu.Lock()
+		if err == nil {
+			o.done = true
+		}
+		if o.done || len(o.queue) == 0 {
+			o.busy = false
+			o.mu.Unlock()
+			return
+		}
+		attempt, o.queue = o.queue[0], o.queue[1:]
+		o.mu.Unlock()
+	}
+}
+
+// punchUDPAt punches a UDP path from every socket with probe and runs a
+// QUIC session over a proven path: the initiator chooses, dialing the
+// first path found (the next if that handshake fails), so the responder,
+// which waits on every socket, gets one session. Should it get more, it
+// serves them all: the initiator closes what it did not choose. Sockets
+// no session took are closed.
+func (n *Node) punchUDPAt(ctx context.Context, socks []*punch.UDPSocket, at time.Time, peer []byte, initiator bool, probe udpProbe) (*session.Session, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Until(at)+punchWindow)
 	defer cancel()
 	first := &firstSession{won: cancel}
+	if !initiator {
+		first.extra = func(s *session.Session) { n.wg.Go(func() { n.serve(s, false) }) }
+	}
+	nominate := &oneAtATime{}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var all []error
@@ -469,11 +604,6 @@ func (n *Node) punchUDPAt(ctx context.Context, socks []*punch.UDPSocket, theirs 
 		mu.Unlock()
 	}
 	for _, s := range socks {
-		dst := familyOf(s.Local(), theirs)
-		if len(dst) == 0 {
-			s.Close()
-			continue
-		}
 		wg.Go(func() {
 			var sw sync.WaitGroup
 			var taken atomic.Bool // a session owns the socket
@@ -491,10 +621,14 @@ func (n *Node) punchUDPAt(ctx context.Context, socks []*punch.UDPSocket, theirs 
 				sw.Go(func() { take(session.ServerQUIC(ctx, s.Transport(), n.id, peer)) })
 			}
 			sw.Go(func() {
-				err := punch.RunUDP(ctx, s, dst, at, []byte(token), func(path netip.AddrPort) {
+				err := probe(ctx, s, func(path netip.AddrPort) {
 					if initiator {
 						sw.Go(func() {
-							take(session.ClientQUIC(ctx, s.Transport(), net.UDPAddrFromAddrPort(path), n.id, peer))
+							nominate.try(func() error {
+								sess, err := session.ClientQUIC(ctx, s.Transport(), net.UDPAddrFromAddrPort(path), n.id, peer)
+								take(sess, err)
+								return err
+							})
 						})
 					}
 				})

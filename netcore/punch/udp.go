@@ -3,7 +3,6 @@ package punch
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -100,19 +99,32 @@ func (s *UDPSocket) Close() error {
 	return s.tr.Conn.Close()
 }
 
-// RunUDP punches from s to the peer's candidate endpoints, starting at the
-// instant at (local time), until ctx ends. token tells this punch's probes
-// from others. It answers every probe of the peer (adding the address it
-// came from to the candidates), and calls found, once, with the first
-// address whose answer proves the path both ways. It keeps answering
-// until ctx ends, as the peer may still wait for its proof, so end ctx
-// once the session is made. It does not close s.
-func RunUDP(ctx context.Context, s *UDPSocket, peer []netip.AddrPort, at time.Time, token []byte, found func(netip.AddrPort)) error {
-	if len(peer) == 0 {
-		return errors.New("punch: no peer endpoint")
-	}
+// Probing tunes RunUDP.
+type Probing struct {
+	// Token tells this punch's probes from others (1 to 64 bytes).
+	Token []byte
+	// Start is when probing starts (local time; zero: at once).
+	Start time.Time
+	// Every spaces the probes to each candidate (0: every 20 ms).
+	Every time.Duration
+}
+
+// RunUDP punches from s to the peer's candidate endpoints until ctx ends.
+// It answers every probe of the peer, and probes the address it came from
+// at once (a triggered check, as ICE does: the answer is the proof this
+// side needs), and calls found, once, with the first address whose
+// answer proves the path both ways. With no candidates it only answers
+// and checks back: the side a peer sprays (see Spray). It keeps answering until ctx ends,
+// as the peer may still wait for its proof, so end ctx once the session
+// is made. It does not close s.
+func RunUDP(ctx context.Context, s *UDPSocket, peer []netip.AddrPort, p Probing, found func(netip.AddrPort)) error {
+	token := p.Token
 	if len(token) == 0 || len(token) > maxToken {
 		return fmt.Errorf("punch: token of %d bytes, want 1 to %d", len(token), maxToken)
+	}
+	every := p.Every
+	if every <= 0 {
+		every = probeEvery
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -144,13 +156,18 @@ func RunUDP(ctx context.Context, s *UDPSocket, peer []netip.AddrPort, at time.Ti
 			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 			switch typ {
 			case probeType:
-				s.tr.WriteTo(answer, net.UDPAddrFromAddrPort(src))
+				to := net.UDPAddrFromAddrPort(src)
+				s.tr.WriteTo(answer, to)
 				mu.Lock()
 				heard = true
-				if !slices.Contains(cands, src) {
+				fresh := !slices.Contains(cands, src)
+				if fresh {
 					cands = append(cands, src)
 				}
 				mu.Unlock()
+				if fresh {
+					s.tr.WriteTo(probe, to)
+				}
 			case answerType:
 				mu.Lock()
 				first := !proven.IsValid()
@@ -166,11 +183,11 @@ func RunUDP(ctx context.Context, s *UDPSocket, peer []netip.AddrPort, at time.Ti
 	})
 
 	select {
-	case <-time.After(time.Until(at)):
+	case <-time.After(time.Until(p.Start)):
 	case <-ctx.Done():
 		return fmt.Errorf("punch to %v: %w", peer, ctx.Err())
 	}
-	t := time.NewTicker(probeEvery)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		mu.Lock()

@@ -42,10 +42,12 @@ func TestUDPLoopback(t *testing.T) {
 		defer close(srvDone)
 		srv, srvErr = session.ServerQUIC(pctx, b.Transport(), idb, ida.Public)
 	}()
-	wg.Go(func() { RunUDP(pctx, b, []netip.AddrPort{a.External()}, at, token, func(netip.AddrPort) {}) })
+	wg.Go(func() {
+		RunUDP(pctx, b, []netip.AddrPort{a.External()}, Probing{Token: token, Start: at}, func(netip.AddrPort) {})
+	})
 	found := make(chan netip.AddrPort, 1)
 	wg.Go(func() {
-		if err := RunUDP(pctx, a, []netip.AddrPort{b.External()}, at, token, func(p netip.AddrPort) { found <- p }); err != nil {
+		if err := RunUDP(pctx, a, []netip.AddrPort{b.External()}, Probing{Token: token, Start: at}, func(p netip.AddrPort) { found <- p }); err != nil {
 			t.Error(err)
 		}
 	})
@@ -120,7 +122,7 @@ func TestUDPIgnoresStrangers(t *testing.T) {
 	}()
 	rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer rcancel()
-	err = RunUDP(rctx, a, []netip.AddrPort{stranger.LocalAddr().(*net.UDPAddr).AddrPort()}, time.Now(), []byte("mine"), func(p netip.AddrPort) {
+	err = RunUDP(rctx, a, []netip.AddrPort{stranger.LocalAddr().(*net.UDPAddr).AddrPort()}, Probing{Token: []byte("mine")}, func(p netip.AddrPort) {
 		t.Errorf("found %v", p)
 	})
 	if err == nil {
@@ -128,7 +130,7 @@ func TestUDPIgnoresStrangers(t *testing.T) {
 	}
 	t.Log(err)
 	// Bad tokens are refused up front.
-	if err := RunUDP(ctx, a, []netip.AddrPort{a.Local()}, time.Now(), nil, func(netip.AddrPort) {}); err == nil {
+	if err := RunUDP(ctx, a, []netip.AddrPort{a.Local()}, Probing{}, func(netip.AddrPort) {}); err == nil {
 		t.Error("empty token accepted")
 	}
 }
