@@ -136,7 +136,8 @@ func cmdConnect(args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	strategies := fs.String("strategies", strings.Join(node.Strategies, ","), "strategies to race, comma-separated")
 	noRelay := fs.Bool("no-relay", false, "never relay through a TURN server (direct paths only)")
-	timeout := fs.Duration("timeout", 20*time.Second, "give up after this long")
+	timeout := fs.Duration("timeout", 20*time.Second, "give up connecting after this long")
+	hold := fs.Duration("hold", 0, "after the echo, keep the connection idle this long and echo again (reports a connection that dies)")
 	nf := addNodeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -175,6 +176,9 @@ func cmdConnect(args []string, stdout io.Writer) error {
 		out.ConnectTime = time.Since(start)
 		out.EchoTime, echoErr = echo(ctx, res)
 		out.Echo = echoErr == nil
+		if echoErr == nil && *hold > 0 {
+			echoErr = holdAndEcho(res, *hold, &out)
+		}
 		res.Session.Close()
 	}
 	if *asJSON {
@@ -193,12 +197,38 @@ func cmdConnect(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// holdEchoTimeout bounds the echo after holding: the session is up, so
+// one round trip, or the keepalive noticing the peer gone.
+const holdEchoTimeout = 10 * time.Second
+
+// holdAndEcho keeps the session idle for hold, then echoes again; a
+// session that ends meanwhile is reported with when it ended.
+func holdAndEcho(res *node.Result, hold time.Duration, out *connectReport) error {
+	start := time.Now()
+	select {
+	case <-time.After(hold):
+	case <-res.Session.Done():
+		out.Ended = fmt.Sprintf("the connection ended %v into the hold: the peer closed it or went silent", time.Since(start).Round(time.Millisecond))
+		return errors.New(out.Ended)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), holdEchoTimeout)
+	defer cancel()
+	if _, err := echo(ctx, res); err != nil {
+		out.Ended = fmt.Sprintf("after %v idle the echo failed: %v", hold, err)
+		return errors.New(out.Ended)
+	}
+	out.Held = true
+	return nil
+}
+
 // connectReport is what `p2pd connect` prints.
 type connectReport struct {
 	Strategy    string        `json:"strategy,omitempty"` // the winner
 	ConnectTime time.Duration `json:"connect_time,omitempty"`
 	Echo        bool          `json:"echo"` // the ECHO came back
 	EchoTime    time.Duration `json:"echo_time,omitempty"`
+	Held        bool          `json:"held,omitempty"`  // --hold: the echo came back after the idle time
+	Ended       string        `json:"ended,omitempty"` // --hold: how the connection died
 	Events      []node.Event  `json:"events"`
 }
 
@@ -238,6 +268,12 @@ func printConnect(w io.Writer, r connectReport) {
 	if r.Strategy != "" {
 		fmt.Fprintf(w, "Connected by %s in %v; echo %s in %v.\n\n", r.Strategy, r.ConnectTime.Round(time.Millisecond),
 			map[bool]string{true: "came back", false: "FAILED"}[r.Echo], r.EchoTime.Round(time.Microsecond*100))
+		switch {
+		case r.Held:
+			fmt.Fprintf(w, "Still up after the hold: echo came back.\n\n")
+		case r.Ended != "":
+			fmt.Fprintf(w, "Connection lost: %s.\n\n", r.Ended)
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, e := range r.Events {
