@@ -113,7 +113,7 @@ func mustConnect(t *testing.T, l *natlab.Lab, ns, name, to, wantStrategy, wantDe
 	if win := winner(r); !strings.Contains(win.Reason, wantDetail) {
 		t.Errorf("won by %s %q, want it through %q", win.Strategy, win.Reason, wantDetail)
 	}
-	t.Logf("%s connected by %s in %v (echo %v): %s", name, r.Strategy, r.ConnectTime.Round(time.Millisecond), r.EchoTime, winner(r).Reason)
+	t.Logf("%s connected by %s in %v (echo %v): %s%s", name, r.Strategy, r.ConnectTime.Round(time.Millisecond), r.EchoTime, winner(r).Reason, eventLines(r.Events))
 	return r
 }
 

@@ -118,7 +118,7 @@ func birthdayProbe(theirs []netip.AddrPort, token string) udpProbe {
 }
 
 // punchBirthday runs the initiator's side of birthday probing.
-func (n *Node) punchBirthday(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
+func (n *Node) punchBirthday(ctx context.Context, to *addr.Address, note noter) (*session.Session, string, error) {
 	pair, ok := n.birthdayPair(to)
 	if !ok {
 		return nil, "", errors.New("no address family where one side's NAT is predictable")
@@ -127,7 +127,10 @@ func (n *Node) punchBirthday(ctx context.Context, to *addr.Address) (*session.Se
 	if len(socks) == 0 {
 		return nil, "", errors.New("no probing port could be opened")
 	}
-	ans, err := n.offerPunch(ctx, to, "birthday", mine)
+	if len(socks) > 1 {
+		note.say("this router maps each destination to a random port: opened %d ports for the peer to find", len(socks))
+	}
+	ans, err := n.offerPunch(ctx, to, "birthday", mine, note)
 	if err != nil {
 		closeAll(socks)
 		return nil, "", err

@@ -59,6 +59,7 @@ const (
 	Succeeded State = "succeeded"
 	Failed    State = "failed"
 	Skipped   State = "skipped"
+	Progress  State = "progress"  // a step of a running strategy, in Reason
 	Cancelled State = "cancelled" // another strategy won first
 )
 
@@ -161,7 +162,11 @@ func (n *Node) Connect(ctx context.Context, to *addr.Address, opt ConnectOptions
 		}
 		emit(strategy, Started, why)
 		go func() {
-			s, detail, err := run(rctx)
+			s, detail, err := run(rctx, func(msg string) {
+				if rctx.Err() == nil {
+					emit(strategy, Progress, msg)
+				}
+			})
 			results <- outcome{strategy, s, detail, err}
 		}()
 	}
@@ -253,15 +258,30 @@ func (n *Node) peerReachable(to *addr.Address) bool {
 	return false
 }
 
+// noter reports a step of a running strategy; nil reports nothing.
+type noter func(string)
+
+func (f noter) say(format string, args ...any) {
+	if f != nil {
+		f(fmt.Sprintf(format, args...))
+	}
+}
+
+// strategyFunc runs one strategy: the session it made and how, or why it
+// failed.
+type strategyFunc func(ctx context.Context, note noter) (*session.Session, string, error)
+
 // plan returns how to run a strategy towards to, or why it cannot start;
 // the relay starts after relayWait.
-func (n *Node) plan(strategy string, to *addr.Address, relayWait time.Duration) (func(context.Context) (*session.Session, string, error), string) {
+func (n *Node) plan(strategy string, to *addr.Address, relayWait time.Duration) (strategyFunc, string) {
 	switch strategy {
 	case Direct:
 		if len(n.candidates(to)) == 0 {
 			return nil, "the peer has no address of a family this node has"
 		}
-		return func(ctx context.Context) (*session.Session, string, error) { return n.dialDirect(ctx, to) }, ""
+		return func(ctx context.Context, note noter) (*session.Session, string, error) {
+			return n.dialDirect(ctx, to, note)
+		}, ""
 	case Reverse:
 		switch {
 		case to.Key.Equal(n.id.Public):
@@ -273,27 +293,37 @@ func (n *Node) plan(strategy string, to *addr.Address, relayWait time.Duration) 
 		case !n.reachableBy(to):
 			return nil, "this node cannot be reached either (its router filters and maps no port), so the peer could not connect back"
 		}
-		return func(ctx context.Context) (*session.Session, string, error) { return n.reverse(ctx, to) }, ""
+		return func(ctx context.Context, note noter) (*session.Session, string, error) {
+			return n.reverse(ctx, to, note)
+		}, ""
 	case PunchTCP:
 		if why := n.planPunch(to); why != "" {
 			return nil, why
 		}
-		return func(ctx context.Context) (*session.Session, string, error) { return n.punchTCP(ctx, to) }, ""
+		return func(ctx context.Context, note noter) (*session.Session, string, error) {
+			return n.punchTCP(ctx, to, note)
+		}, ""
 	case PunchUDP:
 		if why := n.planPunch(to); why != "" {
 			return nil, why
 		}
-		return func(ctx context.Context) (*session.Session, string, error) { return n.punchUDP(ctx, to) }, ""
+		return func(ctx context.Context, note noter) (*session.Session, string, error) {
+			return n.punchUDP(ctx, to, note)
+		}, ""
 	case PunchBirthday:
 		if why := n.planBirthday(to); why != "" {
 			return nil, why
 		}
-		return func(ctx context.Context) (*session.Session, string, error) { return n.punchBirthday(ctx, to) }, ""
+		return func(ctx context.Context, note noter) (*session.Session, string, error) {
+			return n.punchBirthday(ctx, to, note)
+		}, ""
 	case Relay:
 		if why := n.planRelay(to); why != "" {
 			return nil, why
 		}
-		return func(ctx context.Context) (*session.Session, string, error) { return n.relayTo(ctx, to, relayWait) }, ""
+		return func(ctx context.Context, note noter) (*session.Session, string, error) {
+			return n.relayTo(ctx, to, relayWait, note)
+		}, ""
 	}
 	return nil, "unknown strategy"
 }
@@ -383,11 +413,16 @@ func (n *Node) reachableBy(to *addr.Address) bool {
 
 // dialDirect dials every candidate of to at once and keeps the first that
 // completes the secure handshake with to's key.
-func (n *Node) dialDirect(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
+func (n *Node) dialDirect(ctx context.Context, to *addr.Address, note noter) (*session.Session, string, error) {
 	cands := n.candidates(to)
 	if len(cands) == 0 {
 		return nil, "", errors.New("no address to dial")
 	}
+	var names []string
+	for _, c := range cands {
+		names = append(names, fmt.Sprintf("%v (%s)", c.addr, c.why))
+	}
+	note.say("dialing %s", strings.Join(names, ", "))
 	// Each attempt gets dialTimeout at most: a filtered address never
 	// answers, and must not hold the strategy to the caller's deadline.
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
@@ -451,7 +486,7 @@ func shortErr(err error) string {
 
 // reverse asks the peer over signaling to connect to this node, and waits
 // for its session to arrive.
-func (n *Node) reverse(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
+func (n *Node) reverse(ctx context.Context, to *addr.Address, note noter) (*session.Session, string, error) {
 	ch := make(chan *session.Session, 1)
 	id := identity.IDOf(to.Key)
 	n.mu.Lock()
@@ -474,6 +509,7 @@ func (n *Node) reverse(ctx context.Context, to *addr.Address) (*session.Session,
 	if err := n.sig.Send(ctx, to.Key, brokersOf(to), kindReverse, body); err != nil {
 		return nil, "", err
 	}
+	note.say("asked the peer over signaling to connect back; waiting")
 	select {
 	case s := <-ch:
 		return s, fmt.Sprintf("the peer connected from %v", s.RemoteAddr()), nil

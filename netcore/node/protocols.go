@@ -114,7 +114,7 @@ func (n *Node) onSignal(m signal.Message) {
 		n.wg.Go(func() {
 			ctx, cancel := context.WithTimeout(n.ctx, reverseDialTimeout)
 			defer cancel()
-			s, _, err := n.dialDirect(ctx, a)
+			s, _, err := n.dialDirect(ctx, a, nil)
 			if err != nil {
 				n.log.Info("node: could not answer a reverse connect", "peer", a.Key, "err", err)
 				return

@@ -225,7 +225,7 @@ func externals(to *addr.Address) []netip.AddrPort {
 // punchTCP runs the initiator's side of TCP punching: open punching
 // ports, offer their endpoints, wait for the answer, then punch at the
 // agreed instant.
-func (n *Node) punchTCP(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
+func (n *Node) punchTCP(ctx context.Context, to *addr.Address, note noter) (*session.Session, string, error) {
 	if slices.ContainsFunc(n.endpoints, func(ep endpoint) bool {
 		return ep.profile != nil && ep.profile.NAT && ep.profile.Mapping != stun.EndpointIndependent && ep.profile.TCPPorts.Predictable()
 	}) {
@@ -239,7 +239,7 @@ func (n *Node) punchTCP(ctx context.Context, to *addr.Address) (*session.Session
 	if len(socks) == 0 {
 		return nil, "", errors.New("no punching port could be opened")
 	}
-	ans, err := n.offerPunch(ctx, to, "tcp", mine)
+	ans, err := n.offerPunch(ctx, to, "tcp", mine, note)
 	if err != nil {
 		closeAll(socks)
 		return nil, "", err
@@ -249,12 +249,12 @@ func (n *Node) punchTCP(ctx context.Context, to *addr.Address) (*session.Session
 
 // punchUDP runs the initiator's side of UDP punching; the initiator opens
 // the QUIC session over the first path proven.
-func (n *Node) punchUDP(ctx context.Context, to *addr.Address) (*session.Session, string, error) {
+func (n *Node) punchUDP(ctx context.Context, to *addr.Address, note noter) (*session.Session, string, error) {
 	socks, mine := n.udpPunchPorts(ctx, externals(to))
 	if len(socks) == 0 {
 		return nil, "", errors.New("no punching port could be opened")
 	}
-	ans, err := n.offerPunch(ctx, to, "udp", mine)
+	ans, err := n.offerPunch(ctx, to, "udp", mine, note)
 	if err != nil {
 		closeAll(socks)
 		return nil, "", err
@@ -264,7 +264,7 @@ func (n *Node) punchUDP(ctx context.Context, to *addr.Address) (*session.Session
 
 // offerPunch offers this node's predicted endpoints for a punch over
 // proto and waits for the peer's answer.
-func (n *Node) offerPunch(ctx context.Context, to *addr.Address, proto string, mine []netip.AddrPort) (punchAnswer, error) {
+func (n *Node) offerPunch(ctx context.Context, to *addr.Address, proto string, mine []netip.AddrPort, note noter) (punchAnswer, error) {
 	var nonce [8]byte
 	rand.Read(nonce[:])
 	id := hex.EncodeToString(nonce[:])
@@ -281,8 +281,10 @@ func (n *Node) offerPunch(ctx context.Context, to *addr.Address, proto string, m
 	if err := n.sig.Send(ctx, to.Key, brokersOf(to), kindPunchOffer, body); err != nil {
 		return punchAnswer{}, err
 	}
+	note.say("offered %s over signaling; waiting for the answer", endpointList(mine))
 	select {
 	case ans := <-ch:
+		note.say("the peer answered with %s; punching in %v", endpointList(ans.Endpoints), max(time.Until(n.localTime(ans.At)), 0).Round(time.Millisecond))
 		return ans, nil
 	case <-time.After(punchAnswerTimeout):
 		return punchAnswer{}, fmt.Errorf("the peer did not answer the punch offer within %v", punchAnswerTimeout)
@@ -648,6 +650,23 @@ func (n *Node) punchUDPAt(ctx context.Context, socks []*punch.UDPSocket, at time
 		return w, fmt.Sprintf("punched %v to %v (QUIC)", w.LocalAddr(), w.RemoteAddr()), nil
 	}
 	return nil, "", punchFailure(all)
+}
+
+// endpointList words endpoints for a progress note; port 0 stands for a
+// whole address (birthday probing sprays it).
+func endpointList(eps []netip.AddrPort) string {
+	var parts []string
+	for _, ep := range eps {
+		if ep.Port() == 0 {
+			parts = append(parts, ep.Addr().String()+" (any port)")
+		} else {
+			parts = append(parts, ep.String())
+		}
+	}
+	if len(parts) > 4 {
+		parts = append(parts[:4], fmt.Sprintf("and %d more", len(parts)-4))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func closeAll[S punchPort](socks []S) {

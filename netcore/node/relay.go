@@ -79,7 +79,7 @@ func (n *Node) allocate(ctx context.Context) (*relay.Allocation, error) {
 // relayed address, and open a QUIC session from relay to relay once the
 // peer answers with its own. wait is the head start to give the others
 // first.
-func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration) (*session.Session, string, error) {
+func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration, note noter) (*session.Session, string, error) {
 	select {
 	case <-time.After(wait):
 	case <-ctx.Done():
@@ -89,6 +89,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	if err != nil {
 		return nil, "", err
 	}
+	note.say("allocated %v on %v; offering it over signaling", a.Relayed(), a.Server())
 	var nonce [8]byte
 	rand.Read(nonce[:])
 	id := hex.EncodeToString(nonce[:])
@@ -124,6 +125,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 		a.Close()
 		return nil, "", err
 	}
+	note.say("the peer relays from %v; securing the session", ans.Relayed)
 	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	s, err := session.ClientQUIC(hctx, &quic.Transport{Conn: a.PacketConn()}, net.UDPAddrFromAddrPort(ans.Relayed), n.id, to.Key)
