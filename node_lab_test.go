@@ -140,8 +140,10 @@ func eventLines(events []node.Event) string {
 func TestDirectToMappedPeer(t *testing.T) {
 	l := natlab.New(t, natlab.Config{B: natlab.NAT{Unsolicited: natlab.Accept}, UPnPB: true, TURN: true, MQTT: true, NTP: true})
 	b := nodeIn(t, l, l.B.Host, "b")
-	mustConnect(t, l, l.A.Host, "a", b.addr, node.Direct, "")
-	mustConnect(t, l, l.A.Host, "a-v4", v4Only(t, b.addr), node.Direct, l.B.WAN4.String()+":")
+	// Direct and reverse race here; every strategy races in the
+	// connectivity matrix.
+	mustConnect(t, l, l.A.Host, "a", b.addr, node.Direct, "", "--strategies", "direct,reverse")
+	mustConnect(t, l, l.A.Host, "a-v4", v4Only(t, b.addr), node.Direct, l.B.WAN4.String()+":", "--strategies", "direct,reverse")
 
 	// A clean shutdown removes the mapping from the router.
 	b.stop(t)
@@ -197,7 +199,7 @@ func v4Only(t testing.TB, text string) string {
 func TestDirectToOpenPeer(t *testing.T) {
 	l := natlab.New(t, natlab.Config{B: natlab.NAT{Mapping: natlab.MapNone, Filtering: natlab.FilterEIF}, TURN: true, MQTT: true, NTP: true})
 	b := nodeIn(t, l, l.B.Host, "b")
-	mustConnect(t, l, l.A.Host, "a", b.addr, node.Direct, l.B.Host4.String())
+	mustConnect(t, l, l.A.Host, "a", b.addr, node.Direct, l.B.Host4.String(), "--strategies", "direct,reverse")
 }
 
 // TestReverseFromReachablePeer: A is behind a port-restricted NAT, B is
@@ -208,14 +210,14 @@ func TestReverseFromReachablePeer(t *testing.T) {
 	l := natlab.New(t, natlab.Config{B: natlab.NAT{Mapping: natlab.MapNone, Filtering: natlab.FilterEIF}, TURN: true, MQTT: true, NTP: true})
 	a := nodeIn(t, l, l.A.Host, "a")
 	b := nodeIn(t, l, l.B.Host, "b")
-	mustConnect(t, l, l.A.Host, "a2b", b.addr, node.Direct, l.B.Host4.String())
+	mustConnect(t, l, l.A.Host, "a2b", b.addr, node.Direct, l.B.Host4.String(), "--strategies", "direct,reverse")
 	healthy := mustConnect(t, l, l.B.Host, "b2a", v4Only(t, a.addr), node.Reverse, "the peer connected", "--strategies", "reverse")
 	if d := find(healthy.Events, node.Direct); d != nil {
 		t.Errorf("direct was not asked for but ran: %+v", d)
 	}
 	// Racing both: direct to a port-restricted NAT cannot succeed (it is
 	// cancelled once reverse wins, or has failed by then).
-	full := mustConnect(t, l, l.B.Host, "b2a-race", v4Only(t, a.addr), node.Reverse, "the peer connected")
+	full := mustConnect(t, l, l.B.Host, "b2a-race", v4Only(t, a.addr), node.Reverse, "the peer connected", "--strategies", "direct,reverse")
 	if e := find(full.Events, node.Direct); e == nil || (e.State != node.Failed && e.State != node.Cancelled) {
 		t.Errorf("direct to a port-restricted NAT: %+v", full.Events)
 	}

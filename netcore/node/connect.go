@@ -150,6 +150,10 @@ func (n *Node) Connect(ctx context.Context, to *addr.Address, opt ConnectOptions
 			continue
 		}
 		run, why := n.plan(strategy, to, relayWait)
+		if run != nil && strategy == PunchTCP && slices.Contains(wanted, PunchUDP) && n.sequentialPair(to) {
+			// Each punch's flows would move the other's predictions.
+			run, why = nil, "a router hands out ports in sequence, so one punch at a time: UDP punching goes"
+		}
 		if run == nil {
 			emit(strategy, Skipped, why)
 			continue

@@ -89,14 +89,14 @@ type Node struct {
 	relays      []addr.Server
 	stunServers []stun.Server
 
-	mu         sync.Mutex
-	handlers   map[string]Handler
-	sessions   map[*session.Session]bool
-	waiting    map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
-	punches    map[string]chan punchAnswer             // punch offers awaiting the answer, by id
-	relayWaits map[string]chan relayMsg                // relay offers awaiting the answer, by id
-	onMsg      []MsgHandler
-	address    *addr.Address
+	mu           sync.Mutex
+	handlers     map[string]Handler
+	sessions     map[*session.Session]bool
+	waiting      map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
+	punchAnswers answers[punchAnswer]
+	relayAnswers answers[relayMsg]
+	onMsg        []MsgHandler
+	address      *addr.Address
 }
 
 // endpoint is one listening address with its NAT knowledge.
@@ -113,7 +113,7 @@ type endpoint struct {
 // serves until Close.
 func Start(ctx context.Context, opt Options) (*Node, error) {
 	n := &Node{opt: opt, log: opt.Logger, handlers: map[string]Handler{}, sessions: map[*session.Session]bool{},
-		waiting: map[identity.ID][]chan *session.Session{}, punches: map[string]chan punchAnswer{}, relayWaits: map[string]chan relayMsg{}}
+		waiting: map[identity.ID][]chan *session.Session{}}
 	if n.log == nil {
 		n.log = slog.Default()
 	}

@@ -124,11 +124,11 @@ func (n *Node) onSignal(m signal.Message) {
 	case kindPunchOffer:
 		n.answerPunch(m)
 	case kindPunchAnswer:
-		n.onPunchAnswer(m)
+		n.punchAnswers.deliver(n, m, func(a punchAnswer) string { return a.ID })
 	case kindRelayOffer:
 		n.answerRelay(m)
 	case kindRelayAnswer:
-		n.onRelayAnswer(m)
+		n.relayAnswers.deliver(n, m, func(a relayMsg) string { return a.ID })
 	default:
 		n.log.Debug("node: unknown signaling message", "kind", m.Kind)
 	}

@@ -3,8 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +67,10 @@ type punchNAT struct {
 	Independent bool // one endpoint for every destination
 	Lenient     bool // it admits any port of an address it sent to
 }
+
+// sequential: each destination gets the next port, so every new flow
+// moves the predictions.
+func (t punchNAT) sequential() bool { return t.Predictable && !t.Independent }
 
 func traitsOf(p addr.NATProfile) punchNAT {
 	return punchNAT{
@@ -209,6 +211,27 @@ func (n *Node) stunServer(f netif.Family) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// settle waits sequentialSettle behind a NAT that hands out ports in
+// sequence, for the flows other strategies open at the start to take
+// their ports before the punch predicts its own.
+func (n *Node) settle(ctx context.Context) error {
+	if !slices.ContainsFunc(n.endpoints, func(ep endpoint) bool { return n.natOf(ep).sequential() }) {
+		return nil
+	}
+	select {
+	case <-time.After(sequentialSettle):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sequentialPair reports whether this node's NAT or the peer's hands out
+// ports in sequence.
+func (n *Node) sequentialPair(to *addr.Address) bool {
+	return slices.ContainsFunc(n.natPairs(to), func(p natPair) bool { return p.mine.sequential() || p.peer.sequential() })
+}
+
 // externals lists the peer's external endpoints.
 func externals(to *addr.Address) []netip.AddrPort {
 	var theirs []netip.AddrPort
@@ -226,14 +249,8 @@ func externals(to *addr.Address) []netip.AddrPort {
 // ports, offer their endpoints, wait for the answer, then punch at the
 // agreed instant.
 func (n *Node) punchTCP(ctx context.Context, to *addr.Address, note noter) (*session.Session, string, error) {
-	if slices.ContainsFunc(n.endpoints, func(ep endpoint) bool {
-		return ep.profile != nil && ep.profile.NAT && ep.profile.Mapping != stun.EndpointIndependent && ep.profile.TCPPorts.Predictable()
-	}) {
-		select {
-		case <-time.After(sequentialSettle):
-		case <-ctx.Done():
-			return nil, "", ctx.Err()
-		}
+	if err := n.settle(ctx); err != nil {
+		return nil, "", err
 	}
 	socks, mine := n.tcpPunchPorts(ctx, externals(to))
 	if len(socks) == 0 {
@@ -250,6 +267,9 @@ func (n *Node) punchTCP(ctx context.Context, to *addr.Address, note noter) (*ses
 // punchUDP runs the initiator's side of UDP punching; the initiator opens
 // the QUIC session over the first path proven.
 func (n *Node) punchUDP(ctx context.Context, to *addr.Address, note noter) (*session.Session, string, error) {
+	if err := n.settle(ctx); err != nil {
+		return nil, "", err
+	}
 	socks, mine := n.udpPunchPorts(ctx, externals(to))
 	if len(socks) == 0 {
 		return nil, "", errors.New("no punching port could be opened")
@@ -265,32 +285,14 @@ func (n *Node) punchUDP(ctx context.Context, to *addr.Address, note noter) (*ses
 // offerPunch offers this node's predicted endpoints for a punch over
 // proto and waits for the peer's answer.
 func (n *Node) offerPunch(ctx context.Context, to *addr.Address, proto string, mine []netip.AddrPort, note noter) (punchAnswer, error) {
-	var nonce [8]byte
-	rand.Read(nonce[:])
-	id := hex.EncodeToString(nonce[:])
-	ch := make(chan punchAnswer, 1)
-	n.mu.Lock()
-	n.punches[id] = ch
-	n.mu.Unlock()
-	defer func() {
-		n.mu.Lock()
-		delete(n.punches, id)
-		n.mu.Unlock()
-	}()
-	body, _ := json.Marshal(punchOffer{ID: id, Proto: proto, Endpoints: mine, Brokers: n.brokers, SentAt: n.clock.Now().UnixNano()})
-	if err := n.sig.Send(ctx, to.Key, brokersOf(to), kindPunchOffer, body); err != nil {
-		return punchAnswer{}, err
-	}
-	note.say("offered %s over signaling; waiting for the answer", endpointList(mine))
-	select {
-	case ans := <-ch:
+	note.say("offering %s over signaling", endpointList(mine))
+	ans, err := exchange(ctx, n, &n.punchAnswers, to, kindPunchOffer, "punch", punchAnswerTimeout, func(id string) any {
+		return punchOffer{ID: id, Proto: proto, Endpoints: mine, Brokers: n.brokers, SentAt: n.clock.Now().UnixNano()}
+	})
+	if err == nil {
 		note.say("the peer answered with %s; punching in %v", endpointList(ans.Endpoints), max(time.Until(n.localTime(ans.At)), 0).Round(time.Millisecond))
-		return ans, nil
-	case <-time.After(punchAnswerTimeout):
-		return punchAnswer{}, fmt.Errorf("the peer did not answer the punch offer within %v", punchAnswerTimeout)
-	case <-ctx.Done():
-		return punchAnswer{}, ctx.Err()
 	}
+	return ans, err
 }
 
 // answerPunch runs the responder's side of a punch offer from a peer.
@@ -355,24 +357,6 @@ func (n *Node) answerOffer(ctx context.Context, m signal.Message, offer punchOff
 		return time.Time{}, err
 	}
 	return n.localTime(at.UnixNano()), nil
-}
-
-// onPunchAnswer hands an answer to the punch waiting for it.
-func (n *Node) onPunchAnswer(m signal.Message) {
-	var ans punchAnswer
-	if err := json.Unmarshal(m.Body, &ans); err != nil {
-		n.log.Debug("node: malformed punch answer", "err", err)
-		return
-	}
-	n.mu.Lock()
-	ch := n.punches[ans.ID]
-	n.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- ans:
-		default:
-		}
-	}
 }
 
 // localTime converts an NTP-corrected instant to this host's clock.

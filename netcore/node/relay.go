@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,32 +88,12 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 		return nil, "", err
 	}
 	note.say("allocated %v on %v; offering it over signaling", a.Relayed(), a.Server())
-	var nonce [8]byte
-	rand.Read(nonce[:])
-	id := hex.EncodeToString(nonce[:])
-	ch := make(chan relayMsg, 1)
-	n.mu.Lock()
-	n.relayWaits[id] = ch
-	n.mu.Unlock()
-	defer func() {
-		n.mu.Lock()
-		delete(n.relayWaits, id)
-		n.mu.Unlock()
-	}()
-	body, _ := json.Marshal(relayMsg{ID: id, Relayed: a.Relayed(), Brokers: n.brokers})
-	if err := n.sig.Send(ctx, to.Key, brokersOf(to), kindRelayOffer, body); err != nil {
+	ans, err := exchange(ctx, n, &n.relayAnswers, to, kindRelayOffer, "relay", relayAnswerTimeout, func(id string) any {
+		return relayMsg{ID: id, Relayed: a.Relayed(), Brokers: n.brokers}
+	})
+	if err != nil {
 		a.Close()
 		return nil, "", err
-	}
-	var ans relayMsg
-	select {
-	case ans = <-ch:
-	case <-time.After(relayAnswerTimeout):
-		a.Close()
-		return nil, "", fmt.Errorf("the peer did not answer the relay offer within %v", relayAnswerTimeout)
-	case <-ctx.Done():
-		a.Close()
-		return nil, "", ctx.Err()
 	}
 	if ans.Error != "" {
 		a.Close()
@@ -190,22 +168,4 @@ func (n *Node) answerRelay(m signal.Message) {
 		}
 		n.serve(r.s, false)
 	})
-}
-
-// onRelayAnswer hands an answer to the relay offer waiting for it.
-func (n *Node) onRelayAnswer(m signal.Message) {
-	var ans relayMsg
-	if err := json.Unmarshal(m.Body, &ans); err != nil {
-		n.log.Debug("node: malformed relay answer", "err", err)
-		return
-	}
-	n.mu.Lock()
-	ch := n.relayWaits[ans.ID]
-	n.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- ans:
-		default:
-		}
-	}
 }
