@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,32 +96,50 @@ func TestGUISmoke(t *testing.T) {
 	}
 }
 
-// startXvfb starts a virtual display on a free number and returns its name.
+// startXvfb starts a virtual display on a free number and returns its
+// name once it accepts connections. Lock files of displays whose server
+// is gone (killed without cleaning up) are stale and cleared.
 func startXvfb(t *testing.T) string {
 	t.Helper()
 	for n := 90; n < 200; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		display := fmt.Sprintf(":%d", n)
+		lock := fmt.Sprintf("/tmp/.X%d-lock", n)
 		socket := filepath.Join("/tmp/.X11-unix", fmt.Sprintf("X%d", n))
-		os.Remove(socket) // without its lock file, a socket is stale: it would pass for a ready display
+		if b, err := os.ReadFile(lock); err == nil {
+			var pid int
+			fmt.Sscan(string(b), &pid)
+			if pid > 0 && syscall.Kill(pid, 0) == nil {
+				continue // a live server owns it
+			}
+			os.Remove(lock)
+		}
+		os.Remove(socket) // without a live lock, a socket is stale: it would pass for a ready display
+		display := fmt.Sprintf(":%d", n)
 		x := exec.Command("Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp")
+		var xOut bytes.Buffer
+		x.Stdout, x.Stderr = &xOut, &xOut
 		if err := x.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- x.Wait() }()
-		for range 100 {
-			if _, err := os.Stat(socket); err == nil {
+		for range 200 {
+			if c, err := net.Dial("unix", socket); err == nil {
+				c.Close()
 				t.Cleanup(func() {
-					x.Process.Kill()
-					<-done
+					// SIGTERM lets Xvfb remove its lock and socket.
+					x.Process.Signal(syscall.SIGTERM)
+					select {
+					case <-done:
+					case <-time.After(5 * time.Second):
+						x.Process.Kill()
+						<-done
+					}
 				})
 				return display
 			}
 			select {
-			case <-done: // lost a race for this display number
+			case <-done: // lost a race for this display number, or failed
+				t.Logf("Xvfb %s exited: %s", display, bytes.TrimSpace(xOut.Bytes()))
 			case <-time.After(50 * time.Millisecond):
 				continue
 			}

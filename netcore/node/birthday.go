@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"p2pd/netcore/addr"
@@ -56,7 +59,7 @@ func (n *Node) birthdayPair(to *addr.Address) (natPair, bool) {
 // BirthdayPorts of them and the external address (port 0: "spray here")
 // when this side is the hard one, else one punching port and its
 // endpoint.
-func (n *Node) birthdaySockets(ctx context.Context, ep endpoint, hard bool) ([]*punch.UDPSocket, []netip.AddrPort) {
+func (n *Node) birthdaySockets(ctx context.Context, ep endpoint, hard bool) ([]*punch.UDPSocket, []netip.AddrPort, error) {
 	if !hard {
 		return n.udpPunchPorts(ctx, []netip.AddrPort{netip.AddrPortFrom(ep.local.Addr(), 1)})
 	}
@@ -69,27 +72,28 @@ func (n *Node) birthdaySockets(ctx context.Context, ep endpoint, hard bool) ([]*
 		}
 	}
 	if !ext.IsValid() {
-		return nil, nil
+		return nil, nil, fmt.Errorf("the external address of %v is unknown", ep.local.Addr())
 	}
 	var socks []*punch.UDPSocket
 	for range punch.BirthdayPorts {
 		s, err := punch.ListenUDP(ctx, netip.AddrPortFrom(ep.local.Addr(), 0), netip.AddrPort{})
 		if err != nil {
+			if len(socks) == 0 {
+				return nil, nil, fmt.Errorf("no probing port could be opened: %w", err)
+			}
 			n.log.Info("node: birthday probing opened fewer ports", "opened", len(socks), "err", err)
 			break
 		}
 		socks = append(socks, s)
 	}
-	if len(socks) == 0 {
-		return nil, nil
-	}
-	return socks, []netip.AddrPort{netip.AddrPortFrom(ext, 0)}
+	return socks, []netip.AddrPort{netip.AddrPortFrom(ext, 0)}, nil
 }
 
 // birthdayProbe probes from one socket: the hard side's ports probe the
-// easy side's endpoint slowly; the easy side sprays the hard side's
-// address (the endpoints with port 0) and answers.
-func birthdayProbe(theirs []netip.AddrPort, token string) udpProbe {
+// easy side's endpoint slowly from the start; the easy side sprays the
+// hard side's address (the endpoints with port 0) from the instant at,
+// when the hard side's ports have opened their mappings, and answers.
+func birthdayProbe(theirs []netip.AddrPort, token string, at time.Time) udpProbe {
 	return func(ctx context.Context, s *punch.UDPSocket, found func(netip.AddrPort)) error {
 		var spray []netip.Addr
 		var dst []netip.AddrPort
@@ -103,17 +107,28 @@ func birthdayProbe(theirs []netip.AddrPort, token string) udpProbe {
 		p := punch.Probing{Token: []byte(token)}
 		if len(spray) == 0 {
 			p.Every = hardProbeEvery
-			return punch.RunUDP(ctx, s, dst, p, found)
+			if err := punch.RunUDP(ctx, s, dst, p, found); err != nil {
+				// One message for all the ports, whatever each counted.
+				return errors.New("none of the peer's sprayed probes reached this side's ports")
+			}
+			return nil
 		}
 		sctx, stop := context.WithCancel(ctx)
-		defer stop()
+		var sent atomic.Int64
+		var wg sync.WaitGroup
 		for _, ip := range spray {
-			go punch.Spray(sctx, s, ip, p)
+			wg.Go(func() { sent.Add(int64(punch.Spray(sctx, s, ip, punch.Probing{Token: p.Token, Start: at}))) })
 		}
-		return punch.RunUDP(ctx, s, dst, p, func(path netip.AddrPort) {
+		err := punch.RunUDP(ctx, s, dst, p, func(path netip.AddrPort) {
 			stop()
 			found(path)
 		})
+		stop()
+		wg.Wait()
+		if err != nil {
+			return fmt.Errorf("sprayed %d probes at random ports of %v: none reached an open port", sent.Load(), spray)
+		}
+		return nil
 	}
 }
 
@@ -123,9 +138,9 @@ func (n *Node) punchBirthday(ctx context.Context, to *addr.Address, note noter) 
 	if !ok {
 		return nil, "", errors.New("no address family where one side's NAT is predictable")
 	}
-	socks, mine := n.birthdaySockets(ctx, pair.ep, !pair.mine.Predictable)
-	if len(socks) == 0 {
-		return nil, "", errors.New("no probing port could be opened")
+	socks, mine, err := n.birthdaySockets(ctx, pair.ep, !pair.mine.Predictable)
+	if err != nil {
+		return nil, "", err
 	}
 	if len(socks) > 1 {
 		note.say("this router maps each destination to a random port: opened %d ports for the peer to find", len(socks))
@@ -135,7 +150,8 @@ func (n *Node) punchBirthday(ctx context.Context, to *addr.Address, note noter) 
 		closeAll(socks)
 		return nil, "", err
 	}
-	s, detail, err := n.punchUDPAt(ctx, socks, n.localTime(ans.At), to.Key, true, birthdayProbe(ans.Endpoints, ans.ID))
+	at := n.localTime(ans.At)
+	s, detail, err := n.punchUDPAt(ctx, socks, at, to.Key, true, birthdayProbe(ans.Endpoints, ans.ID, at))
 	if err == nil {
 		detail = "birthday probing: " + detail
 	}
@@ -143,23 +159,39 @@ func (n *Node) punchBirthday(ctx context.Context, to *addr.Address, note noter) 
 }
 
 // answerBirthday is the responder's side: the offer's endpoints say which
-// side is hard (port 0: the initiator's address, to spray).
+// side is hard (port 0: the initiator's address, to spray). It answers
+// only where its own NAT fits the other role, and one offer at a time:
+// the hard side's many ports are not for anyone who asks.
 func (n *Node) answerBirthday(ctx context.Context, m signal.Message, offer punchOffer) (*session.Session, error) {
-	var socks []*punch.UDPSocket
-	var mine []netip.AddrPort
-	for _, t := range offer.Endpoints {
-		for _, ep := range n.endpoints {
-			if len(socks) == 0 && ep.family == netif.FamilyOf(t.Addr()) {
+	var (
+		socks []*punch.UDPSocket
+		mine  []netip.AddrPort
+		why   = errors.New("this node has no address of the offer's family")
+	)
+	if !n.birthdayBusy.CompareAndSwap(false, true) {
+		why = errors.New("busy with another birthday probe")
+	} else {
+		defer n.birthdayBusy.Store(false)
+		for _, t := range offer.Endpoints {
+			for _, ep := range n.endpoints {
+				if socks != nil || ep.family != netif.FamilyOf(t.Addr()) {
+					continue
+				}
 				// The initiator is hard if it sent an address to spray.
-				socks, mine = n.birthdaySockets(ctx, ep, t.Port() != 0)
+				hard := t.Port() != 0
+				if n.natOf(ep).Predictable == hard {
+					why = errors.New("this node's NAT does not fit the role the offer asks of it")
+					continue
+				}
+				socks, mine, why = n.birthdaySockets(ctx, ep, hard)
 			}
 		}
 	}
-	at, err := n.answerOffer(ctx, m, offer, mine)
+	at, err := n.answerOffer(ctx, m, offer, mine, why)
 	if err != nil {
 		closeAll(socks)
 		return nil, err
 	}
-	s, _, err := n.punchUDPAt(ctx, socks, at, m.From, false, birthdayProbe(offer.Endpoints, offer.ID))
+	s, _, err := n.punchUDPAt(ctx, socks, at, m.From, false, birthdayProbe(offer.Endpoints, offer.ID, at))
 	return s, err
 }

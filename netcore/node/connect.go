@@ -203,7 +203,7 @@ func (n *Node) Connect(ctx context.Context, to *addr.Address, opt ConnectOptions
 	}
 	res.Session, res.Strategy = won.s, won.strategy
 	if won.strategy != Reverse { // an inbound session is already served
-		n.wg.Go(func() { n.serve(won.s, false) })
+		n.spawnOr(func() { won.s.Close() }, func() { n.serve(won.s, false) })
 	}
 	return res, nil
 }

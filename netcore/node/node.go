@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"p2pd/netcore/addr"
@@ -90,6 +91,8 @@ type Node struct {
 	stunServers []stun.Server
 
 	mu           sync.Mutex
+	closing      bool        // Close has begun: no new goroutines
+	birthdayBusy atomic.Bool // answering a birthday offer (many ports open)
 	handlers     map[string]Handler
 	sessions     map[*session.Session]bool
 	waiting      map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
@@ -144,7 +147,7 @@ func Start(ctx context.Context, opt Options) (*Node, error) {
 	n.learn(sctx)
 	n.buildAddress()
 	for _, l := range n.listeners {
-		n.wg.Go(func() { n.acceptLoop(l) })
+		n.spawn(func() { n.acceptLoop(l) })
 	}
 	n.log.Info("node up", "id", n.id.ID(), "address", n.address.String())
 	return n, nil
@@ -411,7 +414,7 @@ func (n *Node) acceptLoop(l net.Listener) {
 				return
 			}
 		}
-		n.wg.Go(func() {
+		n.spawnOr(func() { c.Close() }, func() {
 			s, err := session.Server(n.ctx, c, n.id, nil)
 			if err != nil {
 				n.log.Debug("node: incoming handshake failed", "from", c.RemoteAddr(), "err", err)
@@ -424,6 +427,26 @@ func (n *Node) acceptLoop(l net.Listener) {
 			}
 			n.serve(s, true)
 		})
+	}
+}
+
+// spawn runs f in a goroutine that Close waits for, unless Close has
+// begun (signaling callbacks and strategies run outside the node's
+// goroutines, and must not start work Close would not wait for).
+func (n *Node) spawn(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing {
+		return false
+	}
+	n.wg.Go(f)
+	return true
+}
+
+// spawnOr is spawn, running undo instead when the node is closing.
+func (n *Node) spawnOr(undo, f func()) {
+	if !n.spawn(f) {
+		undo()
 	}
 }
 
@@ -460,7 +483,7 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 			return
 		}
 		h := n.handler(proto)
-		n.wg.Go(func() {
+		n.spawnOr(func() { st.Close() }, func() {
 			defer st.Close()
 			h(n.ctx, s, st)
 		})
@@ -470,6 +493,9 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 // Close shuts the node down: sessions end, port mappings are removed,
 // brokers disconnected, and every goroutine stops.
 func (n *Node) Close() error {
+	n.mu.Lock()
+	n.closing = true
+	n.mu.Unlock()
 	n.cancel()
 	for _, l := range n.listeners {
 		l.Close()

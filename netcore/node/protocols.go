@@ -111,7 +111,7 @@ func (n *Node) onSignal(m signal.Message) {
 			n.log.Debug("node: reverse request with a bad address", "err", err)
 			return
 		}
-		n.wg.Go(func() {
+		n.spawn(func() {
 			ctx, cancel := context.WithTimeout(n.ctx, reverseDialTimeout)
 			defer cancel()
 			s, _, err := n.dialDirect(ctx, a, nil)

@@ -57,6 +57,7 @@ type punchOffer struct {
 // punchAnswer is the body of a kindPunchAnswer message.
 type punchAnswer struct {
 	ID        string           `json:"id"`
+	Error     string           `json:"error,omitempty"` // why the peer cannot punch
 	Endpoints []netip.AddrPort `json:"endpoints"`
 	At        int64            `json:"at"` // the meet instant, unix ns, NTP-corrected
 }
@@ -160,9 +161,10 @@ type punchPort interface {
 // punchPorts opens a punching port on each of this node's addresses of a
 // family the peer has (in theirs), and predicts its external endpoints
 // from the NAT's profile.
-func punchPorts[S punchPort](ctx context.Context, n *Node, theirs []netip.AddrPort, open func(ctx context.Context, local, server netip.AddrPort) (S, error), predict func(p *stun.Profile, ext netip.AddrPort) []netip.AddrPort) ([]S, []netip.AddrPort) {
+func punchPorts[S punchPort](ctx context.Context, n *Node, theirs []netip.AddrPort, open func(ctx context.Context, local, server netip.AddrPort) (S, error), predict func(p *stun.Profile, ext netip.AddrPort) []netip.AddrPort) ([]S, []netip.AddrPort, error) {
 	var socks []S
 	var predicted []netip.AddrPort
+	why := errors.New("this node has no address of the peer's families")
 	for _, ep := range n.endpoints {
 		if !slices.ContainsFunc(theirs, func(t netip.AddrPort) bool { return netif.FamilyOf(t.Addr()) == ep.family }) {
 			continue
@@ -170,12 +172,14 @@ func punchPorts[S punchPort](ctx context.Context, n *Node, theirs []netip.AddrPo
 		var server netip.AddrPort
 		if ep.profile != nil && ep.profile.NAT {
 			if server = n.stunServer(ep.family); !server.IsValid() {
+				why = fmt.Errorf("no STUN server for %v to learn the punching port's mapping", ep.family)
 				continue
 			}
 		}
 		s, err := open(ctx, netip.AddrPortFrom(ep.local.Addr(), 0), server)
 		if err != nil {
 			n.log.Info("node: no punching port", "addr", ep.local.Addr(), "err", err)
+			why = err
 			continue
 		}
 		socks = append(socks, s)
@@ -185,17 +189,20 @@ func punchPorts[S punchPort](ctx context.Context, n *Node, theirs []netip.AddrPo
 			predicted = append(predicted, s.External())
 		}
 	}
-	return socks, predicted
+	if len(socks) == 0 {
+		return nil, nil, fmt.Errorf("no punching port could be opened: %w", why)
+	}
+	return socks, predicted, nil
 }
 
-func (n *Node) tcpPunchPorts(ctx context.Context, theirs []netip.AddrPort) ([]*punch.Socket, []netip.AddrPort) {
+func (n *Node) tcpPunchPorts(ctx context.Context, theirs []netip.AddrPort) ([]*punch.Socket, []netip.AddrPort, error) {
 	return punchPorts(ctx, n, theirs, punch.Listen, func(p *stun.Profile, ext netip.AddrPort) []netip.AddrPort {
 		independent := p.TCPMapping == stun.EndpointIndependent || (p.TCPMapping == stun.Unknown && p.Mapping == stun.EndpointIndependent)
 		return punch.Predict(ext, independent, p.TCPPorts.Kind, p.TCPPorts.Step)
 	})
 }
 
-func (n *Node) udpPunchPorts(ctx context.Context, theirs []netip.AddrPort) ([]*punch.UDPSocket, []netip.AddrPort) {
+func (n *Node) udpPunchPorts(ctx context.Context, theirs []netip.AddrPort) ([]*punch.UDPSocket, []netip.AddrPort, error) {
 	return punchPorts(ctx, n, theirs, punch.ListenUDP, func(p *stun.Profile, ext netip.AddrPort) []netip.AddrPort {
 		return punch.Predict(ext, p.Mapping == stun.EndpointIndependent, p.UDPPorts.Kind, p.UDPPorts.Step)
 	})
@@ -252,9 +259,9 @@ func (n *Node) punchTCP(ctx context.Context, to *addr.Address, note noter) (*ses
 	if err := n.settle(ctx); err != nil {
 		return nil, "", err
 	}
-	socks, mine := n.tcpPunchPorts(ctx, externals(to))
-	if len(socks) == 0 {
-		return nil, "", errors.New("no punching port could be opened")
+	socks, mine, err := n.tcpPunchPorts(ctx, externals(to))
+	if err != nil {
+		return nil, "", err
 	}
 	ans, err := n.offerPunch(ctx, to, "tcp", mine, note)
 	if err != nil {
@@ -270,9 +277,9 @@ func (n *Node) punchUDP(ctx context.Context, to *addr.Address, note noter) (*ses
 	if err := n.settle(ctx); err != nil {
 		return nil, "", err
 	}
-	socks, mine := n.udpPunchPorts(ctx, externals(to))
-	if len(socks) == 0 {
-		return nil, "", errors.New("no punching port could be opened")
+	socks, mine, err := n.udpPunchPorts(ctx, externals(to))
+	if err != nil {
+		return nil, "", err
 	}
 	ans, err := n.offerPunch(ctx, to, "udp", mine, note)
 	if err != nil {
@@ -289,6 +296,9 @@ func (n *Node) offerPunch(ctx context.Context, to *addr.Address, proto string, m
 	ans, err := exchange(ctx, n, &n.punchAnswers, to, kindPunchOffer, "punch", punchAnswerTimeout, func(id string) any {
 		return punchOffer{ID: id, Proto: proto, Endpoints: mine, Brokers: n.brokers, SentAt: n.clock.Now().UnixNano()}
 	})
+	if err == nil && ans.Error != "" {
+		err = fmt.Errorf("the peer cannot punch: %s", ans.Error)
+	}
 	if err == nil {
 		note.say("the peer answered with %s; punching in %v", endpointList(ans.Endpoints), max(time.Until(n.localTime(ans.At)), 0).Round(time.Millisecond))
 	}
@@ -302,7 +312,7 @@ func (n *Node) answerPunch(m signal.Message) {
 		n.log.Debug("node: malformed punch offer", "err", err)
 		return
 	}
-	n.wg.Go(func() {
+	n.spawn(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, punchAnswerTimeout+punchWindow)
 		defer cancel()
 		var (
@@ -311,16 +321,16 @@ func (n *Node) answerPunch(m signal.Message) {
 		)
 		switch offer.Proto {
 		case "", "tcp":
-			socks, mine := n.tcpPunchPorts(ctx, offer.Endpoints)
-			at, aerr := n.answerOffer(ctx, m, offer, mine)
+			socks, mine, perr := n.tcpPunchPorts(ctx, offer.Endpoints)
+			at, aerr := n.answerOffer(ctx, m, offer, mine, perr)
 			if aerr != nil {
 				closeAll(socks)
 				return
 			}
 			s, _, err = n.punchAt(ctx, socks, offer.Endpoints, at, m.From)
 		case "udp":
-			socks, mine := n.udpPunchPorts(ctx, offer.Endpoints)
-			at, aerr := n.answerOffer(ctx, m, offer, mine)
+			socks, mine, perr := n.udpPunchPorts(ctx, offer.Endpoints)
+			at, aerr := n.answerOffer(ctx, m, offer, mine, perr)
 			if aerr != nil {
 				closeAll(socks)
 				return
@@ -329,7 +339,7 @@ func (n *Node) answerPunch(m signal.Message) {
 		case "birthday":
 			s, err = n.answerBirthday(ctx, m, offer)
 		default:
-			n.log.Debug("node: punch offer for an unknown protocol", "proto", offer.Proto)
+			n.answerOffer(ctx, m, offer, nil, fmt.Errorf("this version does not know %q punching", offer.Proto))
 			return
 		}
 		if err != nil {
@@ -341,10 +351,13 @@ func (n *Node) answerPunch(m signal.Message) {
 }
 
 // answerOffer picks the meet instant and answers the offer with this
-// side's endpoints; it returns the instant in local time.
-func (n *Node) answerOffer(ctx context.Context, m signal.Message, offer punchOffer, mine []netip.AddrPort) (time.Time, error) {
-	if len(mine) == 0 {
-		return time.Time{}, errors.New("no punching port")
+// side's endpoints; it returns the instant in local time. With why set
+// (this side cannot punch), the answer says so instead.
+func (n *Node) answerOffer(ctx context.Context, m signal.Message, offer punchOffer, mine []netip.AddrPort, why error) (time.Time, error) {
+	if why != nil {
+		body, _ := json.Marshal(punchAnswer{ID: offer.ID, Error: why.Error()})
+		n.sig.Send(ctx, m.From, offer.Brokers, kindPunchAnswer, body)
+		return time.Time{}, why
 	}
 	// Meet once the answer has crossed signaling: as long again as the
 	// offer took, plus a margin.
@@ -415,14 +428,17 @@ func familyOf(local netip.AddrPort, theirs []netip.AddrPort) []netip.AddrPort {
 func punchFailure(errs []error) error {
 	var msgs []string
 	for _, err := range errs {
-		if err != nil {
+		if err != nil && !slices.Contains(msgs, shortErr(err)) {
 			msgs = append(msgs, shortErr(err))
 		}
 	}
-	if len(msgs) == 0 {
+	switch {
+	case len(msgs) == 0:
 		msgs = append(msgs, "no connection opened through the NATs")
+	case len(msgs) > 3:
+		msgs = append(msgs[:3], fmt.Sprintf("and %d more", len(msgs)-3))
 	}
-	return errors.New(strings.Join(slices.Compact(msgs), "; "))
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // nominated is the octet the choosing side (the TLS client) sends on the
@@ -441,36 +457,27 @@ func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []neti
 	defer cancel()
 	client := bytes.Compare(n.id.Public, peer) < 0
 	first := &firstSession{won: cancel}
-	var (
-		mu       sync.Mutex
-		securing bool // the client is securing a connection
-	)
+	nominate := &oneAtATime{}
+	defer nominate.stop()
 	secure := func(c net.Conn) {
 		hctx, hcancel := context.WithTimeout(ctx, dialTimeout)
 		defer hcancel()
 		if client {
-			mu.Lock()
-			busy := securing
-			securing = true
-			mu.Unlock()
-			if busy {
-				c.Close()
-				return
-			}
-			var sess *session.Session
-			_, err := c.Write([]byte{nominated})
-			if err == nil {
-				sess, err = session.Client(hctx, c, n.id, peer)
-			} else {
-				c.Close()
-			}
-			if err != nil {
-				mu.Lock()
-				securing = false // the next connection gets its chance
-				mu.Unlock()
-				return
-			}
-			first.deliver(sess)
+			// Connections that open while one is being secured wait
+			// their turn, in case it fails.
+			nominate.try(func() error {
+				_, err := c.Write([]byte{nominated})
+				var sess *session.Session
+				if err == nil {
+					sess, err = session.Client(hctx, c, n.id, peer)
+				} else {
+					c.Close()
+				}
+				if err == nil {
+					first.deliver(sess)
+				}
+				return err
+			}, func() { c.Close() })
 			return
 		}
 		var mark [1]byte
@@ -493,8 +500,11 @@ func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []neti
 			continue
 		}
 		running++
-		n.wg.Go(func() {
-			errs <- punch.Run(ctx, s, dst, at, func(c net.Conn) { n.wg.Go(func() { secure(c) }) })
+		n.spawnOr(func() {
+			s.Close()
+			errs <- errors.New("the node is shutting down")
+		}, func() {
+			errs <- punch.Run(ctx, s, dst, at, func(c net.Conn) { n.spawnOr(func() { c.Close() }, func() { secure(c) }) })
 		})
 	}
 	<-ctx.Done()
@@ -529,41 +539,72 @@ func probeEndpoints(theirs []netip.AddrPort, token string) udpProbe {
 }
 
 // oneAtATime runs attempts one after another: while one runs, the next
-// waits its turn, and once one succeeds the rest never run.
+// waits its turn, and once one succeeds the rest are dropped (their drop
+// func, if any, frees what they hold).
 type oneAtATime struct {
 	mu    sync.Mutex
 	busy  bool
 	done  bool
-	queue []func() error
+	queue []attempt
 }
 
-// try runs attempt now, or queues it behind the running one.
-func (o *oneAtATime) try(attempt func() error) {
+type attempt struct {
+	run  func() error
+	drop func()
+}
+
+// try runs run now, or queues it behind the running attempt.
+func (o *oneAtATime) try(run func() error, drop func()) {
+	a := attempt{run, drop}
 	o.mu.Lock()
 	if o.done {
 		o.mu.Unlock()
+		a.dropIt()
 		return
 	}
 	if o.busy {
-		o.queue = append(o.queue, attempt)
+		o.queue = append(o.queue, a)
 		o.mu.Unlock()
 		return
 	}
 	o.busy = true
 	o.mu.Unlock()
 	for {
-		err := attempt()
+		err := a.run()
 		o.mu.Lock()
 		if err == nil {
 			o.done = true
 		}
 		if o.done || len(o.queue) == 0 {
 			o.busy = false
+			rest := o.queue
+			o.queue = nil
 			o.mu.Unlock()
+			for _, r := range rest {
+				r.dropIt()
+			}
 			return
 		}
-		attempt, o.queue = o.queue[0], o.queue[1:]
+		a, o.queue = o.queue[0], o.queue[1:]
 		o.mu.Unlock()
+	}
+}
+
+// stop drops what is queued and every later attempt.
+func (o *oneAtATime) stop() {
+	o.mu.Lock()
+	o.done = true
+	rest := o.queue
+	o.queue = nil
+	o.mu.Unlock()
+	for _, r := range rest {
+		r.dropIt()
+	}
+}
+
+func (a attempt) dropIt() {
+	if a.drop != nil {
+		a.drop()
 	}
 }
 
@@ -578,7 +619,7 @@ func (n *Node) punchUDPAt(ctx context.Context, socks []*punch.UDPSocket, at time
 	defer cancel()
 	first := &firstSession{won: cancel}
 	if !initiator {
-		first.extra = func(s *session.Session) { n.wg.Go(func() { n.serve(s, false) }) }
+		first.extra = func(s *session.Session) { n.spawnOr(func() { s.Close() }, func() { n.serve(s, false) }) }
 	}
 	nominate := &oneAtATime{}
 	var wg sync.WaitGroup
@@ -614,7 +655,7 @@ func (n *Node) punchUDPAt(ctx context.Context, socks []*punch.UDPSocket, at time
 								sess, err := session.ClientQUIC(ctx, s.Transport(), net.UDPAddrFromAddrPort(path), n.id, peer)
 								take(sess, err)
 								return err
-							})
+							}, nil)
 						})
 					}
 				})

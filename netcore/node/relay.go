@@ -30,6 +30,9 @@ const (
 	// relayAnswerTimeout bounds waiting for the peer's relay answer: two
 	// signaling hops and an allocation on its side.
 	relayAnswerTimeout = 5 * time.Second
+	// allocateTimeout bounds one TURN server's allocation: a few round
+	// trips; a silent server must leave time for the next.
+	allocateTimeout = 2 * time.Second
 )
 
 // relayMsg is the body of kindRelayOffer and kindRelayAnswer: a relayed
@@ -61,7 +64,9 @@ func (n *Node) planRelay(to *addr.Address) string {
 func (n *Node) allocate(ctx context.Context) (*relay.Allocation, error) {
 	var errs []string
 	for _, t := range n.opt.Config.TURN {
-		a, err := relay.Allocate(ctx, t, netip.Addr{})
+		actx, cancel := context.WithTimeout(ctx, allocateTimeout)
+		a, err := relay.Allocate(actx, t, netip.Addr{})
+		cancel()
 		if err == nil {
 			return a, nil
 		}
@@ -123,7 +128,7 @@ func (n *Node) answerRelay(m signal.Message) {
 		n.log.Debug("node: malformed relay offer", "err", err)
 		return
 	}
-	n.wg.Go(func() {
+	n.spawn(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, relayAnswerTimeout+dialTimeout)
 		defer cancel()
 		answer := func(msg relayMsg) error {
