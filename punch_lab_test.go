@@ -20,8 +20,13 @@ var punchPairs = []struct{ a, b natlab.NAT }{
 	{natlab.NAT{Mapping: natlab.MapADM, Filtering: natlab.FilterAPDF}, natlab.NAT{Mapping: natlab.MapEIMRandom, Filtering: natlab.FilterADF}},
 }
 
-// TestPunchTCP: TCP punching connects every punchable pair.
-func TestPunchTCP(t *testing.T) { testPunch(t, node.PunchTCP, punchPairs) }
+// TestPunchTCP: TCP punching connects every punchable pair, and routers
+// that reset unsolicited SYNs (one side primes with SYNs that die between
+// the routers).
+func TestPunchTCP(t *testing.T) {
+	reject := natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterAPDF, Unsolicited: natlab.Reject}
+	testPunch(t, node.PunchTCP, append(punchPairs, struct{ a, b natlab.NAT }{reject, reject}))
+}
 
 // TestPunchUDP: UDP punching with QUIC on top connects the same pairs,
 // and routers that reset unsolicited TCP (UDP gets an ICMP error, which

@@ -145,7 +145,7 @@ func (n *Node) punchBirthday(ctx context.Context, to *addr.Address, note noter) 
 	if len(socks) > 1 {
 		note.say("this router maps each destination to a random port: opened %d ports for the peer to find", len(socks))
 	}
-	ans, err := n.offerPunch(ctx, to, "birthday", mine, note)
+	ans, err := n.offerPunch(ctx, to, punchOffer{Proto: "birthday", Endpoints: mine}, note)
 	if err != nil {
 		closeAll(socks)
 		return nil, "", err

@@ -48,7 +48,8 @@ const (
 // predicted endpoints, per family.
 type punchOffer struct {
 	ID        string           `json:"id"`
-	Proto     string           `json:"proto,omitempty"` // "tcp" (the default) or "udp"
+	Proto     string           `json:"proto,omitempty"`  // "tcp" (the default), "udp" or "birthday"
+	Primer    string           `json:"primer,omitempty"` // TCP: who primes ("initiator", "responder"; "": nobody)
 	Endpoints []netip.AddrPort `json:"endpoints"`
 	Brokers   []netip.AddrPort `json:"brokers"` // where the initiator listens, for the answer
 	SentAt    int64            `json:"sent_at"` // unix ns on the sender's NTP-corrected clock
@@ -239,6 +240,49 @@ func (n *Node) sequentialPair(to *addr.Address) bool {
 	return slices.ContainsFunc(n.natPairs(to), func(p natPair) bool { return p.mine.sequential() || p.peer.sequential() })
 }
 
+// primer picks the side that primes in TCP punching (its first SYNs die
+// between the routers, so routers that reset unsolicited SYNs let the
+// other side's SYNs through): a side whose endpoint the other can
+// predict, as the other's SYNs must arrive where it primed; of two, the
+// one with the higher key. "" when neither is predictable.
+func (n *Node) primer(to *addr.Address) string {
+	pairs := n.natPairs(to)
+	if len(pairs) == 0 {
+		return ""
+	}
+	mine, peer := pairs[0].mine, pairs[0].peer
+	higher := bytes.Compare(n.id.Public, to.Key) > 0
+	switch {
+	case mine.Predictable && (!peer.Predictable || higher):
+		return "initiator"
+	case peer.Predictable:
+		return "responder"
+	}
+	return ""
+}
+
+// guard has the host ignore the ICMP errors priming SYNs provoke, for
+// every socket's port; it reports false (and undoes what it did) where it
+// cannot, as without root. Call the returned func to remove the rules.
+func (n *Node) guard(ctx context.Context, socks []*punch.Socket) (func(), bool) {
+	var undos []func()
+	undo := func() {
+		for _, u := range undos {
+			u()
+		}
+	}
+	for _, s := range socks {
+		u, err := punch.IgnoreTimeExceeded(ctx, s.Local().Port())
+		if err != nil {
+			n.log.Info("node: cannot prime TCP punches", "err", err)
+			undo()
+			return func() {}, false
+		}
+		undos = append(undos, u)
+	}
+	return undo, true
+}
+
 // externals lists the peer's external endpoints.
 func externals(to *addr.Address) []netip.AddrPort {
 	var theirs []netip.AddrPort
@@ -263,12 +307,26 @@ func (n *Node) punchTCP(ctx context.Context, to *addr.Address, note noter) (*ses
 	if err != nil {
 		return nil, "", err
 	}
-	ans, err := n.offerPunch(ctx, to, "tcp", mine, note)
+	primer := n.primer(to)
+	if primer == "initiator" {
+		undo, ok := n.guard(ctx, socks)
+		defer undo()
+		if !ok {
+			primer = ""
+		}
+	}
+	ans, err := n.offerPunch(ctx, to, punchOffer{Proto: "tcp", Endpoints: mine, Primer: primer}, note)
 	if err != nil {
 		closeAll(socks)
 		return nil, "", err
 	}
-	return n.punchAt(ctx, socks, ans.Endpoints, n.localTime(ans.At), to.Key)
+	at := n.localTime(ans.At)
+	if primer == "responder" {
+		// The responder primed before it answered: connecting now costs
+		// nothing and does not depend on the two clocks agreeing.
+		at = time.Now()
+	}
+	return n.punchAt(ctx, socks, ans.Endpoints, at, to.Key, primer == "initiator")
 }
 
 // punchUDP runs the initiator's side of UDP punching; the initiator opens
@@ -281,7 +339,7 @@ func (n *Node) punchUDP(ctx context.Context, to *addr.Address, note noter) (*ses
 	if err != nil {
 		return nil, "", err
 	}
-	ans, err := n.offerPunch(ctx, to, "udp", mine, note)
+	ans, err := n.offerPunch(ctx, to, punchOffer{Proto: "udp", Endpoints: mine}, note)
 	if err != nil {
 		closeAll(socks)
 		return nil, "", err
@@ -291,10 +349,11 @@ func (n *Node) punchUDP(ctx context.Context, to *addr.Address, note noter) (*ses
 
 // offerPunch offers this node's predicted endpoints for a punch over
 // proto and waits for the peer's answer.
-func (n *Node) offerPunch(ctx context.Context, to *addr.Address, proto string, mine []netip.AddrPort, note noter) (punchAnswer, error) {
-	note.say("offering %s over signaling", endpointList(mine))
+func (n *Node) offerPunch(ctx context.Context, to *addr.Address, o punchOffer, note noter) (punchAnswer, error) {
+	note.say("offering %s over signaling", endpointList(o.Endpoints))
 	ans, err := exchange(ctx, n, &n.punchAnswers, to, kindPunchOffer, "punch", punchAnswerTimeout, func(id string) any {
-		return punchOffer{ID: id, Proto: proto, Endpoints: mine, Brokers: n.brokers, SentAt: n.clock.Now().UnixNano()}
+		o.ID, o.Brokers, o.SentAt = id, n.brokers, n.clock.Now().UnixNano()
+		return o
 	})
 	if err == nil && ans.Error != "" {
 		err = fmt.Errorf("the peer cannot punch: %s", ans.Error)
@@ -322,12 +381,22 @@ func (n *Node) answerPunch(m signal.Message) {
 		switch offer.Proto {
 		case "", "tcp":
 			socks, mine, perr := n.tcpPunchPorts(ctx, offer.Endpoints)
+			prime := offer.Primer == "responder"
+			if prime && perr == nil {
+				// Before answering: the initiator connects as soon as
+				// the answer arrives.
+				undo, ok := n.guard(ctx, socks)
+				defer undo()
+				if !ok {
+					perr = errors.New("asked to prime, but the host firewall cannot be told to ignore ICMP time-exceeded (needs root)")
+				}
+			}
 			at, aerr := n.answerOffer(ctx, m, offer, mine, perr)
 			if aerr != nil {
 				closeAll(socks)
 				return
 			}
-			s, _, err = n.punchAt(ctx, socks, offer.Endpoints, at, m.From)
+			s, _, err = n.punchAt(ctx, socks, offer.Endpoints, at, m.From, prime)
 		case "udp":
 			socks, mine, perr := n.udpPunchPorts(ctx, offer.Endpoints)
 			at, aerr := n.answerOffer(ctx, m, offer, mine, perr)
@@ -452,7 +521,7 @@ const nominated byte = 'N'
 // client chooses: it marks the first connection that opens and secures
 // it (the next one if that fails), and closes the others; the TLS server
 // secures the connection that arrives marked.
-func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []netip.AddrPort, at time.Time, peer []byte) (*session.Session, string, error) {
+func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []netip.AddrPort, at time.Time, peer []byte, prime bool) (*session.Session, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Until(at)+punchWindow)
 	defer cancel()
 	client := bytes.Compare(n.id.Public, peer) < 0
@@ -504,7 +573,12 @@ func (n *Node) punchAt(ctx context.Context, socks []*punch.Socket, theirs []neti
 			s.Close()
 			errs <- errors.New("the node is shutting down")
 		}, func() {
-			errs <- punch.Run(ctx, s, dst, at, func(c net.Conn) { n.spawnOr(func() { c.Close() }, func() { secure(c) }) })
+			opened := func(c net.Conn) { n.spawnOr(func() { c.Close() }, func() { secure(c) }) }
+			if prime {
+				errs <- punch.RunPrimed(ctx, s, dst, opened)
+			} else {
+				errs <- punch.Run(ctx, s, dst, at, opened)
+			}
 		})
 	}
 	<-ctx.Done()

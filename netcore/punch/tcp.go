@@ -9,12 +9,18 @@
 // filter for the peer, so the first SYN that crosses an open mapping on
 // the other side completes the connection, whichever side it came from.
 //
-// Routers that answer unsolicited SYNs with a reset are not handled yet:
-// the reset closes the sender's own mapping, so two sides that both
-// connect keep resetting each other unless their SYNs cross in flight. A
-// low-TTL priming SYN from a separate socket does not help behind Linux
-// routers: the connection's real SYN-ACK then carries another sequence
-// number than the primed one, and conntrack lets it out untranslated.
+// Routers that answer unsolicited SYNs with a reset need more: the reset
+// closes the sender's own mapping, so two sides that both connect keep
+// resetting each other unless their SYNs cross in flight. [RunPrimed]
+// handles them: one side only primes, sending its first SYN with a TTL
+// that dies between the routers (it opens its own router for the peer
+// and never reaches the peer's), and waits on that same socket for the
+// peer's SYN, which now passes; the other side connects as usual. The
+// priming socket must be the connection's socket (a separate one would
+// give the SYN-ACK another sequence number than conntrack saw, and it
+// would leave untranslated), and the host must ignore the ICMP
+// time-exceeded the priming SYN provokes ([IgnoreTimeExceeded]: the
+// host firewall, so root), or the kernel aborts the connect.
 package punch
 
 import (
@@ -40,6 +46,10 @@ const (
 	attemptTimeout = 250 * time.Millisecond
 	// stagger orders the first attempts to several candidates.
 	stagger = 5 * time.Millisecond
+	// primeTTL lets a priming SYN cross this side's home router and die
+	// at the next hop, before any router of the peer's. (A carrier NAT
+	// behind the home router would need one more.)
+	primeTTL = 2
 )
 
 // Socket is a TCP punching port: a listener on a local port that
@@ -117,6 +127,21 @@ func Predict(ext netip.AddrPort, independent bool, ports stun.Delta, step int) [
 // one. s is closed when Run returns, which is after every goroutine it
 // started has stopped; the connections handed out stay open.
 func Run(ctx context.Context, s *Socket, peer []netip.AddrPort, at time.Time, opened func(net.Conn)) error {
+	return run(ctx, s, peer, at, opened, dialLoop)
+}
+
+// RunPrimed is Run for the side that primes instead of connecting (see
+// the package doc): for routers that reset unsolicited SYNs. The other
+// side runs Run. Priming starts at once, not at the instant at: a
+// priming SYN never reaches the peer, and this side's router must be
+// open before the peer's first SYN arrives. IgnoreTimeExceeded must be
+// in force for the socket's port (else each priming SYN's ICMP error
+// aborts its connect).
+func RunPrimed(ctx context.Context, s *Socket, peer []netip.AddrPort, opened func(net.Conn)) error {
+	return run(ctx, s, peer, time.Now(), opened, primeLoop)
+}
+
+func run(ctx context.Context, s *Socket, peer []netip.AddrPort, at time.Time, opened func(net.Conn), loop func(ctx context.Context, local, remote netip.AddrPort, hand func(net.Conn), fail func(error))) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -184,7 +209,7 @@ func Run(ctx context.Context, s *Socket, peer []netip.AddrPort, at time.Time, op
 			case <-ctx.Done():
 				return
 			}
-			dialLoop(ctx, s.local, p, hand, fail)
+			loop(ctx, s.local, p, hand, fail)
 		})
 	}
 	<-ctx.Done()
@@ -215,6 +240,29 @@ func dialLoop(ctx context.Context, local, remote netip.AddrPort, hand func(net.C
 		case <-t.C:
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// primeLoop primes remote from local until the peer's SYN completes a
+// primed connection, and hands it on. A primed socket is kept: the
+// kernel retransmits its SYN (at 1 s, then 3 s) with the full TTL, which
+// makes it an ordinary simultaneous open where routers merely drop; one
+// that a router resets is primed again.
+func primeLoop(ctx context.Context, local, remote netip.AddrPort, hand func(net.Conn), fail func(error)) {
+	for ctx.Err() == nil {
+		c, err := primeDial(ctx, local, remote)
+		if err == nil {
+			hand(c)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		fail(err)
+		select {
+		case <-time.After(retryEvery):
+		case <-ctx.Done():
 		}
 	}
 }
