@@ -45,6 +45,7 @@ var commands = map[string]command{
 	"addr":    {"print this computer's P2PD address (starts a node briefly)", cmdAddr},
 	"node":    {"run a node: print its address and serve until interrupted", cmdNode},
 	"connect": {"connect to an address, send an ECHO and report each strategy", cmdConnect},
+	"rest":    {"serve the local REST API (the seed library's) on 127.0.0.1:12333", cmdRest},
 }
 
 // usageError is a mistake in how p2pd was called (exit code 2).
