@@ -12,9 +12,10 @@ libxinerama-dev libxi-dev libxxf86vm-dev libxkbcommon-dev"
 # Network-namespace tests use iproute2; the GUI smoke run draws on Xvfb,
 # finds its window with xwininfo and takes a screenshot with xwd + netpbm.
 # The NAT lab (netcore/natlab) builds routers with nftables and iptables and
-# runs the real servers: coturn, mosquitto, chrony, miniupnpd.
+# runs the real servers: coturn, mosquitto, chrony, miniupnpd; curl drives the
+# REST API inside a lab host.
 TEST="iproute2 xvfb xauth x11-utils x11-apps netpbm
-nftables iptables conntrack coturn mosquitto mosquitto-clients chrony
+nftables iptables conntrack coturn mosquitto mosquitto-clients chrony curl
 miniupnpd-iptables miniupnpc natpmpc"
 
 case "${1:-build}" in
