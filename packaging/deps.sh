@@ -13,9 +13,10 @@ libxinerama-dev libxi-dev libxxf86vm-dev libxkbcommon-dev"
 # finds its window with xwininfo and takes a screenshot with xwd + netpbm.
 # The NAT lab (netcore/natlab) builds routers with nftables and iptables and
 # runs the real servers: coturn, mosquitto, chrony, miniupnpd; curl drives the
-# REST API inside a lab host.
+# REST API inside a lab host; headless Chromium loads the REST example page.
 TEST="iproute2 xvfb xauth x11-utils x11-apps netpbm
 nftables iptables conntrack coturn mosquitto mosquitto-clients chrony curl
+chromium-headless-shell
 miniupnpd-iptables miniupnpc natpmpc"
 
 case "${1:-build}" in
