@@ -806,3 +806,39 @@ func TestWrap(t *testing.T) {
 
 // opaquePacketConn hides the concrete socket type behind net.PacketConn.
 type opaquePacketConn struct{ net.PacketConn }
+
+// TestSubRegexp: the seed's subscriptions match the sender's "ip:port"
+// text with a regular expression.
+func TestSubRegexp(t *testing.T) {
+	v4 := netip.MustParseAddrPort("10.0.0.1:5000")
+	v6 := netip.MustParseAddrPort("[fd00::2]:36859")
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(netip.MustParseAddr("10.0.0.1").As16()), 5000)
+	for _, c := range []struct {
+		msg, from string
+		data      string
+		sender    netip.AddrPort
+		want      bool
+	}{
+		{"", `^10\.0\.0\.1:`, "x", v4, true},
+		{"", `^10\.0\.0\.1:`, "x", mapped, true},
+		{"", `:5000$`, "x", v4, true},
+		{"", `^10\.0\.0\.2:`, "x", v4, false},
+		{"", `^fd00::2:36859$`, "x", v6, true},
+		{"^he", `10\.0`, "hello", v4, true},
+		{"^he", `10\.0`, "bye", v4, false},
+	} {
+		s, err := NewSubRegexp(c.msg, c.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Match([]byte(c.data), c.sender); got != c.want {
+			t.Errorf("%v matching %q from %v: %v", s, c.data, c.sender, got)
+		}
+	}
+	if _, err := NewSubRegexp("", "(["); err == nil || !strings.Contains(err.Error(), "sender pattern") {
+		t.Errorf("bad sender regex: %v", err)
+	}
+	if s, _ := NewSubRegexp("", ""); s.id() != SubAll.id() {
+		t.Error("blank patterns are not SubAll")
+	}
+}

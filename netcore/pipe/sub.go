@@ -16,9 +16,10 @@ import (
 // Each subscription made with [Pipe.Subscribe] has its own bounded queue,
 // read with [Pipe.Recv]; a message is copied to every matching queue.
 type Sub struct {
-	msg  *regexp.Regexp // nil matches any message
-	from AddrPattern
-	key  string
+	msg    *regexp.Regexp // nil matches any message
+	from   AddrPattern
+	fromRe *regexp.Regexp // if set, matched against the sender's "ip:port" instead
+	key    string
 }
 
 // SubAll selects every message from every sender.
@@ -48,6 +49,25 @@ func NewSub(msgRegexp, from string) (Sub, error) {
 	return s, nil
 }
 
+// NewSubRegexp builds a subscription the seed library's way: a message
+// regular expression and a sender regular expression, matched anywhere in
+// the sender's "ip:port" (no brackets around IPv6 addresses, as the seed
+// writes them); "" for either matches everything.
+func NewSubRegexp(msgRegexp, fromRegexp string) (Sub, error) {
+	if fromRegexp == "" {
+		return NewSub(msgRegexp, "")
+	}
+	s, err := NewSub(msgRegexp, "")
+	if err != nil {
+		return Sub{}, err
+	}
+	if s.fromRe, err = regexp.Compile(fromRegexp); err != nil {
+		return Sub{}, fmt.Errorf("invalid sender pattern %q: %w", fromRegexp, err)
+	}
+	s.key = msgRegexp + "\x00re:" + fromRegexp
+	return s, nil
+}
+
 // MustSub is like [NewSub] but panics on a bad pattern; for patterns fixed
 // in the program's source.
 func MustSub(msgRegexp, from string) Sub {
@@ -60,7 +80,14 @@ func MustSub(msgRegexp, from string) Sub {
 
 // Match reports whether a message from sender is selected by s.
 func (s Sub) Match(msg []byte, from netip.AddrPort) bool {
-	return s.from.Match(from) && (s.msg == nil || s.msg.Match(msg))
+	if s.fromRe != nil {
+		if !s.fromRe.MatchString(from.Addr().Unmap().WithZone("").String() + ":" + strconv.Itoa(int(from.Port()))) {
+			return false
+		}
+	} else if !s.from.Match(from) {
+		return false
+	}
+	return s.msg == nil || s.msg.Match(msg)
 }
 
 // id identifies equal subscriptions; the zero Sub and SubAll share one.
@@ -76,6 +103,9 @@ func (s Sub) String() string {
 	m := "any message"
 	if s.msg != nil {
 		m = "/" + s.msg.String() + "/"
+	}
+	if s.fromRe != nil {
+		return m + " from /" + s.fromRe.String() + "/"
 	}
 	return m + " from " + s.from.String()
 }

@@ -17,9 +17,13 @@
 //	POST /p2p/binary/<name>                send the body's raw bytes
 //	GET  /p2p/binary/<name>                the next message as raw bytes
 //	GET  /p2p/pipe/<name>                  the connection becomes a raw relay
-//	GET  /p2p/sub/<name>/msg_p/<re>/addr_p/<pat>   subscribe
-//	GET  /p2p/recv/<name>/msg_p/<re>/addr_p/<pat>  receive from that queue
-//	DELETE /p2p/sub/<name>[/msg_p/<re>/addr_p/<pat>] unsubscribe
+//	GET  /p2p/sub/<name>/msg_p/<re>/addr_p/<re>    subscribe
+//	GET  /p2p/recv/<name>/msg_p/<re>/addr_p/<re>   receive from that queue
+//	DELETE /p2p/sub/<name>[/msg_p/<re>/addr_p/<re>] unsubscribe
+//
+// A subscription's patterns are regular expressions, as in the seed: the
+// message's, and the sender's "ip:port"; blank matches everything.
+//
 //	GET  /p2p/close/<name>, /p2p/cons      close one, list them
 //
 // The API is for programs on this computer: it refuses requests whose
@@ -380,15 +384,15 @@ func (s *Server) send(ctx context.Context, args []string) (reply, error) {
 	return reply{"name": c.name, "sent": len(msg)}, nil
 }
 
-// subOf parses "msg_p/<re>/addr_p/<pat>" (either may be empty).
+// subOf parses "msg_p/<re>/addr_p/<re>" (either may be empty).
 func subOf(args []string) (pipe.Sub, string, string, error) {
 	if len(args) == 0 {
 		return pipe.SubAll, "", "", nil
 	}
 	if len(args) != 4 || args[0] != "msg_p" || args[2] != "addr_p" {
-		return pipe.Sub{}, "", "", fail(http.StatusBadRequest, "want msg_p/<regex>/addr_p/<address pattern>")
+		return pipe.Sub{}, "", "", fail(http.StatusBadRequest, "want msg_p/<message regex>/addr_p/<sender ip:port regex>")
 	}
-	sub, err := pipe.NewSub(args[1], args[3])
+	sub, err := pipe.NewSubRegexp(args[1], args[3])
 	if err != nil {
 		return pipe.Sub{}, "", "", fail(http.StatusBadRequest, "%v", err)
 	}

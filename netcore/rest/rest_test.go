@@ -198,6 +198,8 @@ func TestSubscriptions(t *testing.T) {
 		t.Errorf("sub: %v", out)
 	}
 	get(t, a+"/p2p/sub/s/msg_p/"+url.PathEscape("o$")+"/addr_p/")
+	// A sender pattern that matches nobody here: its queue stays empty.
+	get(t, a+"/p2p/sub/s/msg_p//addr_p/"+url.PathEscape(`^10\.9\.9\.9:`))
 	for _, m := range []string{"hello", "bye", "Hello", "helo"} {
 		get(t, a+"/p2p/send/s/ECHO%20"+m)
 	}
@@ -211,8 +213,17 @@ func TestSubscriptions(t *testing.T) {
 			t.Errorf("second subscription got %q, want %q", got, want)
 		}
 	}
+	if status, _ := call(t, http.MethodGet, a+"/p2p/recv/s/msg_p//addr_p/"+url.PathEscape(`^10\.9\.9\.9:`)+"/timeout/0.1", nil); status != http.StatusRequestTimeout {
+		t.Errorf("a queue for another sender got a message: %d", status)
+	}
+	// One that matches every sender gets what its message pattern picks.
+	get(t, a+"/p2p/sub/s/msg_p/bye/addr_p/"+url.PathEscape(`:[0-9]+$`))
+	get(t, a+"/p2p/send/s/ECHO%20bye")
+	if got := get(t, a+"/p2p/recv/s/msg_p/bye/addr_p/"+url.PathEscape(`:[0-9]+$`))["data"]; got != "bye" {
+		t.Errorf("sender-pattern queue got %q", got)
+	}
 	// The main queue matches everything, as the seed's does.
-	for _, want := range []string{"hello", "bye", "Hello", "helo"} {
+	for _, want := range []string{"hello", "bye", "Hello", "helo", "bye"} {
 		if got := get(t, a+"/p2p/recv/s")["data"]; got != want {
 			t.Errorf("main queue got %q, want %q", got, want)
 		}
