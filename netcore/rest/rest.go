@@ -251,9 +251,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, segs []string) (r
 	case ep == "pipe" && get:
 		return nil, s.pipe(w, r, args)
 	case ep == "sub" && get:
-		return s.subscribe(args)
+		return s.subscribe(args, true)
 	case ep == "sub" && method == http.MethodDelete:
-		return s.unsubscribe(args)
+		return s.subscribe(args, false)
 	case ep == "close" && get:
 		return s.closeCon(args)
 	case ep == "cons" && get:
@@ -519,7 +519,9 @@ func (s *Server) recvBinary(w http.ResponseWriter, r *http.Request, args []strin
 	return nil
 }
 
-func (s *Server) subscribe(args []string) (reply, error) {
+// subscribe adds (or, with add false, removes) the subscription args
+// name on a connection.
+func (s *Server) subscribe(args []string, add bool) (reply, error) {
 	c, err := s.con(args)
 	if err != nil {
 		return nil, err
@@ -529,24 +531,16 @@ func (s *Server) subscribe(args []string) (reply, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	c.subs[msgP+"\x00"+addrP] = sub
-	s.mu.Unlock()
-	c.p.Subscribe(sub)
-	return reply{"name": c.name, "sub": []string{msgP, addrP}}, nil
-}
-
-func (s *Server) unsubscribe(args []string) (reply, error) {
-	c, err := s.con(args)
-	if err != nil {
-		return nil, err
+	if add {
+		c.subs[msgP+"\x00"+addrP] = sub
+	} else {
+		delete(c.subs, msgP+"\x00"+addrP)
 	}
-	sub, msgP, addrP, err := subOf(args[1:])
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	delete(c.subs, msgP+"\x00"+addrP)
 	s.mu.Unlock()
+	if add {
+		c.p.Subscribe(sub)
+		return reply{"name": c.name, "sub": []string{msgP, addrP}}, nil
+	}
 	c.p.Unsubscribe(sub)
 	return reply{"name": c.name, "unsub": []string{msgP, addrP}}, nil
 }
