@@ -1,0 +1,202 @@
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"p2pd/netcore/session"
+)
+
+// source is a file to send: where it is here, and its offered name.
+type source struct {
+	local string
+	File
+}
+
+// collect lists the regular files under paths (a folder is sent whole,
+// under its own name); symbolic links and special files are skipped.
+func collect(paths []string) ([]source, error) {
+	var out []source
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			if !info.Mode().IsRegular() {
+				return nil, fmt.Errorf("%s is not a regular file", p)
+			}
+			out = append(out, source{p, File{Path: filepath.Base(p), Size: info.Size()}})
+			continue
+		}
+		base := filepath.Base(filepath.Clean(p))
+		err = filepath.WalkDir(p, func(local string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(p, local)
+			if err != nil {
+				return err
+			}
+			out = append(out, source{local, File{Path: filepath.ToSlash(filepath.Join(base, rel)), Size: fi.Size()}})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("nothing to send: no regular files")
+	}
+	for _, s := range out {
+		if _, err := CleanName(s.Path); err != nil {
+			return nil, fmt.Errorf("cannot send %s: %w", s.local, err)
+		}
+	}
+	return out, nil
+}
+
+// offerID names an offer by its files, sizes and modification times, so
+// that sending the same files again resumes.
+func offerID(files []source) string {
+	h := sha256.New()
+	for _, f := range files {
+		mtime := int64(0)
+		if fi, err := os.Stat(f.local); err == nil {
+			mtime = fi.ModTime().UnixNano()
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", f.Path, f.Size, mtime)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Send offers paths (files or folders) to the peer of sess and, if it
+// accepts, sends what it does not hold yet. It returns the receiver's
+// result and the bytes sent in this attempt. Ending ctx ends the
+// transfer; the receiver keeps what it verified, for the next attempt.
+func Send(ctx context.Context, sess *session.Session, paths []string, progress func(Progress)) (Result, int64, error) {
+	files, err := collect(paths)
+	if err != nil {
+		return Result{}, 0, err
+	}
+	offer := Offer{ID: offerID(files)}
+	for _, f := range files {
+		offer.Files = append(offer.Files, f.File)
+		offer.Total += f.Size
+	}
+	st, err := sess.Open(ctx, Proto)
+	if err != nil {
+		return Result{}, 0, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	defer stop()
+	fail := func(err error) (Result, int64, error) {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return Result{}, 0, err
+	}
+
+	if err := writeJSON(st, offer); err != nil {
+		return fail(fmt.Errorf("sending the offer: %w", err))
+	}
+	var ans Answer
+	if err := readJSON(st, &ans); err != nil {
+		return fail(fmt.Errorf("waiting for the answer: %w", err))
+	}
+	if !ans.Accept {
+		return Result{}, 0, fmt.Errorf("%w: %s", ErrDeclined, ans.Reason)
+	}
+	if len(ans.Have) != len(files) {
+		return Result{}, 0, errors.New("the receiver's answer does not fit the offer")
+	}
+	m := &meter{id: offer.ID, total: offer.Total, start: time.Now(), last: time.Now(), report: progress}
+	for _, h := range ans.Have {
+		m.done += h
+	}
+	m.base = m.done
+	var sent int64
+	buf := make([]byte, ChunkSize)
+	for i, f := range files {
+		n, err := sendFile(st, f, ans.Have[i], buf, m)
+		sent += n
+		if err != nil {
+			_, _, err = fail(err)
+			return Result{}, sent, err
+		}
+	}
+	var res Result
+	if err := readJSON(st, &res); err != nil {
+		_, _, err = fail(fmt.Errorf("waiting for the receiver's result: %w", err))
+		return Result{}, sent, err
+	}
+	if !res.OK {
+		return res, sent, fmt.Errorf("the receiver failed: %s", res.Error)
+	}
+	return res, sent, nil
+}
+
+// sendFile sends f from have on, then the whole file's hash.
+func sendFile(w io.Writer, f source, have int64, buf []byte, m *meter) (int64, error) {
+	in, err := os.Open(f.local)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	if have < 0 || have > f.Size {
+		return 0, fmt.Errorf("the receiver holds %d bytes of %s, which has %d", have, f.Path, f.Size)
+	}
+	whole := sha256.New()
+	// The part the receiver holds counts in the whole file's hash.
+	if _, err := io.CopyN(whole, in, have); err != nil {
+		return 0, fmt.Errorf("reading %s: %w", f.local, err)
+	}
+	var sent int64
+	for left := f.Size - have; left > 0; {
+		n, err := io.ReadFull(in, buf[:min(int64(len(buf)), left)])
+		if err != nil {
+			return sent, fmt.Errorf("reading %s (did it change?): %w", f.local, err)
+		}
+		whole.Write(buf[:n])
+		if err := writeChunk(w, buf[:n], sha256.Sum256(buf[:n])); err != nil {
+			return sent, fmt.Errorf("sending %s: %w", f.Path, err)
+		}
+		sent += int64(n)
+		left -= int64(n)
+		m.add(f.Path, int64(n), left == 0)
+	}
+	var sum [sha256.Size]byte
+	copy(sum[:], whole.Sum(nil))
+	if err := writeChunk(w, nil, sum); err != nil {
+		return sent, fmt.Errorf("sending %s: %w", f.Path, err)
+	}
+	return sent, nil
+}
+
+// sizeString words a byte count for people.
+func sizeString(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for v := n / unit; v >= unit; v /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,228 @@
+package transfer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"p2pd/netcore/config"
+	"p2pd/netcore/identity"
+	"p2pd/netcore/node"
+	"p2pd/netcore/session"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pair starts two loopback nodes, the second receiving with r, and
+// returns a session from the first to the second.
+func pair(t *testing.T, r *Receiver) *session.Session {
+	t.Helper()
+	start := func() *node.Node {
+		id, _ := identity.New()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := node.Start(ctx, node.Options{Loopback: true, Config: config.Config{}, Identity: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	a, b := start(), start()
+	b.Handle(Proto, r.Handle)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := a.Connect(ctx, b.Address(), node.ConnectOptions{Strategies: []string{node.Direct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Session.Close() })
+	return res.Session
+}
+
+func accept(identity.ID, Offer) bool { return true }
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// tree maps every regular file under dir to its SHA-256.
+func tree(t *testing.T, dir string) map[string][32]byte {
+	t.Helper()
+	out := map[string][32]byte{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(dir, p)
+			out[filepath.ToSlash(rel)] = sha256.Sum256(b)
+		}
+		return nil
+	})
+	return out
+}
+
+// TestSendFilesAndFolders: an empty file, a small one, a 5 MiB one and a
+// nested folder with unicode names arrive whole, hash for hash.
+func TestSendFilesAndFolders(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(src, "empty.txt"), nil)
+	write(t, filepath.Join(src, "small.txt"), []byte("hello"))
+	write(t, filepath.Join(src, "big.bin"), random(5<<20+123))
+	write(t, filepath.Join(src, "Fotos", "été 2026", "IMG_001.jpg"), random(70_000))
+	write(t, filepath.Join(src, "Fotos", "日本語", "ファイル.txt"), []byte("こんにちは"))
+	var mu sync.Mutex
+	var last Progress
+	sess := pair(t, &Receiver{Dir: dst, Decide: accept})
+	res, sent, err := Send(context.Background(), sess,
+		[]string{filepath.Join(src, "empty.txt"), filepath.Join(src, "small.txt"), filepath.Join(src, "big.bin"), filepath.Join(src, "Fotos")},
+		func(p Progress) { mu.Lock(); last = p; mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tree(t, src)
+	if got := tree(t, dst); len(got) != len(want) {
+		t.Fatalf("received %d files, sent %d: %v", len(got), len(want), res.Saved)
+	}
+	for name, sum := range want {
+		if tree(t, dst)[name] != sum {
+			t.Errorf("%s differs", name)
+		}
+	}
+	var total int64
+	for _, b := range []int64{0, 5, 5<<20 + 123, 70_000, int64(len("こんにちは"))} {
+		total += b
+	}
+	if sent != total || last.Done != total || last.Total != total {
+		t.Errorf("sent %d, progress %+v, want %d", sent, last, total)
+	}
+}
+
+// TestNeverOverwrites: the same file sent twice gets a second name.
+func TestNeverOverwrites(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(src, "a.txt"), []byte("new"))
+	write(t, filepath.Join(dst, "a.txt"), []byte("mine"))
+	sess := pair(t, &Receiver{Dir: dst, Decide: accept})
+	res, _, err := Send(context.Background(), sess, []string{filepath.Join(src, "a.txt")}, nil)
+	if err != nil || len(res.Saved) != 1 || res.Saved[0] != "a (1).txt" {
+		t.Fatalf("saved %v, %v", res.Saved, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(b) != "mine" {
+		t.Errorf("the existing file was overwritten: %q", b)
+	}
+}
+
+func TestDecline(t *testing.T) {
+	src := t.TempDir()
+	write(t, filepath.Join(src, "a.txt"), []byte("x"))
+	sess := pair(t, &Receiver{Dir: t.TempDir(), Decide: func(identity.ID, Offer) bool { return false }})
+	if _, _, err := Send(context.Background(), sess, []string{filepath.Join(src, "a.txt")}, nil); !errors.Is(err, ErrDeclined) {
+		t.Errorf("got %v, want ErrDeclined", err)
+	}
+}
+
+// TestResume: the sender's connection is cut mid-transfer; sent again,
+// the same file resumes from what the receiver verified.
+func TestResume(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	const size = 24 << 20
+	write(t, filepath.Join(src, "big.bin"), random(size))
+	ended := make(chan Result, 2)
+	sess := pair(t, &Receiver{Dir: dst, Decide: accept, Done: func(_ Offer, r Result) { ended <- r }})
+	ctx, cancel := context.WithCancel(context.Background())
+	_, first, err := Send(ctx, sess, []string{filepath.Join(src, "big.bin")}, func(p Progress) {
+		if p.Done >= 6<<20 {
+			cancel()
+		}
+	})
+	cancel()
+	if err == nil || first >= size {
+		t.Fatalf("the cut transfer sent %d bytes, err %v", first, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "big.bin"+partSuffix)); err != nil {
+		t.Fatalf("no partial file kept: %v", err)
+	}
+	// The receiver may still be writing what was in flight.
+	if r := <-ended; r.OK {
+		t.Fatal("the receiver saw the cut transfer succeed")
+	}
+	res, second, err := Send(context.Background(), sess, []string{filepath.Join(src, "big.bin")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second >= size || second == 0 {
+		t.Errorf("the resumed transfer sent %d of %d bytes", second, size)
+	}
+	t.Logf("first attempt %d bytes, resumed with %d", first, second)
+	if tree(t, dst)["big.bin"] != tree(t, src)["big.bin"] || len(res.Saved) != 1 {
+		t.Errorf("the resumed file differs: %v", res.Saved)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "big.bin"+partState)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the partial state was left behind: %v", err)
+	}
+}
+
+// TestHostileOffers: names that would escape the folder are declined
+// before anything is written, and a symbolic link in the folder is not
+// followed out of it.
+func TestHostileOffers(t *testing.T) {
+	dst, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dst, "link")); err != nil {
+		t.Fatal(err)
+	}
+	sess := pair(t, &Receiver{Dir: dst, Decide: accept})
+	for _, name := range []string{"../evil.txt", "/etc/evil", `..\evil`, "a/../../evil", "CON", "x\x00y"} {
+		st, err := sess.Open(context.Background(), Proto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeJSON(st, Offer{ID: "x", Files: []File{{Path: name, Size: 1}}, Total: 1})
+		var ans Answer
+		if err := readJSON(st, &ans); err != nil || ans.Accept || !strings.Contains(ans.Reason, "unsafe") {
+			t.Errorf("offer of %q: %+v %v", name, ans, err)
+		}
+		st.Close()
+	}
+	// Through the symlink: accepted by name, refused by os.Root.
+	st, err := sess.Open(context.Background(), Proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	writeJSON(st, Offer{ID: "y", Files: []File{{Path: "link/evil.txt", Size: 1}}, Total: 1})
+	var ans Answer
+	readJSON(st, &ans)
+	if ans.Accept {
+		writeChunk(st, []byte("x"), sha256.Sum256([]byte("x")))
+		writeChunk(st, nil, sha256.Sum256([]byte("x")))
+		var res Result
+		if err := readJSON(st, &res); err != nil || res.OK {
+			t.Errorf("writing through a symlink: %+v %v", res, err)
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("a file escaped the folder: %v", entries)
+	}
+}
