@@ -46,6 +46,8 @@ var commands = map[string]command{
 	"node":    {"run a node: print its address and serve until interrupted", cmdNode},
 	"connect": {"connect to an address, send an ECHO and report each strategy", cmdConnect},
 	"rest":    {"serve the local REST API (the seed library's) on 127.0.0.1:12333", cmdRest},
+	"send":    {"send files or folders to an address: p2pd send PATH... --to ADDR", cmdSend},
+	"receive": {"print this node's address and receive files offered to it", cmdReceive},
 }
 
 // usageError is a mistake in how p2pd was called (exit code 2).

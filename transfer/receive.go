@@ -134,7 +134,7 @@ func (r *Receiver) prepare(o Offer) (*os.Root, []string, []int64, string) {
 		need += f.Size - have[i]
 	}
 	if free, ok := freeSpace(r.Dir); ok && free < uint64(need) {
-		return root, nil, nil, fmt.Sprintf("not enough free space in %s: %s needed, %s free", r.Dir, sizeString(need), sizeString(int64(free)))
+		return root, nil, nil, fmt.Sprintf("not enough free space in %s: %s needed, %s free", r.Dir, FormatSize(need), FormatSize(int64(free)))
 	}
 	return root, names, have, ""
 }

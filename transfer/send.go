@@ -187,8 +187,8 @@ func sendFile(w io.Writer, f source, have int64, buf []byte, m *meter) (int64, e
 	return sent, nil
 }
 
-// sizeString words a byte count for people.
-func sizeString(n int64) string {
+// FormatSize words a byte count for people: "512 B", "1.5 MiB".
+func FormatSize(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return strconv.FormatInt(n, 10) + " B"

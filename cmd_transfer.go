@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"p2pd/netcore/addr"
+	"p2pd/netcore/identity"
+	"p2pd/netcore/node"
+	"p2pd/transfer"
+)
+
+// parseMixed parses flags that may come after positional arguments
+// ("p2pd send a.txt b.txt --to ADDR") and returns the positional ones.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func cmdSend(args []string, stdout io.Writer) error {
+	fs := newFlags("send", stdout)
+	to := fs.String("to", "", "the receiver's address (required)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	strategies := fs.String("strategies", strings.Join(node.Strategies, ","), "strategies to race, comma-separated")
+	timeout := fs.Duration("timeout", 20*time.Second, "give up connecting after this long")
+	nf := addNodeFlags(fs)
+	paths, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 || *to == "" {
+		return usageError{"usage: p2pd send PATH... --to ADDR"}
+	}
+	peer, err := addr.Parse(*to)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := startNode(ctx, nf)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	cctx, cancel := context.WithTimeout(ctx, *timeout)
+	res, err := n.Connect(cctx, peer, node.ConnectOptions{Strategies: strings.Split(*strategies, ",")})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer res.Session.Close()
+	start := time.Now()
+	progress := func(p transfer.Progress) {
+		if !*asJSON {
+			fmt.Fprintf(os.Stderr, "\r%s: %s of %s, %s/s, %v left   ", p.File, transfer.FormatSize(p.Done), transfer.FormatSize(p.Total), transfer.FormatSize(int64(p.Rate)), p.ETA.Round(time.Second))
+		}
+	}
+	result, sent, err := transfer.Send(ctx, res.Session, paths, progress)
+	took := time.Since(start)
+	if *asJSON {
+		out := struct {
+			Strategy string   `json:"strategy"`
+			Saved    []string `json:"saved"`
+			Sent     int64    `json:"sent"`
+			Seconds  float64  `json:"seconds"`
+			Error    string   `json:"error,omitempty"`
+		}{res.Strategy, result.Saved, sent, took.Seconds(), ""}
+		if err != nil {
+			out.Error = err.Error()
+		}
+		if werr := writeJSON(stdout, out); werr != nil {
+			return werr
+		}
+		return err
+	}
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Sent %s in %v over %s; saved as %s.\n", transfer.FormatSize(sent), took.Round(time.Millisecond), res.Strategy, strings.Join(result.Saved, ", "))
+	return nil
+}
+
+func cmdReceive(args []string, stdout io.Writer) error {
+	fs := newFlags("receive", stdout)
+	dir := fs.String("dir", ".", "the folder to save into")
+	yes := fs.Bool("yes", false, "accept every offer without asking")
+	asJSON := fs.Bool("json", false, "print the address and each result as JSON lines")
+	nf := addNodeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := startNode(ctx, nf)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	var mu sync.Mutex // one question at a time, one line at a time
+	in := bufio.NewReader(os.Stdin)
+	r := &transfer.Receiver{
+		Dir: *dir,
+		Decide: func(peer identity.ID, o transfer.Offer) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if !*asJSON {
+				fmt.Fprintf(stdout, "Offer from %s: %d file(s), %s, first %q.\n", peer, len(o.Files), transfer.FormatSize(o.Total), o.Files[0].Path)
+			}
+			if *yes {
+				return true
+			}
+			fmt.Fprint(stdout, "Accept? [y/N] ")
+			line, _ := in.ReadString('\n')
+			return strings.EqualFold(strings.TrimSpace(line), "y")
+		},
+		Done: func(o transfer.Offer, res transfer.Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			if *asJSON {
+				writeJSON(stdout, res)
+				return
+			}
+			if res.OK {
+				fmt.Fprintf(stdout, "Saved %s in %s.\n", strings.Join(res.Saved, ", "), *dir)
+			} else {
+				fmt.Fprintf(stdout, "Transfer failed: %s.\n", res.Error)
+			}
+		},
+	}
+	n.Handle(transfer.Proto, r.Handle)
+	if err := printAddress(stdout, n, *asJSON); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return n.Close()
+}
