@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,7 +63,7 @@ func TestGUISmoke(t *testing.T) {
 	for id == "" {
 		select {
 		case <-exited:
-			t.Fatalf("the app exited (%v) before showing a window:\n%s", waitErr, appOut.String())
+			t.Fatalf("the app exited (%v) before showing a window:\n%s\nXvfb %s: %s", waitErr, appOut.String(), display, xvfbLog(display))
 		default:
 		}
 		out, err := exec.Command("xwininfo", "-display", display, "-name", "P2PD").Output()
@@ -96,6 +98,34 @@ func TestGUISmoke(t *testing.T) {
 	}
 }
 
+// xvfbLogs holds each display's server output, for failure messages.
+var xvfbLogs sync.Map // display → *bytes.Buffer (written by Xvfb until it exits)
+
+func xvfbLog(display string) string {
+	if b, ok := xvfbLogs.Load(display); ok {
+		return b.(*syncBuffer).String()
+	}
+	return ""
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // startXvfb starts a virtual display on a free number and returns its
 // name once it accepts connections. Lock files of displays whose server
 // is gone (killed without cleaning up) are stale and cleared.
@@ -114,9 +144,12 @@ func startXvfb(t *testing.T) string {
 		}
 		os.Remove(socket) // without a live lock, a socket is stale: it would pass for a ready display
 		display := fmt.Sprintf(":%d", n)
-		x := exec.Command("Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp")
-		var xOut bytes.Buffer
-		x.Stdout, x.Stderr = &xOut, &xOut
+		// -noreset: the readiness probe below is the first client, and when the
+		// last client leaves Xvfb resets, refusing whoever connects meanwhile.
+		x := exec.Command("Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset")
+		xOut := &syncBuffer{}
+		x.Stdout, x.Stderr = xOut, xOut
+		xvfbLogs.Store(display, xOut)
 		if err := x.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +172,7 @@ func startXvfb(t *testing.T) string {
 			}
 			select {
 			case <-done: // lost a race for this display number, or failed
-				t.Logf("Xvfb %s exited: %s", display, bytes.TrimSpace(xOut.Bytes()))
+				t.Logf("Xvfb %s exited: %s", display, strings.TrimSpace(xOut.String()))
 			case <-time.After(50 * time.Millisecond):
 				continue
 			}
