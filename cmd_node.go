@@ -57,6 +57,18 @@ func startNode(ctx context.Context, f nodeFlags) (*node.Node, error) {
 	return node.Start(ctx, node.Options{Config: cfg, Port: uint16(*f.port), Logger: log})
 }
 
+// startNodeUntilSignal starts a node for a command that runs until
+// Ctrl-C or SIGTERM: the context ends with the signal; call stop when done.
+func startNodeUntilSignal(nf nodeFlags) (context.Context, context.CancelFunc, *node.Node, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	n, err := startNode(ctx, nf)
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return ctx, stop, n, nil
+}
+
 func cmdAddr(args []string, stdout io.Writer) error {
 	fs := newFlags("addr", stdout)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -116,12 +128,11 @@ func cmdNode(args []string, stdout io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	n, err := startNode(ctx, nf)
+	ctx, stop, n, err := startNodeUntilSignal(nf)
 	if err != nil {
 		return err
 	}
+	defer stop()
 	if err := printAddress(stdout, n, *asJSON); err != nil {
 		n.Close()
 		return err

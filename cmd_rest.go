@@ -8,10 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"p2pd/netcore/config"
@@ -45,12 +42,11 @@ func cmdRest(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	n, err := startNode(ctx, nf)
+	ctx, stop, n, err := startNodeUntilSignal(nf)
 	if err != nil {
 		return err
 	}
+	defer stop()
 	defer n.Close()
 	api := rest.New(n, rest.Options{Title: "P2PD", Author: "P2PD", Version: version, Config: cfg})
 	defer api.Close()

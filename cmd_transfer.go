@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"p2pd/netcore/addr"
@@ -57,12 +55,11 @@ func cmdSend(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	n, err := startNode(ctx, nf)
+	ctx, stop, n, err := startNodeUntilSignal(nf)
 	if err != nil {
 		return err
 	}
+	defer stop()
 	defer n.Close()
 	cctx, cancel := context.WithTimeout(ctx, *timeout)
 	res, err := n.Connect(cctx, peer, node.ConnectOptions{Strategies: strings.Split(*strategies, ",")})
@@ -112,12 +109,11 @@ func cmdReceive(args []string, stdout io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	n, err := startNode(ctx, nf)
+	ctx, stop, n, err := startNodeUntilSignal(nf)
 	if err != nil {
 		return err
 	}
+	defer stop()
 	defer n.Close()
 	var mu sync.Mutex // one question at a time, one line at a time
 	in := bufio.NewReader(os.Stdin)
