@@ -226,3 +226,65 @@ func TestHostileOffers(t *testing.T) {
 		t.Errorf("a file escaped the folder: %v", entries)
 	}
 }
+
+// TestResumeAfterReceiverRestart: the receiving node stops mid-transfer
+// (its process restarted); a new node on the same folder resumes from
+// the verified part the first one left.
+func TestResumeAfterReceiverRestart(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	const size = 16 << 20
+	write(t, filepath.Join(src, "big.bin"), random(size))
+	ended := make(chan Result, 1)
+	sess := pair(t, &Receiver{Dir: dst, Decide: accept, Done: func(_ Offer, r Result) { ended <- r }})
+	ctx, cancel := context.WithCancel(context.Background())
+	_, first, err := Send(ctx, sess, []string{filepath.Join(src, "big.bin")}, func(p Progress) {
+		if p.Done >= 4<<20 {
+			cancel()
+		}
+	})
+	cancel()
+	if err == nil {
+		t.Fatal("the cut transfer succeeded")
+	}
+	<-ended
+	sess.Close()
+	// A new receiver (another node, as after a restart) on the same folder.
+	sess2 := pair(t, &Receiver{Dir: dst, Decide: accept})
+	_, second, err := Send(context.Background(), sess2, []string{filepath.Join(src, "big.bin")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second >= size {
+		t.Errorf("after the restart it sent all %d bytes again", second)
+	}
+	t.Logf("first attempt %d bytes, after the restart %d", first, second)
+	if tree(t, dst)["big.bin"] != tree(t, src)["big.bin"] {
+		t.Error("the resumed file differs")
+	}
+}
+
+// TestSeveralAtOnce: transfers on one session run side by side.
+func TestSeveralAtOnce(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	sess := pair(t, &Receiver{Dir: dst, Decide: accept})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		name := filepath.Join(src, "f"+string(rune('a'+i))+".bin")
+		write(t, name, random(2<<20+i))
+		wg.Go(func() {
+			if _, _, err := Send(context.Background(), sess, []string{name}, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, want := tree(t, dst), tree(t, src)
+	if len(got) != 4 {
+		t.Fatalf("received %d files", len(got))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s differs", k)
+		}
+	}
+}
