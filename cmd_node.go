@@ -12,8 +12,12 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"p2pd/chat"
+	"p2pd/netcore/identity"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -133,7 +137,31 @@ func cmdNode(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer stop()
-	if err := printAddress(stdout, n, *asJSON); err != nil {
+	// A running node takes chat messages into the history, for
+	// `p2pd chat` (and the app) to show.
+	home, err := config.Home()
+	if err != nil {
+		n.Close()
+		return err
+	}
+	store, err := chat.OpenStore(filepath.Join(home, "chat"))
+	if err != nil {
+		n.Close()
+		return err
+	}
+	defer store.Close()
+	var out sync.Mutex
+	n.Handle(chat.Proto, chat.New(store, func(from identity.ID, m chat.Message) {
+		if !*asJSON {
+			out.Lock()
+			fmt.Fprintf(stdout, "%s  message from %s: %s\n", m.Time.Local().Format("15:04"), from, m.Text)
+			out.Unlock()
+		}
+	}).Handle)
+	out.Lock()
+	err = printAddress(stdout, n, *asJSON)
+	out.Unlock()
+	if err != nil {
 		n.Close()
 		return err
 	}

@@ -48,6 +48,7 @@ var commands = map[string]command{
 	"rest":    {"serve the local REST API (the seed library's) on 127.0.0.1:12333", cmdRest},
 	"send":    {"send files or folders to an address: p2pd send PATH... --to ADDR", cmdSend},
 	"receive": {"print this node's address and receive files offered to it", cmdReceive},
+	"chat":    {"chat with an address, line by line: p2pd chat ADDR", cmdChat},
 }
 
 // usageError is a mistake in how p2pd was called (exit code 2).

@@ -21,6 +21,7 @@ import (
 // runningNode is `p2pd node` running in a lab host.
 type runningNode struct {
 	addr string
+	home string // its P2PD_HOME
 	cmd  *exec.Cmd
 	err  bytes.Buffer
 }
@@ -36,8 +37,9 @@ func nodeIn(t testing.TB, l *natlab.Lab, ns, name string) *runningNode {
 		t.Fatal(err)
 	}
 	cmd := l.Command(context.Background(), ns, os.Args[0], "--", "node", "--json", "--config", path)
-	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+t.TempDir(), "HOME="+os.TempDir())
-	n := &runningNode{cmd: cmd}
+	home := t.TempDir()
+	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+home, "HOME="+os.TempDir())
+	n := &runningNode{cmd: cmd, home: home}
 	cmd.Stderr = &n.err
 	out, err := cmd.StdoutPipe()
 	if err != nil {
