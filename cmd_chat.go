@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"p2pd/chat"
-	"p2pd/netcore/addr"
 	"p2pd/netcore/config"
 	"p2pd/netcore/identity"
 	"p2pd/netcore/node"
@@ -32,7 +31,7 @@ func cmdChat(args []string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return usageError{"usage: p2pd chat ADDR"}
 	}
-	peer, err := addr.Parse(pos[0])
+	peer, err := resolvePeer(pos[0])
 	if err != nil {
 		return err
 	}

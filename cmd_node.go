@@ -187,7 +187,7 @@ func cmdConnect(args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return usageError{"want one address: p2pd connect ADDR"}
 	}
-	to, err := addr.Parse(fs.Arg(0))
+	to, err := resolvePeer(fs.Arg(0))
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"p2pd/netcore/addr"
 	"p2pd/netcore/identity"
 	"p2pd/netcore/node"
 	"p2pd/transfer"
@@ -51,7 +50,7 @@ func cmdSend(args []string, stdout io.Writer) error {
 	if len(paths) == 0 || *to == "" {
 		return usageError{"usage: p2pd send PATH... --to ADDR"}
 	}
-	peer, err := addr.Parse(*to)
+	peer, err := resolvePeer(*to)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,8 @@ var commands = map[string]command{
 	"rest":    {"serve the local REST API (the seed library's) on 127.0.0.1:12333", cmdRest},
 	"send":    {"send files or folders to an address: p2pd send PATH... --to ADDR", cmdSend},
 	"receive": {"print this node's address and receive files offered to it", cmdReceive},
-	"chat":    {"chat with an address, line by line: p2pd chat ADDR", cmdChat},
+	"chat":    {"chat with an address or a friend, line by line: p2pd chat ADDR|NAME", cmdChat},
+	"friends": {"list, add or remove friends: p2pd friends [list] | add NAME ADDR | rm NAME", cmdFriends},
 }
 
 // usageError is a mistake in how p2pd was called (exit code 2).
