@@ -64,6 +64,7 @@ func cmdChat(args []string, stdout io.Writer) error {
 	})
 	n.Handle(chat.Proto, c.Handle)
 
+	peer = freshen(ctx, n, peer)
 	cctx, cancel := context.WithTimeout(ctx, *timeout)
 	res, err := n.Connect(cctx, peer, node.ConnectOptions{})
 	cancel()

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"p2pd/friends"
 	"p2pd/netcore/addr"
 	"p2pd/netcore/config"
+	"p2pd/netcore/identity"
+	"p2pd/netcore/node"
 )
 
 // openFriends opens the friends list in the data dir.
@@ -32,6 +36,30 @@ func resolvePeer(text string) (*addr.Address, error) {
 		}
 	}
 	return nil, fmt.Errorf("%q is neither an address (%v) nor a friend's name", text, perr)
+}
+
+// freshenTimeout bounds asking a friend for its current address before
+// connecting: an online friend answers in two signaling hops.
+const freshenTimeout = 2 * time.Second
+
+// freshen asks the peer at a, if it is a friend, for its current address
+// (its network may have changed since), records it in the friends list,
+// and returns it; without an answer, a is used as it is.
+func freshen(ctx context.Context, n *node.Node, a *addr.Address) *addr.Address {
+	l, err := openFriends()
+	if err != nil || !slices.ContainsFunc(l.All(), func(f friends.Friend) bool { return f.ID() == identity.IDOf(a.Key) }) {
+		return a
+	}
+	fctx, cancel := context.WithTimeout(ctx, freshenTimeout)
+	defer cancel()
+	fresh, err := n.FreshAddress(fctx, a)
+	if err != nil {
+		return a
+	}
+	if text, err := fresh.Encode(); err == nil {
+		l.Update(identity.IDOf(fresh.Key), text)
+	}
+	return fresh
 }
 
 // cmdFriends lists, adds and removes friends:

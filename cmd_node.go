@@ -206,6 +206,7 @@ func cmdConnect(args []string, stdout io.Writer) error {
 			return usageError{"--no-relay leaves no strategy to try"}
 		}
 	}
+	to = freshen(ctx, n, to)
 	start := time.Now()
 	res, cerr := n.Connect(ctx, to, node.ConnectOptions{Strategies: wanted})
 	out := connectReport{Events: resultEvents(res)}

@@ -60,6 +60,7 @@ func cmdSend(args []string, stdout io.Writer) error {
 	}
 	defer stop()
 	defer n.Close()
+	peer = freshen(ctx, n, peer)
 	cctx, cancel := context.WithTimeout(ctx, *timeout)
 	res, err := n.Connect(cctx, peer, node.ConnectOptions{Strategies: strings.Split(*strategies, ",")})
 	cancel()

@@ -32,12 +32,18 @@ type runningNode struct {
 // shut down cleanly.
 func nodeIn(t testing.TB, l *natlab.Lab, ns, name string) *runningNode {
 	t.Helper()
+	return nodeInHome(t, l, ns, name, t.TempDir())
+}
+
+// nodeInHome is nodeIn with the data dir home (the node's identity) and
+// extra flags for p2pd node.
+func nodeInHome(t testing.TB, l *natlab.Lab, ns, name, home string, extra ...string) *runningNode {
+	t.Helper()
 	path, err := l.WriteNodeConfig(name, l.NodeConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := l.Command(context.Background(), ns, os.Args[0], "--", "node", "--json", "--config", path)
-	home := t.TempDir()
+	cmd := l.Command(context.Background(), ns, os.Args[0], append([]string{"--", "node", "--json", "--config", path}, extra...)...)
 	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+home, "HOME="+os.TempDir())
 	n := &runningNode{cmd: cmd, home: home}
 	cmd.Stderr = &n.err
@@ -94,7 +100,7 @@ func connectIn(t testing.TB, l *natlab.Lab, ns, name, to string, extra ...string
 	defer cancel()
 	args := append([]string{"--", "connect", "--json", "--config", path}, extra...)
 	cmd := l.Command(ctx, ns, os.Args[0], append(args, to)...)
-	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+t.TempDir(), "HOME="+os.TempDir())
+	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+homeFor(t), "HOME="+os.TempDir())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
@@ -103,6 +109,15 @@ func connectIn(t testing.TB, l *natlab.Lab, ns, name, to string, extra ...string
 		t.Fatalf("connect printed %q (%v): %v\n%s", stdout.String(), runErr, err, stderr.String())
 	}
 	return r, runErr
+}
+
+// homeFor is the data dir for a command: the test's P2PD_HOME if it set
+// one (t.Setenv), else a fresh one.
+func homeFor(t testing.TB) string {
+	if h := os.Getenv("P2PD_HOME"); h != "" {
+		return h
+	}
+	return t.TempDir()
 }
 
 // mustConnect connects and checks the winner and the echo.

@@ -98,6 +98,7 @@ type Node struct {
 	waiting      map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
 	punchAnswers answers[punchAnswer]
 	relayAnswers answers[relayMsg]
+	addrAnswers  answers[addrMsg]
 	onMsg        []MsgHandler
 	address      *addr.Address
 }

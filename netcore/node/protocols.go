@@ -90,6 +90,10 @@ const (
 	// kindRelayAnswer answers with the recipient's, or why it cannot.
 	kindRelayOffer  byte = 4
 	kindRelayAnswer byte = 5
+	// kindAddrRequest asks the recipient for its current address (it
+	// changes with its network); kindAddrAnswer carries it.
+	kindAddrRequest byte = 6
+	kindAddrAnswer  byte = 7
 )
 
 // reverseRequest is the body of a kindReverse message.
@@ -129,6 +133,10 @@ func (n *Node) onSignal(m signal.Message) {
 		n.answerRelay(m)
 	case kindRelayAnswer:
 		n.relayAnswers.deliver(n, m, func(a relayMsg) string { return a.ID })
+	case kindAddrRequest:
+		n.answerAddr(m)
+	case kindAddrAnswer:
+		n.addrAnswers.deliver(n, m, func(a addrMsg) string { return a.ID })
 	default:
 		n.log.Debug("node: unknown signaling message", "kind", m.Kind)
 	}

@@ -1,0 +1,71 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"p2pd/netcore/addr"
+	"p2pd/netcore/signal"
+)
+
+// addrAnswerTimeout bounds waiting for a peer's current address: two
+// signaling hops.
+const addrAnswerTimeout = 5 * time.Second
+
+// addrMsg is the body of kindAddrRequest (ID, Brokers) and
+// kindAddrAnswer (ID, Address).
+type addrMsg struct {
+	ID      string           `json:"id"`
+	Brokers []netip.AddrPort `json:"brokers,omitempty"` // request: where the asker listens
+	Address string           `json:"address,omitempty"` // answer
+}
+
+// FreshAddress asks the node whose (possibly old) address is old for its
+// current one, over signaling through the brokers old lists: a friend's
+// address changes when their network does, their key does not. The
+// answer is sealed by the peer's key, and an address with another key is
+// refused.
+func (n *Node) FreshAddress(ctx context.Context, old *addr.Address) (*addr.Address, error) {
+	if why := n.signalable(old); why != "" {
+		return nil, errors.New(why)
+	}
+	ans, err := exchange(ctx, n, &n.addrAnswers, old, kindAddrRequest, "address", addrAnswerTimeout, func(id string) any {
+		return addrMsg{ID: id, Brokers: n.brokers}
+	})
+	if err != nil {
+		return nil, err
+	}
+	fresh, err := addr.Parse(ans.Address)
+	if err != nil {
+		return nil, fmt.Errorf("the peer's new address: %w", err)
+	}
+	if !fresh.Key.Equal(old.Key) {
+		return nil, errors.New("the peer answered with an address of another key")
+	}
+	return fresh, nil
+}
+
+// answerAddr answers an address request with this node's address.
+func (n *Node) answerAddr(m signal.Message) {
+	var req addrMsg
+	if err := json.Unmarshal(m.Body, &req); err != nil || req.ID == "" {
+		n.log.Debug("node: malformed address request", "err", err)
+		return
+	}
+	text, err := n.Address().Encode()
+	if err != nil {
+		return
+	}
+	n.spawn(func() {
+		ctx, cancel := context.WithTimeout(n.ctx, addrAnswerTimeout)
+		defer cancel()
+		body, _ := json.Marshal(addrMsg{ID: req.ID, Address: text})
+		if err := n.sig.Send(ctx, m.From, req.Brokers, kindAddrAnswer, body); err != nil {
+			n.log.Info("node: could not answer an address request", "err", err)
+		}
+	})
+}
