@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"p2pd/chat"
 	"p2pd/netcore/identity"
+	"p2pd/netcore/lan"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -165,6 +166,15 @@ func cmdNode(args []string, stdout io.Writer) error {
 		n.Close()
 		return err
 	}
+	// Nodes on this LAN find this one with no server (p2pd nearby).
+	beacons := make(chan struct{})
+	go func() {
+		defer close(beacons)
+		if err := lan.Run(ctx, n.Address(), func(lan.Peer) {}); err != nil {
+			slog.Debug("no LAN beacons", "err", err)
+		}
+	}()
+	defer func() { <-beacons }()
 	<-ctx.Done()
 	// Clean shutdown: mappings removed, brokers disconnected.
 	return n.Close()

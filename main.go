@@ -49,6 +49,7 @@ var commands = map[string]command{
 	"send":    {"send files or folders to an address: p2pd send PATH... --to ADDR", cmdSend},
 	"receive": {"print this node's address and receive files offered to it", cmdReceive},
 	"chat":    {"chat with an address or a friend, line by line: p2pd chat ADDR|NAME", cmdChat},
+	"nearby":  {"list the P2PD nodes on this local network (no server needed)", cmdNearby},
 	"friends": {"list, add or remove friends: p2pd friends [list] | add NAME ADDR | rm NAME", cmdFriends},
 }
 
