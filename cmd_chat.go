@@ -59,7 +59,7 @@ func cmdChat(args []string, stdout io.Writer) error {
 	peerID := identity.IDOf(peer.Key)
 	c := chat.New(store, func(from identity.ID, m chat.Message) {
 		if from == peerID {
-			say("%s  them: %s", m.Time.Local().Format("15:04"), m.Text)
+			say("%s  them: %s", m.Time.Local().Format("15:04"), chat.Printable(m.Text))
 		}
 	})
 	n.Handle(chat.Proto, c.Handle)

@@ -155,7 +155,7 @@ func cmdNode(args []string, stdout io.Writer) error {
 	n.Handle(chat.Proto, chat.New(store, func(from identity.ID, m chat.Message) {
 		if !*asJSON {
 			out.Lock()
-			fmt.Fprintf(stdout, "%s  message from %s: %s\n", m.Time.Local().Format("15:04"), from, m.Text)
+			fmt.Fprintf(stdout, "%s  message from %s: %s\n", m.Time.Local().Format("15:04"), from, chat.Printable(m.Text))
 			out.Unlock()
 		}
 	}).Handle)

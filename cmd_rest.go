@@ -71,6 +71,8 @@ func cmdRest(args []string, stdout io.Writer) error {
 	case err := <-errs:
 		return fmt.Errorf("REST API: %w", err)
 	}
+	// Close the connections first: waiting receives end at once.
+	api.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, srv := range servers {

@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"p2pd/netcore/identity"
@@ -63,6 +65,18 @@ func newID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// Printable returns text fit for a terminal: control characters other
+// than tab and newline (escape sequences a peer could use to redraw the
+// screen or set the clipboard) become U+FFFD.
+func Printable(text string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\t' && r != '\n' {
+			return '\uFFFD'
+		}
+		return r
+	}, text)
 }
 
 func check(text string) error {
@@ -121,9 +135,13 @@ func (c *Chat) Deliver(ctx context.Context, sess *session.Session) (int, error) 
 			return 0, fmt.Errorf("sending to %s: %w", peer, err)
 		}
 	}
+	waiting := map[string]bool{}
+	for _, m := range pending {
+		waiting[m.ID] = true
+	}
 	delivered := 0
 	st.SetReadDeadline(time.Now().Add(receiptTimeout))
-	for delivered < len(pending) {
+	for len(waiting) > 0 {
 		var f frame
 		if err := readFrame(st, &f); err != nil {
 			if ctx.Err() != nil {
@@ -131,9 +149,10 @@ func (c *Chat) Deliver(ctx context.Context, sess *session.Session) (int, error) 
 			}
 			return delivered, fmt.Errorf("waiting for receipts from %s: %w", peer, err)
 		}
-		if f.Receipt == "" {
-			continue
+		if !waiting[f.Receipt] {
+			continue // not for a message of this round, or a repeat
 		}
+		delete(waiting, f.Receipt)
 		if err := c.store.append(peer, Entry{Receipt: f.Receipt}); err != nil {
 			return delivered, err
 		}

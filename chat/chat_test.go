@@ -192,3 +192,10 @@ func TestRefusesBadText(t *testing.T) {
 		t.Errorf("not UTF-8: %v", err)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	got := Printable("hi\x1b]52;c;ZXZpbA==\x07 there\tand\nmore\r")
+	if strings.ContainsAny(got, "\x1b\x07\r") || !strings.Contains(got, "\t") || !strings.Contains(got, "\n") {
+		t.Errorf("Printable: %q", got)
+	}
+}

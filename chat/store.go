@@ -93,7 +93,9 @@ func (s *Store) load(peer identity.ID) (*history, error) {
 		return h, nil
 	}
 	name := filepath.Join(s.dir, peer.String()+".jsonl")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_APPEND: another process on the same data dir (p2pd node and
+	// p2pd chat) appends its own whole lines.
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("chat history: %w", err)
 	}
@@ -109,10 +111,6 @@ func (s *Store) load(peer identity.ID) (*history, error) {
 			f.Close()
 			return nil, fmt.Errorf("chat history: %w", err)
 		}
-	}
-	if _, err := f.Seek(int64(whole), 0); err != nil {
-		f.Close()
-		return nil, err
 	}
 	h := &history{f: f, byID: map[string]int{}}
 	for line := range bytes.Lines(data[:whole]) {

@@ -118,6 +118,9 @@ func (l *List) Add(name, address string) (Friend, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.reload(); err != nil {
+		return Friend{}, err
+	}
 	if l.find(name) >= 0 {
 		return Friend{}, fmt.Errorf("%w: %q", ErrNameTaken, name)
 	}
@@ -133,6 +136,9 @@ func (l *List) Add(name, address string) (Friend, error) {
 func (l *List) Remove(name string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.reload(); err != nil {
+		return err
+	}
 	i := l.find(name)
 	if i < 0 {
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
@@ -147,6 +153,9 @@ func (l *List) Rename(name, to string) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.reload(); err != nil {
+		return err
+	}
 	i := l.find(name)
 	if i < 0 {
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
@@ -164,6 +173,9 @@ func (l *List) Rename(name, to string) error {
 func (l *List) Update(id identity.ID, address string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.reload(); err != nil {
+		return err
+	}
 	i := slices.IndexFunc(l.all, func(f Friend) bool { return f.ID() == id })
 	if i < 0 {
 		return nil
@@ -178,6 +190,24 @@ func (l *List) Update(id identity.ID, address string) error {
 	}
 	all[i].LastSeen = time.Now().UTC()
 	return l.save(all)
+}
+
+// reload reads the file again before a change, so one made by another
+// process meanwhile is kept; the caller holds l.mu.
+func (l *List) reload() error {
+	b, err := os.ReadFile(l.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("friends: %w", err)
+	}
+	var all []Friend
+	if err := json.Unmarshal(b, &all); err != nil {
+		return fmt.Errorf("friends: %s is damaged (%v); move it away to start a new list", l.path, err)
+	}
+	l.all = all
+	return nil
 }
 
 // save writes all and makes it the list; the caller holds l.mu.

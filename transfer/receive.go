@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"p2pd/netcore/identity"
@@ -42,6 +43,35 @@ type Receiver struct {
 	Done func(o Offer, r Result)
 }
 
+// receiving holds the names being received in each folder: two offers of
+// one name at once would write the same part file.
+var receiving = struct {
+	sync.Mutex
+	names map[string]bool
+}{names: map[string]bool{}}
+
+// claim marks names in dir as being received, or says which is busy; the
+// returned func releases them.
+func claim(dir string, names []string) (func(), string) {
+	receiving.Lock()
+	defer receiving.Unlock()
+	for _, n := range names {
+		if receiving.names[dir+"\x00"+n] {
+			return nil, n
+		}
+	}
+	for _, n := range names {
+		receiving.names[dir+"\x00"+n] = true
+	}
+	return func() {
+		receiving.Lock()
+		defer receiving.Unlock()
+		for _, n := range names {
+			delete(receiving.names, dir+"\x00"+n)
+		}
+	}, ""
+}
+
 // partInfo is a partial file's sidecar.
 type partInfo struct {
 	ID       string `json:"id"`
@@ -64,6 +94,14 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 	root, names, have, why := r.prepare(offer)
 	if root != nil {
 		defer root.Close()
+	}
+	if why == "" {
+		release, busy := claim(r.Dir, names)
+		if busy != "" {
+			why = fmt.Sprintf("%s is being received already; try again when that ends", busy)
+		} else {
+			defer release()
+		}
 	}
 	if why == "" && (r.Decide == nil || !r.Decide(sess.PeerID(), offer)) {
 		why = "declined"
@@ -110,12 +148,14 @@ func (r *Receiver) prepare(o Offer) (*os.Root, []string, []int64, string) {
 		if err != nil {
 			return nil, nil, nil, err.Error()
 		}
-		if f.Size < 0 || seen[strings.ToLower(name)] {
-			return nil, nil, nil, fmt.Sprintf("file %q: negative size or listed twice", f.Path)
+		if f.Size < 0 || f.Size > maxSize || seen[strings.ToLower(name)] {
+			return nil, nil, nil, fmt.Sprintf("file %q: a size out of range, or listed twice", f.Path)
 		}
 		seen[strings.ToLower(name)] = true
 		names[i] = name
-		total += f.Size
+		if total += f.Size; total > maxSize {
+			return nil, nil, nil, "the offer is larger than any disk"
+		}
 	}
 	if total != o.Total {
 		return nil, nil, nil, "the offer's total does not add up"
@@ -181,6 +221,9 @@ func receiveFile(r io.Reader, root *os.Root, id, name string, size, have int64, 
 	}
 	state := partInfo{ID: id, Size: size, Verified: have}
 	for {
+		if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok {
+			d.SetReadDeadline(time.Now().Add(chunkTimeout))
+		}
 		n, sum, err := readChunk(r, buf)
 		if err != nil {
 			return "", fmt.Errorf("receiving %s: %w", name, err)
@@ -222,20 +265,20 @@ func finish(root *os.Root, f *os.File, whole hash.Hash, sum [sha256.Size]byte, n
 		return "", fmt.Errorf("writing %s: %w", name, err)
 	}
 	f.Close()
-	final, err := freeName(root, name)
+	final, err := linkFree(root, name+partSuffix, name)
 	if err != nil {
 		return "", err
 	}
-	if err := root.Rename(name+partSuffix, final); err != nil {
-		return "", fmt.Errorf("naming %s: %w", final, err)
-	}
+	root.Remove(name + partSuffix)
 	root.Remove(name + partState)
 	return final, nil
 }
 
-// freeName returns name, or "name (1).ext", "name (2).ext" ... if taken:
-// an existing file is never overwritten.
-func freeName(root *os.Root, name string) (string, error) {
+// linkFree gives the file at part the name name, or "name (1).ext",
+// "name (2).ext" ... where that is taken. A hard link is made only where
+// no file exists, so an existing file is never replaced, even one that
+// appears meanwhile.
+func linkFree(root *os.Root, part, name string) (string, error) {
 	ext := path.Ext(name)
 	stem := strings.TrimSuffix(name, ext)
 	for i := 0; i < 1000; i++ {
@@ -243,8 +286,12 @@ func freeName(root *os.Root, name string) (string, error) {
 		if i > 0 {
 			cand = fmt.Sprintf("%s (%d)%s", stem, i, ext)
 		}
-		if _, err := root.Lstat(cand); errors.Is(err, fs.ErrNotExist) {
+		err := root.Link(part, cand)
+		if err == nil {
 			return cand, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("naming %s: %w", cand, err)
 		}
 	}
 	return "", fmt.Errorf("%s: too many files by that name", name)

@@ -37,6 +37,12 @@ const (
 	maxHeader = 4 << 20
 	// maxFiles bounds the files in one offer.
 	maxFiles = 100_000
+	// maxSize bounds one offered file (and the offer): 1 PiB, past any
+	// disk, and far from overflowing a sum.
+	maxSize = 1 << 50
+	// chunkTimeout bounds waiting for the next chunk: a sender that stops
+	// without closing must not hold the file forever.
+	chunkTimeout = time.Minute
 )
 
 // File is one file of an offer.

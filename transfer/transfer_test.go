@@ -205,6 +205,31 @@ func TestHostileOffers(t *testing.T) {
 		}
 		st.Close()
 	}
+	// Sizes that would overflow the sum and slip past the checks.
+	st0, err := sess.Open(context.Background(), Proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(st0, Offer{ID: "o", Files: []File{{Path: "a", Size: 1<<63 - 1}, {Path: "b", Size: 1<<63 - 1}, {Path: "c", Size: 3}}, Total: 1})
+	var over Answer
+	if err := readJSON(st0, &over); err != nil || over.Accept {
+		t.Errorf("an overflowing offer: %+v %v", over, err)
+	}
+	st0.Close()
+	// Two offers of one name at once: the second waits its turn.
+	first, _ := sess.Open(context.Background(), Proto)
+	defer first.Close()
+	writeJSON(first, Offer{ID: "p", Files: []File{{Path: "same.txt", Size: 5}}, Total: 5})
+	var a1 Answer
+	readJSON(first, &a1)
+	second, _ := sess.Open(context.Background(), Proto)
+	defer second.Close()
+	writeJSON(second, Offer{ID: "q", Files: []File{{Path: "same.txt", Size: 5}}, Total: 5})
+	var a2 Answer
+	readJSON(second, &a2)
+	if !a1.Accept || a2.Accept || !strings.Contains(a2.Reason, "being received") {
+		t.Errorf("concurrent offers of one name: %+v, %+v", a1, a2)
+	}
 	// Through the symlink: accepted by name, refused by os.Root.
 	st, err := sess.Open(context.Background(), Proto)
 	if err != nil {

@@ -16,7 +16,14 @@ func checkOrigin(r *http.Request) error {
 	if !loopbackHost(r.Host) {
 		return fmt.Errorf("refused: Host %q is not a loopback name (127.0.0.1, localhost or [::1])", r.Host)
 	}
-	switch origin := r.Header.Get("Origin"); origin {
+	origin := r.Header.Get("Origin")
+	// A browser says where a request comes from in Sec-Fetch-Site; one
+	// from another site without an Origin (an <img>, a link) is a page
+	// trying to drive the API blind.
+	if site := r.Header.Get("Sec-Fetch-Site"); origin == "" && site != "" && site != "same-origin" && site != "none" {
+		return fmt.Errorf("refused: a request from another site (Sec-Fetch-Site: %s) without an Origin", site)
+	}
+	switch origin {
 	case "", "null":
 		return nil
 	default:

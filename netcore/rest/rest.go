@@ -449,7 +449,7 @@ func (s *Server) recv(ctx context.Context, args []string) (reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(rest) > 0 && !c.subscribed(msgP, addrP) {
+	if len(rest) > 0 && !s.subscribed(c, msgP, addrP) {
 		return nil, fail(http.StatusNotFound, "no subscription msg_p %q addr_p %q on %q (subscribe first: /p2p/sub/...)", msgP, addrP, c.name)
 	}
 	m, err := s.next(ctx, c, sub, timeout)
@@ -464,7 +464,9 @@ func (s *Server) recv(ctx context.Context, args []string) (reply, error) {
 	return out, nil
 }
 
-func (c *con) subscribed(msgP, addrP string) bool {
+func (s *Server) subscribed(c *con, msgP, addrP string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	_, ok := c.subs[msgP+"\x00"+addrP]
 	return ok
 }
@@ -551,7 +553,9 @@ func (s *Server) closeCon(args []string) (reply, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	delete(s.cons, c.name)
+	if s.cons[c.name] == c { // not one opened under the name meanwhile
+		delete(s.cons, c.name)
+	}
 	s.mu.Unlock()
 	c.close()
 	return reply{"name": c.name, "closed": true}, nil

@@ -292,6 +292,11 @@ func TestOrigins(t *testing.T) {
 		{[]string{"Origin", "http://127.0.0.1.evil.example"}, false},
 		{[]string{"Host", "evil.example"}, false},
 		{[]string{"Host", "rebind.example:12333"}, false},
+		// An <img> or link from another site: no Origin, but the browser
+		// says where it comes from.
+		{[]string{"Sec-Fetch-Site", "cross-site"}, false},
+		{[]string{"Sec-Fetch-Site", "none"}, true},
+		{[]string{"Origin", "null", "Sec-Fetch-Site", "cross-site"}, true}, // a local file's fetch
 	} {
 		status, out := call(t, http.MethodGet, a+"/version", nil, c.hdr...)
 		if ok := status == http.StatusOK; ok != c.ok {
