@@ -8,13 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
-	"p2pd/netcore/config"
 	"p2pd/netcore/identity"
 	"p2pd/netcore/node"
+	"p2pd/netcore/node/nodetest"
 	"p2pd/netcore/session"
 )
 
@@ -31,15 +30,7 @@ type peer struct {
 
 func newPeer(t *testing.T, dir string) *peer {
 	t.Helper()
-	id, _ := identity.New()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := node.Start(ctx, node.Options{Loopback: true, Config: config.Config{}, Identity: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return attach(t, n, dir)
+	return attach(t, nodetest.Loopback(t), dir)
 }
 
 // attach gives n a chat with its history in dir.
@@ -72,14 +63,7 @@ func (p *peer) received() []string {
 
 func connect(t *testing.T, from, to *peer) *session.Session {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := from.n.Connect(ctx, to.n.Address(), node.ConnectOptions{Strategies: []string{node.Direct}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { res.Session.Close() })
-	return res.Session
+	return nodetest.Connect(t, from.n, to.n)
 }
 
 // TestBothWaysWithReceipts: messages go both ways over one session, each

@@ -113,7 +113,7 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 	if err := writeJSON(st, Answer{Accept: true, Have: have}); err != nil {
 		return
 	}
-	m := &meter{id: offer.ID, total: offer.Total, start: time.Now(), last: time.Now(), report: r.Progress}
+	m := &meter{id: offer.ID, total: offer.Total, start: time.Now(), report: r.Progress}
 	for _, h := range have {
 		m.done += h
 	}
@@ -245,7 +245,7 @@ func receiveFile(r io.Reader, root *os.Root, id, name string, size, have int64, 
 		if b, err := json.Marshal(state); err == nil {
 			root.WriteFile(name+partState, b, 0o644)
 		}
-		m.add(name, int64(n), state.Verified == size)
+		m.add(name, int64(n))
 	}
 }
 

@@ -124,7 +124,7 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 	if len(ans.Have) != len(files) {
 		return Result{}, 0, errors.New("the receiver's answer does not fit the offer")
 	}
-	m := &meter{id: offer.ID, total: offer.Total, start: time.Now(), last: time.Now(), report: progress}
+	m := &meter{id: offer.ID, total: offer.Total, start: time.Now(), report: progress}
 	for _, h := range ans.Have {
 		m.done += h
 	}
@@ -177,7 +177,7 @@ func sendFile(w io.Writer, f source, have int64, buf []byte, m *meter) (int64, e
 		}
 		sent += int64(n)
 		left -= int64(n)
-		m.add(f.Path, int64(n), left == 0)
+		m.add(f.Path, int64(n))
 	}
 	var sum [sha256.Size]byte
 	copy(sum[:], whole.Sum(nil))

@@ -146,26 +146,22 @@ func readChunk(r io.Reader, buf []byte) (int, [sha256.Size]byte, error) {
 	return int(n), sum, err
 }
 
-// meter turns byte counts into Progress reports, at most every
-// progressEvery.
+// meter turns byte counts into Progress reports, one per chunk (a user
+// interface that wants fewer takes every n-th).
 type meter struct {
 	id     string
 	total  int64
 	done   int64
 	start  time.Time
 	base   int64 // done when this attempt started
-	last   time.Time
 	report func(Progress)
 }
 
-const progressEvery = 100 * time.Millisecond
-
-func (m *meter) add(file string, n int64, final bool) {
+func (m *meter) add(file string, n int64) {
 	m.done += n
-	if m.report == nil || (!final && time.Since(m.last) < progressEvery) {
+	if m.report == nil {
 		return
 	}
-	m.last = time.Now()
 	p := Progress{ID: m.id, File: file, Done: m.done, Total: m.total}
 	if secs := time.Since(m.start).Seconds(); secs > 0 {
 		p.Rate = float64(m.done-m.base) / secs

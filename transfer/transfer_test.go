@@ -11,13 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
-	"p2pd/netcore/config"
 	"p2pd/netcore/identity"
-	"p2pd/netcore/node"
+	"p2pd/netcore/node/nodetest"
 	"p2pd/netcore/session"
 )
 
@@ -27,27 +25,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // returns a session from the first to the second.
 func pair(t *testing.T, r *Receiver) *session.Session {
 	t.Helper()
-	start := func() *node.Node {
-		id, _ := identity.New()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n, err := node.Start(ctx, node.Options{Loopback: true, Config: config.Config{}, Identity: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		return n
-	}
-	a, b := start(), start()
+	a, b := nodetest.Loopback(t), nodetest.Loopback(t)
 	b.Handle(Proto, r.Handle)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := a.Connect(ctx, b.Address(), node.ConnectOptions{Strategies: []string{node.Direct}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { res.Session.Close() })
-	return res.Session
+	return nodetest.Connect(t, a, b)
 }
 
 func accept(identity.ID, Offer) bool { return true }

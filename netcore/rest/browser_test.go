@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"p2pd/netcore/node/nodetest"
 )
 
 // chromium finds headless Chromium (Debian's chromium-headless-shell or
@@ -60,7 +62,7 @@ func TestBrowser(t *testing.T) {
 	// The API, recording the origins that reach it.
 	var mu sync.Mutex
 	var origins []string
-	srv := New(loopNode(t), Options{Title: "P2PD", Version: "v-test"})
+	srv := New(nodetest.Loopback(t), Options{Title: "P2PD", Version: "v-test"})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		origins = append(origins, r.Header.Get("Origin"))

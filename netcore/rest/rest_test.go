@@ -3,7 +3,6 @@ package rest
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -16,31 +15,16 @@ import (
 
 	"go.uber.org/goleak"
 
-	"p2pd/netcore/config"
-	"p2pd/netcore/identity"
 	"p2pd/netcore/node"
+	"p2pd/netcore/node/nodetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// loopNode starts a node on loopback only, with no servers.
-func loopNode(t *testing.T) *node.Node {
-	t.Helper()
-	id, _ := identity.New()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := node.Start(ctx, node.Options{Loopback: true, Config: config.Config{}, Identity: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
-}
-
 // api serves the REST API of a fresh node; it returns the base URL.
 func api(t *testing.T) (string, *node.Node) {
 	t.Helper()
-	n := loopNode(t)
+	n := nodetest.Loopback(t)
 	srv := New(n, Options{Title: "P2PD", Author: "test", Version: "v-test"})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
