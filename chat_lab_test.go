@@ -27,8 +27,7 @@ func TestChatInLab(t *testing.T) {
 	defer cancel()
 	homeA := t.TempDir()
 	run := func(input string) string {
-		cmd := l.Command(ctx, l.A.Host, os.Args[0], "--", "chat", v4Only(t, b.addr), "--config", path)
-		cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+homeA, "HOME="+os.TempDir())
+		cmd := p2pdIn(ctx, l, l.A.Host, homeA, "chat", v4Only(t, b.addr), "--config", path)
 		cmd.Stdin = strings.NewReader(input)
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
@@ -25,8 +24,7 @@ func TestNearbyWithoutServers(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := l.Command(ctx, l.A.Hosts[1].NS, os.Args[0], "--", "nearby", "--json", "--wait", "5s", "--config", path)
-	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+t.TempDir(), "HOME="+os.TempDir())
+	cmd := p2pdIn(ctx, l, l.A.Hosts[1].NS, t.TempDir(), "nearby", "--json", "--wait", "5s", "--config", path)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {

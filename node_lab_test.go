@@ -43,8 +43,7 @@ func nodeInHome(t testing.TB, l *natlab.Lab, ns, name, home string, extra ...str
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := l.Command(context.Background(), ns, os.Args[0], append([]string{"--", "node", "--json", "--config", path}, extra...)...)
-	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+home, "HOME="+os.TempDir())
+	cmd := p2pdIn(context.Background(), l, ns, home, append([]string{"node", "--json", "--config", path}, extra...)...)
 	n := &runningNode{cmd: cmd, home: home}
 	cmd.Stderr = &n.err
 	out, err := cmd.StdoutPipe()
@@ -98,9 +97,8 @@ func connectIn(t testing.TB, l *natlab.Lab, ns, name, to string, extra ...string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	args := append([]string{"--", "connect", "--json", "--config", path}, extra...)
-	cmd := l.Command(ctx, ns, os.Args[0], append(args, to)...)
-	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+homeFor(t), "HOME="+os.TempDir())
+	args := append([]string{"connect", "--json", "--config", path}, extra...)
+	cmd := p2pdIn(ctx, l, ns, homeFor(t), append(args, to)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
@@ -109,6 +107,14 @@ func connectIn(t testing.TB, l *natlab.Lab, ns, name, to string, extra ...string
 		t.Fatalf("connect printed %q (%v): %v\n%s", stdout.String(), runErr, err, stderr.String())
 	}
 	return r, runErr
+}
+
+// p2pdIn returns the command `p2pd args...` (this test binary, run as
+// p2pd) in namespace ns, with home as its data dir.
+func p2pdIn(ctx context.Context, l *natlab.Lab, ns, home string, args ...string) *exec.Cmd {
+	cmd := l.Command(ctx, ns, os.Args[0], append([]string{"--"}, args...)...)
+	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+home, "HOME="+os.TempDir())
+	return cmd
 }
 
 // homeFor is the data dir for a command: the test's P2PD_HOME if it set
@@ -309,8 +315,7 @@ func TestAddrCommand(t *testing.T) {
 	path, _ := l.WriteNodeConfig("addr", l.NodeConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := l.Command(ctx, l.A.Host, os.Args[0], "--", "addr", "--config", path)
-	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+t.TempDir(), "HOME="+os.TempDir())
+	cmd := p2pdIn(ctx, l, l.A.Host, t.TempDir(), "addr", "--config", path)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)

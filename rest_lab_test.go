@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,8 +25,7 @@ func TestRESTInLab(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := l.Command(ctx, l.A.Host, os.Args[0], "--", "rest", "--config", path)
-	cmd.Env = append(cmd.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+t.TempDir(), "HOME="+os.TempDir())
+	cmd := p2pdIn(ctx, l, l.A.Host, t.TempDir(), "rest", "--config", path)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

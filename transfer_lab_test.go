@@ -43,8 +43,7 @@ func TestTransferInLab(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			recv := l.Command(ctx, l.B.Host, os.Args[0], "--", "receive", "--yes", "--json", "--dir", dst, "--config", path)
-			recv.Env = append(recv.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+t.TempDir(), "HOME="+os.TempDir())
+			recv := p2pdIn(ctx, l, l.B.Host, t.TempDir(), "receive", "--yes", "--json", "--dir", dst, "--config", path)
 			out, _ := recv.StdoutPipe()
 			if err := recv.Start(); err != nil {
 				t.Fatal(err)
@@ -60,8 +59,7 @@ func TestTransferInLab(t *testing.T) {
 			}
 
 			cpath, _ := l.WriteNodeConfig("a-send", l.NodeConfig())
-			send := l.Command(ctx, l.A.Host, os.Args[0], "--", "send", filepath.Join(src, "Ordner"), "--to", v4Only(t, first.Address), "--json", "--config", cpath)
-			send.Env = append(send.Env, "P2PD_RUN_MAIN=1", "P2PD_HOME="+t.TempDir(), "HOME="+os.TempDir())
+			send := p2pdIn(ctx, l, l.A.Host, t.TempDir(), "send", filepath.Join(src, "Ordner"), "--to", v4Only(t, first.Address), "--json", "--config", cpath)
 			var sout, serr bytes.Buffer
 			send.Stdout, send.Stderr = &sout, &serr
 			if err := send.Run(); err != nil {
