@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -99,7 +100,7 @@ func (s *Store) load(peer identity.ID) (*history, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat history: %w", err)
 	}
-	data, err := os.ReadFile(name)
+	data, err := io.ReadAll(f) // from the start: O_APPEND moves only writes
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("chat history: %w", err)

@@ -63,15 +63,8 @@ type List struct {
 // damaged one is an error, never silently replaced).
 func Open(home string) (*List, error) {
 	l := &List{path: filepath.Join(home, fileName)}
-	b, err := os.ReadFile(l.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return l, nil
-	case err != nil:
-		return nil, fmt.Errorf("friends: %w", err)
-	}
-	if err := json.Unmarshal(b, &l.all); err != nil {
-		return nil, fmt.Errorf("friends: %s is damaged (%v); move it away to start a new list", l.path, err)
+	if err := l.reload(); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -192,8 +185,8 @@ func (l *List) Update(id identity.ID, address string) error {
 	return l.save(all)
 }
 
-// reload reads the file again before a change, so one made by another
-// process meanwhile is kept; the caller holds l.mu.
+// reload reads the file (again, before a change, so one made by another
+// process meanwhile is kept); the caller holds l.mu.
 func (l *List) reload() error {
 	b, err := os.ReadFile(l.path)
 	switch {
