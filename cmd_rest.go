@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"p2pd/netcore/config"
 	"p2pd/netcore/rest"
 )
 
@@ -38,17 +37,13 @@ func cmdRest(args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 || *port == 0 || *port > 65535 {
 		return usageError{"usage: p2pd rest [--port 12333] [--config FILE] [--node-port N]"}
 	}
-	cfg, err := config.Resolve(*nf.config)
-	if err != nil {
-		return err
-	}
 	ctx, stop, n, err := startNodeUntilSignal(nf)
 	if err != nil {
 		return err
 	}
 	defer stop()
 	defer n.Close()
-	api := rest.New(n, rest.Options{Title: "P2PD", Author: "P2PD", Version: version, Config: cfg})
+	api := rest.New(n, rest.Options{Title: "P2PD", Author: "P2PD", Version: version})
 	defer api.Close()
 
 	var servers []*http.Server

@@ -167,6 +167,9 @@ func (n *Node) Address() *addr.Address {
 	return n.address
 }
 
+// Config returns the servers the node was started with.
+func (n *Node) Config() config.Config { return n.opt.Config }
+
 // Clock returns the node's NTP-corrected clock.
 func (n *Node) Clock() *clock.Clock { return &n.clock }
 

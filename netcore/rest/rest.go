@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -49,7 +50,6 @@ import (
 	"time"
 
 	"p2pd/netcore/addr"
-	"p2pd/netcore/config"
 	"p2pd/netcore/netcheck"
 	"p2pd/netcore/netif"
 	"p2pd/netcore/node"
@@ -76,8 +76,6 @@ const (
 type Options struct {
 	// Title, Author and Version are what /version reports.
 	Title, Author, Version string
-	// Config lists the servers /p2p/nat checks (the node's).
-	Config config.Config
 	// Logger receives the server's log (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -95,12 +93,11 @@ type Server struct {
 
 // con is a named connection.
 type con struct {
-	name     string
-	sess     *session.Session
-	p        *pipe.Pipe
-	strategy string
-	events   []node.Event
-	subs     map[string]pipe.Sub // by "msg_p\x00addr_p"
+	name string
+	sess *session.Session
+	p    *pipe.Pipe
+	info reply               // what /open and /cons report of it
+	subs map[string]pipe.Sub // by "msg_p\x00addr_p"
 }
 
 // New returns a server for n.
@@ -237,7 +234,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, segs []string) (r
 		}
 		return reply{"ifs": ifs}, nil
 	case ep == "nat" && get:
-		return reply{"nat": netcheck.Run(r.Context(), s.opt.Config, netcheck.Options{})}, nil
+		return reply{"nat": netcheck.Run(r.Context(), s.n.Config(), netcheck.Options{})}, nil
 	case ep == "open" && get:
 		return s.open(r.Context(), args)
 	case ep == "send" && get:
@@ -308,7 +305,7 @@ func (s *Server) open(ctx context.Context, args []string) (reply, error) {
 		res.Session.Close()
 		return nil, fail(http.StatusBadGateway, "connected by %s, but the message stream failed: %v", res.Strategy, err)
 	}
-	c := &con{name: name, sess: res.Session, p: p, strategy: res.Strategy, events: res.Events, subs: map[string]pipe.Sub{}}
+	c := &con{name: name, sess: res.Session, p: p, info: describe(name, res, s.n.Address()), subs: map[string]pipe.Sub{}}
 	s.mu.Lock()
 	if _, taken := s.cons[name]; taken || s.done {
 		s.mu.Unlock()
@@ -317,15 +314,15 @@ func (s *Server) open(ctx context.Context, args []string) (reply, error) {
 	}
 	s.cons[name] = c
 	s.mu.Unlock()
-	out := c.describe(s.n.Address())
+	out := maps.Clone(c.info)
 	out["events"] = res.Events
 	return out, nil
 }
 
 // describe reports a connection the way the seed's /open does; mine is
 // this node's address, for the route's external addresses.
-func (c *con) describe(mine *addr.Address) reply {
-	local, remote := addrPortOf(c.sess.LocalAddr()), addrPortOf(c.sess.RemoteAddr())
+func describe(name string, res *node.Result, mine *addr.Address) reply {
+	local, remote := addrPortOf(res.Session.LocalAddr()), addrPortOf(res.Session.RemoteAddr())
 	af := "IPv4"
 	if local.Addr().Is6() {
 		af = "IPv6"
@@ -349,14 +346,14 @@ func (c *con) describe(mine *addr.Address) reply {
 		}
 	}
 	return reply{
-		"name":      c.name,
+		"name":      name,
 		"laddr":     tuple(local),
 		"raddr":     tuple(remote),
 		"route":     reply{"af": af, "ext_ips": ext, "nic_ips": []string{local.Addr().Unmap().String()}},
 		"if":        reply{"name": ifName, "offset": offset},
 		"fd":        nil, // a secure session has no single socket to hand out
-		"strategy":  c.strategy,
-		"transport": c.sess.Transport(),
+		"strategy":  res.Strategy,
+		"transport": res.Session.Transport(),
 	}
 }
 
@@ -566,7 +563,7 @@ func (s *Server) list() reply {
 	defer s.mu.Unlock()
 	out := reply{}
 	for name, c := range s.cons {
-		out[name] = c.describe(s.n.Address())
+		out[name] = c.info
 	}
 	return reply{"cons": out}
 }
