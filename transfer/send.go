@@ -19,6 +19,7 @@ import (
 // source is a file to send: where it is here, and its offered name.
 type source struct {
 	local string
+	mtime time.Time // part of the offer's id
 	File
 }
 
@@ -35,7 +36,7 @@ func collect(paths []string) ([]source, error) {
 			if !info.Mode().IsRegular() {
 				return nil, fmt.Errorf("%s is not a regular file", p)
 			}
-			out = append(out, source{p, File{Path: filepath.Base(p), Size: info.Size()}})
+			out = append(out, source{p, info.ModTime(), File{Path: filepath.Base(p), Size: info.Size()}})
 			continue
 		}
 		base := filepath.Base(filepath.Clean(p))
@@ -51,7 +52,7 @@ func collect(paths []string) ([]source, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, source{local, File{Path: filepath.ToSlash(filepath.Join(base, rel)), Size: fi.Size()}})
+			out = append(out, source{local, fi.ModTime(), File{Path: filepath.ToSlash(filepath.Join(base, rel)), Size: fi.Size()}})
 			return nil
 		})
 		if err != nil {
@@ -74,11 +75,7 @@ func collect(paths []string) ([]source, error) {
 func offerID(files []source) string {
 	h := sha256.New()
 	for _, f := range files {
-		mtime := int64(0)
-		if fi, err := os.Stat(f.local); err == nil {
-			mtime = fi.ModTime().UnixNano()
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", f.Path, f.Size, mtime)
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", f.Path, f.Size, f.mtime.UnixNano())
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
