@@ -30,7 +30,7 @@ func TestGUISmoke(t *testing.T) {
 			t.Skipf("%s is missing", tool)
 		}
 	}
-	display := startXvfb(t)
+	display, xvfbLog := startXvfb(t)
 
 	app := exec.Command(os.Args[0], "-test.run=^$")
 	app.Env = append(os.Environ(), "P2PD_RUN_MAIN=1", "DISPLAY="+display, "HOME="+t.TempDir(), "P2PD_HOME="+t.TempDir())
@@ -63,7 +63,7 @@ func TestGUISmoke(t *testing.T) {
 	for id == "" {
 		select {
 		case <-exited:
-			t.Fatalf("the app exited (%v) before showing a window:\n%s\nXvfb %s: %s", waitErr, appOut.String(), display, xvfbLog(display))
+			t.Fatalf("the app exited (%v) before showing a window:\n%s\nXvfb %s: %s", waitErr, appOut.String(), display, xvfbLog.String())
 		default:
 		}
 		out, err := exec.Command("xwininfo", "-display", display, "-name", "P2PD").Output()
@@ -98,16 +98,6 @@ func TestGUISmoke(t *testing.T) {
 	}
 }
 
-// xvfbLogs holds each display's server output, for failure messages.
-var xvfbLogs sync.Map // display → *bytes.Buffer (written by Xvfb until it exits)
-
-func xvfbLog(display string) string {
-	if b, ok := xvfbLogs.Load(display); ok {
-		return b.(*syncBuffer).String()
-	}
-	return ""
-}
-
 // syncBuffer is a bytes.Buffer safe to read while a process writes it.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -127,9 +117,10 @@ func (s *syncBuffer) String() string {
 }
 
 // startXvfb starts a virtual display on a free number and returns its
-// name once it accepts connections. Lock files of displays whose server
-// is gone (killed without cleaning up) are stale and cleared.
-func startXvfb(t *testing.T) string {
+// name once it accepts connections, with the server's output. Lock files
+// of displays whose server is gone (killed without cleaning up) are stale
+// and cleared.
+func startXvfb(t *testing.T) (string, *syncBuffer) {
 	t.Helper()
 	for n := 90; n < 200; n++ {
 		lock := fmt.Sprintf("/tmp/.X%d-lock", n)
@@ -149,7 +140,6 @@ func startXvfb(t *testing.T) string {
 		x := exec.Command("Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset")
 		xOut := &syncBuffer{}
 		x.Stdout, x.Stderr = xOut, xOut
-		xvfbLogs.Store(display, xOut)
 		if err := x.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +158,7 @@ func startXvfb(t *testing.T) string {
 						<-done
 					}
 				})
-				return display
+				return display, xOut
 			}
 			select {
 			case <-done: // lost a race for this display number, or failed
@@ -181,7 +171,7 @@ func startXvfb(t *testing.T) string {
 		x.Process.Kill()
 	}
 	t.Fatal("no free X display number")
-	return ""
+	return "", nil
 }
 
 func uniform(img image.Image) bool {
