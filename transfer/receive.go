@@ -3,11 +3,9 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"net"
@@ -41,6 +39,77 @@ type Receiver struct {
 	Progress func(Progress)
 	// Done, if set, hears how each accepted transfer ended.
 	Done func(o Offer, r Result)
+
+	mu      sync.Mutex
+	running map[string]*stopper // by offer id, for Cancel
+}
+
+// Cancel stops the running transfer of the offer with id (Progress.ID):
+// the sender hears that the receiver cancelled, and the verified part is
+// kept, so the same offer sent again resumes. It reports whether such a
+// transfer was running.
+func (r *Receiver) Cancel(id string) bool {
+	r.mu.Lock()
+	s := r.running[id]
+	r.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.stop()
+	return true
+}
+
+// track registers a running transfer for Cancel; the returned func ends
+// that.
+func (r *Receiver) track(id string, s *stopper) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running == nil {
+		r.running = map[string]*stopper{}
+	}
+	if r.running[id] != nil {
+		return func() {} // the same offer twice at once: cancel finds the first
+	}
+	r.running[id] = s
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.running, id)
+	}
+}
+
+// stopper extends a stream's read deadline chunk by chunk until stopped;
+// stopping moves the deadline to the past, so a read waiting for the
+// next chunk returns at once. One lock keeps a late extension from
+// undoing a stop.
+type stopper struct {
+	mu      sync.Mutex
+	st      net.Conn
+	stopped bool
+}
+
+// extend allows the next chunk chunkTimeout to arrive, unless stopped.
+func (s *stopper) extend() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.st.SetReadDeadline(time.Now().Add(chunkTimeout))
+	return true
+}
+
+func (s *stopper) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	s.st.SetReadDeadline(time.Unix(1, 0))
+}
+
+func (s *stopper) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
 }
 
 // receiving holds the names being received in each folder: two offers of
@@ -83,8 +152,7 @@ type partInfo struct {
 // Proto.
 func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Conn) {
 	defer st.Close()
-	stop := context.AfterFunc(ctx, func() { st.Close() })
-	defer stop()
+	defer context.AfterFunc(ctx, func() { st.Close() })()
 	st.SetReadDeadline(time.Now().Add(offerTimeout))
 	var offer Offer
 	if err := readJSON(st, &offer); err != nil {
@@ -118,16 +186,22 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 		m.done += h
 	}
 	m.base = m.done
+	stop := &stopper{st: st}
+	defer r.track(offer.ID, stop)()
 	res := Result{OK: true}
 	buf := make([]byte, ChunkSize)
 	for i, f := range offer.Files {
-		saved, err := receiveFile(st, root, offer.ID, names[i], f.Size, have[i], buf, m)
+		saved, err := receiveFile(st, root, offer.ID, names[i], f.Size, have[i], buf, m, stop.extend)
 		if err != nil {
 			res = Result{Error: err.Error(), Saved: res.Saved}
+			if stop.isStopped() {
+				res.Error, res.Cancelled = "cancelled by the receiver; the verified part is kept", true
+			}
 			break
 		}
 		res.Saved = append(res.Saved, saved)
 	}
+	st.SetWriteDeadline(time.Now().Add(offerTimeout))
 	writeJSON(st, res)
 	if r.Done != nil {
 		r.Done(offer, res)
@@ -198,9 +272,10 @@ func resumable(root *os.Root, id, name string, size int64) int64 {
 }
 
 // receiveFile receives one file into name's part file from have on,
-// checks the whole file's hash, and gives it its name (another one if
-// that is taken), which it returns.
-func receiveFile(r io.Reader, root *os.Root, id, name string, size, have int64, buf []byte, m *meter) (string, error) {
+// checks the file's digest, and gives it its name (another one if that is
+// taken), which it returns. extend allows the next chunk to arrive, or
+// says the transfer was cancelled.
+func receiveFile(r io.Reader, root *os.Root, id, name string, size, have int64, buf []byte, m *meter, extend func() bool) (string, error) {
 	if dir := path.Dir(name); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			return "", fmt.Errorf("making %s: %w", dir, err)
@@ -212,21 +287,32 @@ func receiveFile(r io.Reader, root *os.Root, id, name string, size, have int64, 
 		return "", fmt.Errorf("writing %s: %w", name, err)
 	}
 	defer f.Close()
+	side, err := openSidecar(root, name)
+	if err != nil {
+		return "", fmt.Errorf("writing %s (is the disk full?): %w", name, err)
+	}
+	defer side.Close()
 	if err := f.Truncate(have); err != nil {
 		return "", fmt.Errorf("writing %s: %w", name, err)
 	}
-	whole := sha256.New()
-	if _, err := io.CopyN(whole, f, have); err != nil {
-		return "", fmt.Errorf("reading back %s: %w", part, err)
+	// The part held counts in the file's digest, chunk by chunk as sent.
+	whole := newFileSum()
+	for done := int64(0); done < have; {
+		n, err := io.ReadFull(f, buf[:min(ChunkSize, have-done)])
+		if err != nil {
+			return "", fmt.Errorf("reading back %s: %w", part, err)
+		}
+		whole.add(chunkSum(buf[:n]))
+		done += int64(n)
 	}
 	state := partInfo{ID: id, Size: size, Verified: have}
 	for {
-		if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok {
-			d.SetReadDeadline(time.Now().Add(chunkTimeout))
+		if !extend() {
+			return "", fmt.Errorf("receiving %s: cancelled", name)
 		}
-		n, sum, err := readChunk(r, buf)
+		n, sum, zero, err := readChunk(r, buf)
 		if err != nil {
-			return "", fmt.Errorf("receiving %s: %w", name, err)
+			return "", fmt.Errorf("receiving %s: %w (the sender stopped or the connection broke; the verified part is kept)", name, err)
 		}
 		if n == 0 {
 			return finish(root, f, whole, sum, name, state)
@@ -234,32 +320,86 @@ func receiveFile(r io.Reader, root *os.Root, id, name string, size, have int64, 
 		if state.Verified+int64(n) > size {
 			return "", fmt.Errorf("%s: the sender sent more than the %d bytes it offered", name, size)
 		}
-		if sha256.Sum256(buf[:n]) != sum {
+		var got digest
+		if zero {
+			got = zeroSum(n)
+		} else {
+			got = chunkSum(buf[:n])
+		}
+		if got != sum {
 			return "", fmt.Errorf("%s: a chunk at %d arrived damaged", name, state.Verified)
 		}
-		if _, err := f.WriteAt(buf[:n], state.Verified); err != nil {
-			return "", fmt.Errorf("writing %s (is the disk full?): %w; the verified part is kept", name, err)
+		// Zeros become a hole: the file grows without writing them.
+		if zero {
+			err = f.Truncate(state.Verified + int64(n))
+		} else {
+			_, err = f.WriteAt(buf[:n], state.Verified)
 		}
-		whole.Write(buf[:n])
+		if err != nil {
+			return "", fmt.Errorf("writing %s (is the disk full?): %w; the verified part is kept", name, bare(err))
+		}
+		whole.add(sum)
 		state.Verified += int64(n)
-		if b, err := json.Marshal(state); err == nil {
-			root.WriteFile(name+partState, b, 0o644)
+		if err := side.save(state); err != nil {
+			return "", fmt.Errorf("writing %s (is the disk full?): %w; the verified part is kept", name, bare(err))
 		}
 		m.add(name, int64(n))
 	}
 }
 
+// bare drops the local path from a file error: the message goes to the
+// sender, who has no business knowing where the download folder is.
+func bare(err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// sidecar is a part file's state file, rewritten in place after every
+// chunk: padded to a fixed size, so a rewrite needs no new disk space
+// and a full disk never leaves it half written.
+type sidecar struct{ *os.File }
+
+const sidecarSize = 256
+
+func openSidecar(root *os.Root, name string) (sidecar, error) {
+	f, err := root.OpenFile(name+partState, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return sidecar{}, err
+	}
+	// Take the space now, while writing it cannot lose anything.
+	if _, err := f.WriteAt(bytes.Repeat([]byte(" "), sidecarSize), 0); err != nil {
+		f.Close()
+		return sidecar{}, err
+	}
+	return sidecar{f}, nil
+}
+
+func (s sidecar) save(p partInfo) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if len(b) > sidecarSize {
+		return fmt.Errorf("a part state of %d bytes", len(b))
+	}
+	b = append(b, bytes.Repeat([]byte(" "), sidecarSize-len(b))...)
+	_, err = s.WriteAt(b, 0)
+	return err
+}
+
 // finish checks the whole file and names it.
-func finish(root *os.Root, f *os.File, whole hash.Hash, sum [sha256.Size]byte, name string, state partInfo) (string, error) {
+func finish(root *os.Root, f *os.File, whole fileSum, sum digest, name string, state partInfo) (string, error) {
 	if state.Verified != state.Size {
 		return "", fmt.Errorf("%s: %d of %d bytes arrived", name, state.Verified, state.Size)
 	}
-	if !bytes.Equal(whole.Sum(nil), sum[:]) {
+	if whole.sum() != sum {
 		// A bad part from an earlier attempt: start over next time.
 		f.Close()
 		root.Remove(name + partSuffix)
 		root.Remove(name + partState)
-		return "", fmt.Errorf("%s: the whole file's hash does not match; it will be sent again from the start", name)
+		return "", fmt.Errorf("%s: the whole file's digest does not match; it will be sent again from the start", name)
 	}
 	if err := f.Sync(); err != nil {
 		return "", fmt.Errorf("writing %s: %w", name, err)

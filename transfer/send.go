@@ -126,41 +126,69 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 		m.done += h
 	}
 	m.base = m.done
+	// The receiver's result is read as the files go: one that fails or
+	// cancels says so at once, and the files stop.
+	type outcome struct {
+		res Result
+		err error
+	}
+	got := make(chan outcome, 1)
+	go func() {
+		var res Result
+		err := readJSON(st, &res)
+		if err != nil || !res.OK {
+			st.Close()
+		}
+		got <- outcome{res, err}
+	}()
 	var sent int64
+	var sendErr error
 	buf := make([]byte, ChunkSize)
 	for i, f := range files {
 		n, err := sendFile(st, f, ans.Have[i], buf, m)
 		sent += n
 		if err != nil {
-			_, _, err = fail(err)
-			return Result{}, sent, err
+			sendErr = err
+			st.Close()
+			break
 		}
 	}
-	var res Result
-	if err := readJSON(st, &res); err != nil {
-		_, _, err = fail(fmt.Errorf("waiting for the receiver's result: %w", err))
+	o := <-got
+	switch {
+	case o.err == nil && o.res.Cancelled:
+		return o.res, sent, fmt.Errorf("%w by the receiver", ErrCancelled)
+	case o.err == nil && !o.res.OK:
+		return o.res, sent, fmt.Errorf("the receiver failed: %s", o.res.Error)
+	case sendErr != nil:
+		_, _, err = fail(sendErr)
+		return Result{}, sent, err
+	case o.err != nil:
+		_, _, err = fail(fmt.Errorf("waiting for the receiver's result: %w", o.err))
 		return Result{}, sent, err
 	}
-	if !res.OK {
-		return res, sent, fmt.Errorf("the receiver failed: %s", res.Error)
-	}
-	return res, sent, nil
+	return o.res, sent, nil
 }
 
-// sendFile sends f from have on, then the whole file's hash.
+// sendFile sends f from have on (chunks of zeros without their data),
+// then the file's digest.
 func sendFile(w io.Writer, f source, have int64, buf []byte, m *meter) (int64, error) {
 	in, err := os.Open(f.local)
 	if err != nil {
 		return 0, err
 	}
 	defer in.Close()
-	if have < 0 || have > f.Size {
+	if have < 0 || have > f.Size || (have%ChunkSize != 0 && have != f.Size) {
 		return 0, fmt.Errorf("the receiver holds %d bytes of %s, which has %d", have, f.Path, f.Size)
 	}
-	whole := sha256.New()
-	// The part the receiver holds counts in the whole file's hash.
-	if _, err := io.CopyN(whole, in, have); err != nil {
-		return 0, fmt.Errorf("reading %s: %w", f.local, err)
+	whole := newFileSum()
+	// The part the receiver holds counts in the file's digest.
+	for done := int64(0); done < have; {
+		n, err := io.ReadFull(in, buf[:min(int64(len(buf)), have-done)])
+		if err != nil {
+			return 0, fmt.Errorf("reading %s (did it change?): %w", f.local, err)
+		}
+		whole.add(chunkSum(buf[:n]))
+		done += int64(n)
 	}
 	var sent int64
 	for left := f.Size - have; left > 0; {
@@ -168,17 +196,23 @@ func sendFile(w io.Writer, f source, have int64, buf []byte, m *meter) (int64, e
 		if err != nil {
 			return sent, fmt.Errorf("reading %s (did it change?): %w", f.local, err)
 		}
-		whole.Write(buf[:n])
-		if err := writeChunk(w, buf[:n], sha256.Sum256(buf[:n])); err != nil {
+		data := buf[:n]
+		zero := isZero(data)
+		var sum digest
+		if zero {
+			sum = zeroSum(n)
+		} else {
+			sum = chunkSum(data)
+		}
+		whole.add(sum)
+		if err := writeChunk(w, data, sum, zero); err != nil {
 			return sent, fmt.Errorf("sending %s: %w", f.Path, err)
 		}
 		sent += int64(n)
 		left -= int64(n)
 		m.add(f.Path, int64(n))
 	}
-	var sum [sha256.Size]byte
-	copy(sum[:], whole.Sum(nil))
-	if err := writeChunk(w, nil, sum); err != nil {
+	if err := writeChunk(w, nil, whole.sum(), false); err != nil {
 		return sent, fmt.Errorf("sending %s: %w", f.Path, err)
 	}
 	return sent, nil

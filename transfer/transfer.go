@@ -6,8 +6,9 @@
 // Answer that accepts or declines it and says, per file, how many bytes it
 // already holds from an earlier, interrupted attempt at the same offer.
 // The sender then streams each file from there in chunks, each with its
-// SHA-256, and ends each file with the SHA-256 of the whole file, which
-// the receiver checks before it gives the file its name. Names from the
+// BLAKE3 digest, and ends each file with the file's digest (over its
+// chunks' digests), which the receiver checks before it gives the file its
+// name. Names from the
 // sender are checked (CleanName) and written through os.Root, so they
 // never leave the download folder; an existing file is never
 // overwritten ("name (1).ext" instead). An interrupted transfer keeps its
@@ -16,7 +17,6 @@
 package transfer
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -73,6 +73,8 @@ type Result struct {
 	OK    bool     `json:"ok"`
 	Error string   `json:"error,omitempty"`
 	Saved []string `json:"saved,omitempty"` // where the files went, relative to the folder
+	// Cancelled: the receiver's user cancelled (Receiver.Cancel).
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 // Progress reports a transfer as it goes.
@@ -85,8 +87,13 @@ type Progress struct {
 	ETA   time.Duration // at that rate
 }
 
-// ErrDeclined: the receiver declined the offer.
-var ErrDeclined = errors.New("the receiver declined")
+// Errors a transfer ends with, each its own reason.
+var (
+	// ErrDeclined: the receiver declined the offer.
+	ErrDeclined = errors.New("the receiver declined")
+	// ErrCancelled: the receiver cancelled the transfer while it ran.
+	ErrCancelled = errors.New("the transfer was cancelled")
+)
 
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
@@ -118,32 +125,50 @@ func readJSON(r io.Reader, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// A chunk on the wire: 4 octets of length, the SHA-256 of the data, the
-// data. Length 0 ends a file; the hash after it is the whole file's.
-func writeChunk(w io.Writer, data []byte, sum [sha256.Size]byte) error {
-	var hdr [4 + sha256.Size]byte
-	binary.BigEndian.PutUint32(hdr[:4], uint32(len(data)))
+// A chunk on the wire: 4 octets of length, the chunk's digest, the data.
+// The length's top bit marks a chunk of zeros, sent without its data
+// (the holes of sparse files, runs of zeros in disk images). Length 0
+// ends a file; the digest after it is the file's (fileSum).
+const zeroFlag = 1 << 31
+
+func writeChunk(w io.Writer, data []byte, sum digest, zero bool) error {
+	var hdr [4 + digestSize]byte
+	n := uint32(len(data))
+	if zero {
+		n |= zeroFlag
+	}
+	binary.BigEndian.PutUint32(hdr[:4], n)
 	copy(hdr[4:], sum[:])
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
+	}
+	if zero {
+		return nil
 	}
 	_, err := w.Write(data)
 	return err
 }
 
-func readChunk(r io.Reader, buf []byte) (int, [sha256.Size]byte, error) {
-	var hdr [4 + sha256.Size]byte
-	var sum [sha256.Size]byte
+// readChunk reads a chunk into buf; a chunk of zeros fills buf[:n] with
+// zeros.
+func readChunk(r io.Reader, buf []byte) (n int, sum digest, zero bool, err error) {
+	var hdr [4 + digestSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, sum, err
+		return 0, sum, false, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:4])
+	size := binary.BigEndian.Uint32(hdr[:4])
+	zero = size&zeroFlag != 0
+	size &^= zeroFlag
 	copy(sum[:], hdr[4:])
-	if n > ChunkSize {
-		return 0, sum, fmt.Errorf("a chunk of %d bytes (at most %d)", n, ChunkSize)
+	if size > ChunkSize {
+		return 0, sum, false, fmt.Errorf("a chunk of %d bytes (at most %d)", size, ChunkSize)
 	}
-	_, err := io.ReadFull(r, buf[:n])
-	return int(n), sum, err
+	if zero {
+		clear(buf[:size])
+		return int(size), sum, true, nil
+	}
+	_, err = io.ReadFull(r, buf[:size])
+	return int(size), sum, false, err
 }
 
 // meter turns byte counts into Progress reports, one per chunk (a user

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // pair starts two loopback nodes, the second receiving with r, and
 // returns a session from the first to the second.
-func pair(t *testing.T, r *Receiver) *session.Session {
+func pair(t testing.TB, r *Receiver) *session.Session {
 	t.Helper()
 	a, b := nodetest.Loopback(t), nodetest.Loopback(t)
 	b.Handle(Proto, r.Handle)
@@ -32,7 +32,7 @@ func pair(t *testing.T, r *Receiver) *session.Session {
 
 func accept(identity.ID, Offer) bool { return true }
 
-func write(t *testing.T, path string, data []byte) {
+func write(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -220,8 +220,8 @@ func TestHostileOffers(t *testing.T) {
 	var ans Answer
 	readJSON(st, &ans)
 	if ans.Accept {
-		writeChunk(st, []byte("x"), sha256.Sum256([]byte("x")))
-		writeChunk(st, nil, sha256.Sum256([]byte("x")))
+		writeChunk(st, []byte("x"), chunkSum([]byte("x")), false)
+		writeChunk(st, nil, chunkSum([]byte("x")), false)
 		var res Result
 		if err := readJSON(st, &res); err != nil || res.OK {
 			t.Errorf("writing through a symlink: %+v %v", res, err)
