@@ -100,8 +100,12 @@ type Node struct {
 	relayAnswers answers[relayMsg]
 	addrAnswers  answers[addrMsg]
 	onMsg        []MsgHandler
+	watchers     []*watcher // OnSession's
 	address      *addr.Address
 }
+
+// watcher is one OnSession registration (a pointer, so stop finds it).
+type watcher struct{ f func(*session.Session) }
 
 // endpoint is one listening address with its NAT knowledge.
 type endpoint struct {
@@ -464,6 +468,7 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 		return
 	}
 	n.sessions[s] = true
+	watchers := slices.Clone(n.watchers)
 	if inbound {
 		id := s.PeerID()
 		for _, ch := range n.waiting[id] {
@@ -475,6 +480,9 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 		delete(n.waiting, id)
 	}
 	n.mu.Unlock()
+	for _, w := range watchers {
+		w.f(s)
+	}
 	defer func() {
 		n.mu.Lock()
 		delete(n.sessions, s)
@@ -491,6 +499,31 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 			defer st.Close()
 			h(n.ctx, s, st)
 		})
+	}
+}
+
+// OnSession calls f with each session the node serves from now on
+// (incoming ones, those Connect made, reverse connects answered) and, at
+// once, with those it serves already: each session once. f runs on the
+// node's goroutines before the session's streams are served, so it must
+// not block; s.Done tells when the session ends. Calling the returned stop
+// ends the calls, though one already under way may still finish.
+func (n *Node) OnSession(f func(s *session.Session)) (stop func()) {
+	w := &watcher{f: f}
+	n.mu.Lock()
+	n.watchers = append(n.watchers, w)
+	existing := make([]*session.Session, 0, len(n.sessions))
+	for s := range n.sessions {
+		existing = append(existing, s)
+	}
+	n.mu.Unlock()
+	for _, s := range existing {
+		f(s)
+	}
+	return func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.watchers = slices.DeleteFunc(n.watchers, func(x *watcher) bool { return x == w })
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"p2pd/netcore/config"
 	"p2pd/netcore/identity"
 	"p2pd/netcore/pipe"
+	"p2pd/netcore/session"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -180,5 +181,57 @@ func TestCloseStopsEverything(t *testing.T) {
 	case <-res.Session.Done():
 	case <-time.After(5 * time.Second):
 		t.Error("closing a node left its sessions open")
+	}
+}
+
+// TestOnSession: watchers hear of incoming and outgoing sessions once
+// each, a late watcher of those already up, and a stopped one of none.
+func TestOnSession(t *testing.T) {
+	a, b := loopNode(t, Options{}), loopNode(t, Options{})
+	watch := func(n *Node) (chan *session.Session, func()) {
+		ch := make(chan *session.Session, 10)
+		return ch, n.OnSession(func(s *session.Session) { ch <- s })
+	}
+	next := func(ch chan *session.Session) *session.Session {
+		t.Helper()
+		select {
+		case s := <-ch:
+			return s
+		case <-time.After(5 * time.Second):
+			t.Fatal("no session reported")
+			return nil
+		}
+	}
+	// One address to dial, so one session per connect (a losing dial
+	// would be a session too).
+	to := *b.Address()
+	to.Interfaces = []addr.Interface{{V4: b.Address().Interfaces[0].V4}}
+	inB, stopB := watch(b)
+	outA, stopA := watch(a)
+	defer stopA()
+	res, err := a.Connect(connectCtx(t), &to, ConnectOptions{Strategies: []string{Direct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := next(inB); s.PeerID() != a.ID() {
+		t.Errorf("B heard of a session with %s, want %s", s.PeerID(), a.ID())
+	}
+	if s := next(outA); s != res.Session {
+		t.Errorf("A heard of another session than the one Connect made")
+	}
+
+	late, stopLate := watch(b)
+	defer stopLate()
+	if len(late) != 1 || (<-late).PeerID() != a.ID() {
+		t.Error("a late watcher did not hear of the session already up")
+	}
+	stopB()
+	if _, err := a.Connect(connectCtx(t), &to, ConnectOptions{Strategies: []string{Direct}}); err != nil {
+		t.Fatal(err)
+	}
+	next(late)
+	next(outA)
+	if len(inB) != 0 || len(outA) != 0 {
+		t.Errorf("sessions reported twice, or to a stopped watcher: %d, %d", len(inB), len(outA))
 	}
 }
