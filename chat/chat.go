@@ -115,6 +115,9 @@ func (c *Chat) Write(peer identity.ID, text string) (Message, error) {
 	return m, nil
 }
 
+// Waiting returns how many messages to peer wait in the outbox.
+func (c *Chat) Waiting(peer identity.ID) (int, error) { return c.store.Waiting(peer) }
+
 // Deliver sends every undelivered message to the peer of sess, oldest
 // first, and records each receipt. It returns how many were delivered.
 func (c *Chat) Deliver(ctx context.Context, sess *session.Session) (int, error) {

@@ -183,3 +183,51 @@ func TestPrintable(t *testing.T) {
 		t.Errorf("Printable: %q", got)
 	}
 }
+
+// TestTwoProcessesShareAHistory: what one process appends (p2pd chat
+// writing a message, p2pd node recording its receipt), another with the
+// same history open sees; a line still being written waits for its end.
+func TestTwoProcessesShareAHistory(t *testing.T) {
+	dir := t.TempDir()
+	node, cli := openStore(t, dir), openStore(t, dir)
+	peerID := identity.ID{3}
+	if n, err := node.Waiting(peerID); n != 0 || err != nil {
+		t.Fatalf("waiting before any message: %d, %v", n, err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 0 {
+		t.Errorf("counting created %v", files)
+	}
+	New(cli, nil).Write(peerID, "first")
+	node.History(peerID) // the node has the file open from here on
+	m, _ := New(cli, nil).Write(peerID, "queued by the CLI")
+	if n, err := node.Waiting(peerID); n != 2 || err != nil {
+		t.Fatalf("the node sees %d waiting (%v), want 2", n, err)
+	}
+	if err := node.append(peerID, Entry{Receipt: m.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := cli.Pending(peerID); len(p) != 1 || p[0].Text != "first" {
+		t.Errorf("the CLI's outbox after the node's receipt: %+v", p)
+	}
+
+	f, _ := os.OpenFile(filepath.Join(dir, peerID.String()+".jsonl"), os.O_APPEND|os.O_WRONLY, 0)
+	defer f.Close()
+	f.WriteString(`{"id":"half","text":"in progr`)
+	if h, _ := node.History(peerID); len(h) != 2 {
+		t.Errorf("a half-written line was read: %+v", h)
+	}
+	f.WriteString("ess\"}\n")
+	if h, _ := node.History(peerID); len(h) != 3 || h[2].Text != "in progress" {
+		t.Errorf("the finished line was not read: %+v", h)
+	}
+}
+
+func openStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}

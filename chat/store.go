@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,6 +39,7 @@ type Store struct {
 
 type history struct {
 	f     *os.File
+	read  int64 // bytes of the file applied: whole lines
 	lines []Line
 	byID  map[string]int
 }
@@ -88,12 +90,41 @@ func (s *Store) Pending(peer identity.ID) ([]Message, error) {
 	return out, nil
 }
 
-// load reads peer's history once; the caller holds s.mu.
+// Waiting counts our messages to peer still waiting for their receipt;
+// a peer never written to has no history file, and gets none.
+func (s *Store) Waiting(peer identity.ID) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.peers[peer] == nil {
+		if _, err := os.Stat(s.path(peer)); errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+	}
+	h, err := s.load(peer)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, l := range h.lines {
+		if l.Out && !l.Delivered {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Store) path(peer identity.ID) string {
+	return filepath.Join(s.dir, peer.String()+".jsonl")
+}
+
+// load reads peer's history, once, and after that only the lines other
+// processes appended since (p2pd chat writes while p2pd node delivers);
+// the caller holds s.mu.
 func (s *Store) load(peer identity.ID) (*history, error) {
 	if h := s.peers[peer]; h != nil {
-		return h, nil
+		return h, h.catchUp()
 	}
-	name := filepath.Join(s.dir, peer.String()+".jsonl")
+	name := s.path(peer)
 	// O_APPEND: another process on the same data dir (p2pd node and
 	// p2pd chat) appends its own whole lines.
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
@@ -114,15 +145,42 @@ func (s *Store) load(peer identity.ID) (*history, error) {
 		}
 	}
 	h := &history{f: f, byID: map[string]int{}}
-	for line := range bytes.Lines(data[:whole]) {
+	h.applyLines(data[:whole])
+	s.peers[peer] = h
+	return h, nil
+}
+
+// applyLines applies whole lines read from the file.
+func (h *history) applyLines(data []byte) {
+	for line := range bytes.Lines(data) {
 		var e Entry
 		if json.Unmarshal(line, &e) != nil {
 			continue // not ours to judge: keep going
 		}
 		h.apply(e)
 	}
-	s.peers[peer] = h
-	return h, nil
+	h.read += int64(len(data))
+}
+
+// catchUp applies the whole lines appended since the last read. Lines
+// this process wrote come back too; applying an entry twice changes
+// nothing.
+func (h *history) catchUp() error {
+	fi, err := h.f.Stat()
+	if err != nil {
+		return fmt.Errorf("chat history: %w", err)
+	}
+	if fi.Size() <= h.read {
+		return nil
+	}
+	data := make([]byte, fi.Size()-h.read)
+	n, err := h.f.ReadAt(data, h.read)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("chat history: %w", err)
+	}
+	// A line still being written waits for its newline.
+	h.applyLines(data[:bytes.LastIndexByte(data[:n], '\n')+1])
+	return nil
 }
 
 // apply adds an entry to the in-memory history.

@@ -69,6 +69,14 @@ func Open(home string) (*List, error) {
 	return l, nil
 }
 
+// Reload reads the list again: a process that runs for long (p2pd node)
+// sees the friends another process added, renamed or removed.
+func (l *List) Reload() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reload()
+}
+
 // All returns the friends, by name.
 func (l *List) All() []Friend {
 	l.mu.Lock()

@@ -98,3 +98,21 @@ func TestDamagedFileIsAnError(t *testing.T) {
 		t.Error("the damaged list was replaced")
 	}
 }
+
+// TestReloadSeesOtherProcesses: a long-running process sees a friend
+// another process added once it reloads.
+func TestReloadSeesOtherProcesses(t *testing.T) {
+	home := t.TempDir()
+	node, _ := Open(home)
+	cli, _ := Open(home)
+	alice, _ := address(t, 1000)
+	if _, err := cli.Add("Alice", alice); err != nil {
+		t.Fatal(err)
+	}
+	if len(node.All()) != 0 {
+		t.Fatal("the list changed without a reload")
+	}
+	if err := node.Reload(); err != nil || len(node.All()) != 1 || node.All()[0].Name != "Alice" {
+		t.Errorf("after reloading: %+v, %v", node.All(), err)
+	}
+}
