@@ -23,13 +23,14 @@ import (
 func cmdChat(args []string, stdout io.Writer) error {
 	fs := newFlags("chat", stdout)
 	timeout := fs.Duration("timeout", 20*time.Second, "give up connecting after this long")
+	queue := fs.String("queue", "", "write this `text` to the outbox and exit: the running p2pd node delivers it")
 	nf := addNodeFlags(fs)
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"usage: p2pd chat ADDR"}
+		return usageError{"usage: p2pd chat ADDR [--queue TEXT]"}
 	}
 	peer, err := resolvePeer(pos[0])
 	if err != nil {
@@ -44,6 +45,9 @@ func cmdChat(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if *queue != "" {
+		return queueMessage(store, peer, *queue, stdout)
+	}
 	ctx, stop, n, err := startNodeUntilSignal(nf)
 	if err != nil {
 		return err

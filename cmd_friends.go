@@ -79,7 +79,15 @@ func cmdFriends(args []string, stdout io.Writer) error {
 	case len(pos) == 0 || len(pos) == 1 && pos[0] == "list":
 		all := l.All()
 		if *asJSON {
-			return writeJSON(stdout, all)
+			type withOnline struct {
+				friends.Friend
+				Online bool `json:"online"` // seen within onlineWithin
+			}
+			out := []withOnline{}
+			for _, f := range all {
+				out = append(out, withOnline{f, seenLately(f)})
+			}
+			return writeJSON(stdout, out)
 		}
 		if len(all) == 0 {
 			fmt.Fprintln(stdout, "No friends yet: p2pd friends add NAME ADDR")
@@ -88,7 +96,10 @@ func cmdFriends(args []string, stdout io.Writer) error {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		for _, f := range all {
 			seen := "never seen"
-			if !f.LastSeen.IsZero() {
+			switch {
+			case seenLately(f):
+				seen = "online"
+			case !f.LastSeen.IsZero():
 				seen = "seen " + f.LastSeen.Local().Format(time.DateTime)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, f.ID(), seen)

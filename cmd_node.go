@@ -15,6 +15,7 @@ import (
 	"p2pd/chat"
 	"p2pd/netcore/identity"
 	"p2pd/netcore/lan"
+	"p2pd/presence"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -128,7 +129,8 @@ func summarize(a *addr.Address) *addressSummary {
 
 func cmdNode(args []string, stdout io.Writer) error {
 	fs := newFlags("node", stdout)
-	asJSON := fs.Bool("json", false, "print the address as JSON")
+	asJSON := fs.Bool("json", false, "print the address, and then each friend's change, as JSON")
+	poll := fs.Duration("poll", presence.DefaultPoll, "ask each friend this often whether it is online")
 	nf := addNodeFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -152,16 +154,24 @@ func cmdNode(args []string, stdout io.Writer) error {
 	}
 	defer store.Close()
 	var out sync.Mutex
-	n.Handle(chat.Proto, chat.New(store, func(from identity.ID, m chat.Message) {
+	c := chat.New(store, func(from identity.ID, m chat.Message) {
 		if !*asJSON {
 			out.Lock()
 			fmt.Fprintf(stdout, "%s  message from %s: %s\n", m.Time.Local().Format("15:04"), from, chat.Printable(m.Text))
 			out.Unlock()
 		}
-	}).Handle)
+	})
+	n.Handle(chat.Proto, c.Handle)
 	out.Lock()
 	err = printAddress(stdout, n, *asJSON)
 	out.Unlock()
+	if err != nil {
+		n.Close()
+		return err
+	}
+	// Friends: who is online, and what waits for them goes when they can
+	// be reached.
+	keeper, err := runPresence(ctx, n, c, home, *poll, *asJSON, &out, stdout)
 	if err != nil {
 		n.Close()
 		return err
@@ -176,6 +186,7 @@ func cmdNode(args []string, stdout io.Writer) error {
 	}()
 	defer func() { <-beacons }()
 	<-ctx.Done()
+	keeper() // it uses the node until it stops
 	// Clean shutdown: mappings removed, brokers disconnected.
 	return n.Close()
 }

@@ -42,13 +42,17 @@ func cmdSend(args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	strategies := fs.String("strategies", strings.Join(node.Strategies, ","), "strategies to race, comma-separated")
 	timeout := fs.Duration("timeout", 20*time.Second, "give up connecting after this long")
+	queue := fs.Bool("queue", false, "queue the files for a friend: the running p2pd node sends them when the friend can be reached")
 	nf := addNodeFlags(fs)
 	paths, err := parseMixed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(paths) == 0 || *to == "" {
-		return usageError{"usage: p2pd send PATH... --to ADDR"}
+		return usageError{"usage: p2pd send PATH... --to ADDR [--queue]"}
+	}
+	if *queue {
+		return queueFiles(*to, paths, stdout)
 	}
 	peer, err := resolvePeer(*to)
 	if err != nil {
