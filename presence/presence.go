@@ -226,7 +226,9 @@ func New(n *node.Node, list *friends.List, opt Options) *Keeper {
 		friends: map[identity.ID]*friend{}, sessions: map[identity.ID]map[*session.Session]bool{}}
 }
 
-// Run keeps track of the friends until ctx ends; it can run once.
+// Run keeps track of the friends until ctx ends, then returns nil once
+// everything it started has stopped. A Keeper runs once: a second Run is
+// an error.
 func (k *Keeper) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -290,6 +290,9 @@ func TestDeliversWhenFriendConnects(t *testing.T) {
 	nodetest.Connect(t, b.n, a.n)
 	eventually(t, "delivering over Bob's session", func() bool { return len(b.history(a.n.ID())) == 1 }, a.events)
 	eventually(t, "reporting it", a.events.has(Delivered, "delivered 1 message to Bob"), a.events)
+	if err := a.k.Run(context.Background()); err == nil {
+		t.Error("a second Run did not refuse")
+	}
 }
 
 func TestBackoff(t *testing.T) {
