@@ -40,12 +40,18 @@ unit:
 	$(GO) test -race -count=1 -parallel 8 -timeout 20m ./...
 
 # Benchmarks report each figure next to its baseline from the same run
-# (pipe vs raw socket; racing vs one strategy after another); see the
-# ratio columns. The root package's run in the NAT lab (connect times, the
-# NAT report), a few rounds each.
-bench: deps-test
+# (pipe vs raw socket; racing vs one strategy after another; a 1 GiB file
+# by p2pd vs a raw TCP copy and croc); see the ratio columns. The root
+# package's run in the NAT lab: connect times a few rounds each, the
+# transfers once (each moves 5 GiB per link speed).
+bench: deps-test $(TOOLS)/croc
 	$(GO) test -run '^$$' -bench . -benchtime 2s $$($(GO) list ./... | grep -v '^p2pd$$')
-	$(GO) test -run '^$$' -bench . -benchtime 5x .
+	$(GO) test -run '^$$' -bench 'Connect|NAT' -benchtime 5x .
+	$(GO) test -run '^$$' -bench Transfer -benchtime 1x -timeout 30m .
+
+# croc, for the transfer benchmark, from the Go module proxy.
+$(TOOLS)/croc:
+	packaging/croc.sh $(TOOLS)
 
 # Refreshes the README's screenshot from a real run of the app under Xvfb.
 screenshot: deps-test

@@ -13,9 +13,10 @@ libxinerama-dev libxi-dev libxxf86vm-dev libxkbcommon-dev"
 # finds its window with xwininfo and takes a screenshot with xwd + netpbm.
 # The NAT lab (netcore/natlab) builds routers with nftables and iptables and
 # runs the real servers: coturn, mosquitto, chrony, miniupnpd; curl drives the
-# REST API inside a lab host; headless Chromium loads the REST example page.
+# REST API inside a lab host; headless Chromium loads the REST example page;
+# socat is the raw TCP copy the transfer benchmark compares against.
 TEST="iproute2 xvfb xauth x11-utils x11-apps netpbm
-nftables iptables conntrack coturn mosquitto mosquitto-clients chrony curl
+nftables iptables conntrack coturn mosquitto mosquitto-clients chrony curl socat
 chromium-headless-shell
 miniupnpd-iptables miniupnpc natpmpc"
 

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"p2pd/netcore/natlab"
+)
+
+// benchFileSize is the file BenchmarkTransfer moves.
+const benchFileSize = 1 << 30
+
+// BenchmarkTransfer moves a 1 GiB file from host A (behind a NAT) to host
+// B (a public address) in the lab, and in the same run on the same hosts:
+// a raw TCP copy (socat, then fsync, as p2pd's receiver syncs the file
+// before naming it), p2pd over its direct path, p2pd through the TURN
+// relay (coturn in the lab's internet), and croc through its own relay
+// run in the lab's internet. Each is reported in MB/s with the ratios the
+// goals are about: p2pd/raw, p2pd/croc, relay/raw. Once with the links as
+// fast as the machine (the CPU is then the limit, shared by both ends and
+// the routers), once with the internet links at 1 Gbit/s (tbf), as a fast
+// home connection. Run it with `make bench` (-benchtime 1x: each round
+// moves 4 GiB per link speed).
+func BenchmarkTransfer(b *testing.B) {
+	croc := crocBinary(b)
+	size := int64(benchFileSize)
+	if v, err := strconv.ParseInt(os.Getenv("P2PD_BENCH_MIB"), 10, 64); err == nil && v > 0 {
+		size = v << 20 // a quicker look while working on it
+	}
+	for _, link := range []struct{ name, rate string }{{"unlimited", ""}, {"1Gbit", "1gbit"}} {
+		b.Run(link.name, func(b *testing.B) {
+			l := natlab.New(b, natlab.Config{
+				A:    natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterAPDF},
+				B:    natlab.NAT{Mapping: natlab.MapNone, Filtering: natlab.FilterEIF},
+				TURN: true, MQTT: true, NTP: true,
+			})
+			if link.rate != "" {
+				shape(b, l, link.rate)
+			}
+			src := filepath.Join(b.TempDir(), "big.bin")
+			writeNoiseFile(b, src, size)
+			dst := b.TempDir()
+			recv := startReceiver(b, l, dst)
+			relay := startCrocRelay(b, l, croc)
+			var raw, direct, relayed, viaCroc, crocPlain []float64
+			for b.Loop() {
+				raw = append(raw, rawCopy(b, l, src, dst, size))
+				direct = append(direct, p2pdSend(b, l, recv, src, dst, "direct", size))
+				relayed = append(relayed, p2pdSend(b, l, recv, src, dst, "relay", size))
+				viaCroc = append(viaCroc, crocCopy(b, l, croc, relay, src, dst, size))
+				crocPlain = append(crocPlain, crocCopy(b, l, croc, relay, src, dst, size, "--no-compress"))
+			}
+			// croc compresses by default, which costs it dearly on data
+			// that does not compress; the goal is against its better run.
+			r, d, rel, c := medianOf(raw), medianOf(direct), medianOf(relayed), max(medianOf(viaCroc), medianOf(crocPlain))
+			b.ReportMetric(r, "raw-MB/s")
+			b.ReportMetric(d, "p2pd-MB/s")
+			b.ReportMetric(rel, "relay-MB/s")
+			b.ReportMetric(c, "croc-MB/s")
+			b.ReportMetric(d/r, "p2pd/raw")
+			b.ReportMetric(d/c, "p2pd/croc")
+			b.ReportMetric(rel/r, "relay/raw")
+		})
+	}
+}
+
+func medianOf(v []float64) float64 {
+	d := make([]time.Duration, len(v))
+	for i, x := range v {
+		d[i] = time.Duration(x * 1e6)
+	}
+	return float64(median(d)) / 1e6
+}
+
+func mbps(size int64, d time.Duration) float64 { return float64(size) / 1e6 / d.Seconds() }
+
+// writeNoiseFile writes size pseudo-random bytes (no runs of zeros for
+// p2pd to skip, nothing for croc to compress).
+func writeNoiseFile(b *testing.B, path string, size int64) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.CopyN(f, rand.NewChaCha8([32]byte{7}), size); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// shape limits every internet link to rate in both directions (egress of
+// the internet router's interfaces and of the home routers' WAN sides).
+func shape(b *testing.B, l *natlab.Lab, rate string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, ns := range []string{l.Inet, l.A.Router, l.B.Router} {
+		out, err := l.Exec(ctx, ns, "ip", "-o", "link", "show")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			dev := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
+			if dev == "lo" || (ns != l.Inet && !strings.HasPrefix(dev, "wan")) {
+				continue
+			}
+			if out, err := l.Exec(ctx, ns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", "1mb", "latency", "20ms"); err != nil {
+				b.Fatalf("shaping %s in %s: %v %s", dev, ns, err, out)
+			}
+		}
+	}
+}
+
+// rawCopy copies src to B over one TCP connection and syncs it there,
+// returning MB/s.
+func rawCopy(b *testing.B, l *natlab.Lab, src, dst string, size int64) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out := filepath.Join(dst, "raw.bin")
+	defer os.Remove(out)
+	recv := l.Command(ctx, l.B.Host, "sh", "-c", fmt.Sprintf("socat -u -b 262144 TCP-LISTEN:5001,reuseaddr OPEN:%s,creat,trunc && sync %s", out, out))
+	var rerr strings.Builder
+	recv.Stderr = &rerr
+	if err := recv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	send := l.Command(ctx, l.A.Host, "socat", "-u", "-b", "262144", "OPEN:"+src, fmt.Sprintf("TCP:%s:5001,retry=50,interval=0.05", l.B.Host4))
+	if out, err := send.CombinedOutput(); err != nil {
+		recv.Process.Kill()
+		recv.Wait()
+		b.Fatalf("raw copy: %v %s", err, out)
+	}
+	if err := recv.Wait(); err != nil {
+		b.Fatalf("raw receive: %v %s", err, rerr.String())
+	}
+	took := time.Since(start)
+	if fi, err := os.Stat(out); err != nil || fi.Size() != size {
+		b.Fatalf("the raw copy arrived short: %v", err)
+	}
+	b.Logf("raw TCP: %.1f MB/s", mbps(size, took))
+	return mbps(size, took)
+}
+
+// receiver is `p2pd receive --yes` running in host B.
+type receiver struct {
+	addr    string
+	results *json.Decoder
+}
+
+func startReceiver(b *testing.B, l *natlab.Lab, dst string) *receiver {
+	path, err := l.WriteNodeConfig("b-recv", l.NodeConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := p2pdIn(context.Background(), l, l.B.Host, b.TempDir(), "receive", "--yes", "--json", "--dir", dst, "--config", path)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	r := &receiver{results: json.NewDecoder(bufio.NewReader(out))}
+	var first struct{ Address string }
+	if err := r.results.Decode(&first); err != nil {
+		b.Fatalf("receive printed no address: %v", err)
+	}
+	r.addr = v4Only(b, first.Address)
+	return r
+}
+
+// p2pdSend sends src to the receiver with the strategies given and
+// returns MB/s over the transfer (the connection set up before it is not
+// counted; BenchmarkConnect measures that).
+func p2pdSend(b *testing.B, l *natlab.Lab, r *receiver, src, dst, strategies string, size int64) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	path, _ := l.WriteNodeConfig("a-send", l.NodeConfig())
+	out, err := p2pdIn(ctx, l, l.A.Host, b.TempDir(), "send", src, "--to", r.addr, "--json", "--strategies", strategies, "--config", path).Output()
+	var res struct {
+		Strategy string
+		Sent     int64
+		Seconds  float64
+		Error    string
+	}
+	json.Unmarshal(out, &res)
+	if err != nil || res.Sent != size {
+		b.Fatalf("p2pd send over %s: %v %s", strategies, err, out)
+	}
+	var done struct {
+		OK    bool
+		Saved []string
+	}
+	if err := r.results.Decode(&done); err != nil || !done.OK || len(done.Saved) != 1 {
+		b.Fatalf("p2pd receive: %+v %v", done, err)
+	}
+	os.Remove(filepath.Join(dst, done.Saved[0]))
+	b.Logf("p2pd over %s: %.1f MB/s", res.Strategy, mbps(res.Sent, time.Duration(res.Seconds*float64(time.Second))))
+	return mbps(res.Sent, time.Duration(res.Seconds*float64(time.Second)))
+}
+
+// crocBinary is croc, built from the Go module proxy by `make bench`
+// (packaging/croc.sh) into .tools, or the one P2PD_CROC names.
+func crocBinary(b *testing.B) string {
+	path := os.Getenv("P2PD_CROC")
+	if path == "" {
+		path, _ = filepath.Abs(filepath.Join(".tools", "croc"))
+	}
+	if _, err := os.Stat(path); err != nil {
+		b.Fatalf("croc is not built (make bench builds it with packaging/croc.sh): %v", err)
+	}
+	return path
+}
+
+// crocPorts are the croc relay's ports (its default: one to meet, four
+// to carry the file).
+const crocPorts = "9009,9010,9011,9012,9013"
+
+// startCrocRelay runs croc's relay on the lab's first server address and
+// returns host:port for --relay.
+func startCrocRelay(b *testing.B, l *natlab.Lab, croc string) string {
+	// croc looks up its public relay's name at every start, whatever the
+	// flags; the lab has no DNS, so point the lookups at each namespace's
+	// own loopback, where they fail at once instead of timing out
+	// (`ip netns exec` reads /etc/netns/NS/resolv.conf).
+	for _, ns := range []string{l.Inet, l.A.Host, l.B.Host} {
+		dir := filepath.Join("/etc/netns", ns)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	host := natlab.ServerIP1.String()
+	cmd := l.Command(context.Background(), l.Inet, croc, "--ignore-stdin", "relay", "--host", host, "--ports", crocPorts)
+	cmd.Env = append(cmd.Env, "HOME="+b.TempDir())
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if o, _ := l.Exec(ctx, l.Inet, "ss", "-Hltn", "sport = :9013"); len(strings.TrimSpace(string(o))) > 0 {
+			return host + ":9009"
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("croc relay did not start: %s", out.String())
+	return ""
+}
+
+// crocCopy sends src from A to B with croc through its relay, as croc's
+// users do (a code phrase, the receiver accepting with --yes), and
+// returns MB/s from the receiver's start to its end (croc's key exchange
+// and its check of the file included: about 0.1 s).
+func crocCopy(b *testing.B, l *natlab.Lab, croc, relay, src, dst string, size int64, flags ...string) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	code := fmt.Sprintf("p2pd-bench-%d", rand.Uint64())
+	env := []string{"CROC_SECRET=" + code, "HOME=" + b.TempDir()}
+	send := l.Command(ctx, l.A.Host, croc, append(flags, "--relay", relay, "--yes", "--ignore-stdin", "send", "--no-local", src)...)
+	send.Env = append(send.Env, env...)
+	var sendOut syncBuffer
+	send.Stdout, send.Stderr = &sendOut, &sendOut
+	if err := send.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		send.Process.Kill()
+		send.Wait()
+	}()
+	for !strings.Contains(sendOut.String(), "Code is") {
+		if ctx.Err() != nil {
+			b.Fatalf("croc send did not get ready: %s", tail([]byte(sendOut.String())))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	into := filepath.Join(dst, "croc")
+	if err := os.MkdirAll(into, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(into)
+	recv := l.Command(ctx, l.B.Host, croc, append(flags, "--relay", relay, "--ip", relay, "--yes", "--overwrite", "--ignore-stdin", "--out", into)...)
+	recv.Env = append(recv.Env, env...)
+	start := time.Now()
+	if out, err := recv.CombinedOutput(); err != nil {
+		b.Fatalf("croc receive: %v\n%s\nsender: %s", err, tail(out), tail([]byte(sendOut.String())))
+	}
+	took := time.Since(start)
+	if fi, err := os.Stat(filepath.Join(into, filepath.Base(src))); err != nil || fi.Size() != size {
+		b.Fatalf("croc's copy arrived short: %v", err)
+	}
+	b.Logf("croc %s: %.1f MB/s", strings.Join(flags, " "), mbps(size, took))
+	return mbps(size, took)
+}
+
+// tail is the end of a progress-bar-filled output.
+func tail(b []byte) []byte {
+	return b[max(0, len(b)-600):]
+}
