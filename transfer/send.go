@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"p2pd/netcore/session"
@@ -143,9 +144,9 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 	}()
 	var sent int64
 	var sendErr error
-	buf := make([]byte, ChunkSize)
+	bufs := newBufPool()
 	for i, f := range files {
-		n, err := sendFile(st, f, ans.Have[i], buf, m)
+		n, err := sendFile(st, f, ans.Have[i], bufs, m)
 		sent += n
 		if err != nil {
 			sendErr = err
@@ -169,9 +170,35 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 	return o.res, sent, nil
 }
 
+// readAhead is how many chunks are read and hashed ahead of the
+// network: the connection is fed the moment it can take more, so disk
+// reads and hashing never leave it idle (at 1 Gbit/s a 1 ms pause is
+// 125 KB the socket no longer has queued).
+const readAhead = 4
+
+// bufPool holds a transfer's chunk buffers, reused file after file.
+type bufPool chan []byte
+
+func newBufPool() bufPool {
+	p := make(bufPool, readAhead)
+	for range readAhead {
+		p <- make([]byte, ChunkSize)
+	}
+	return p
+}
+
+// chunk is one read and hashed piece of a file.
+type chunk struct {
+	buf  []byte // from the pool; data is buf[:n]
+	n    int
+	sum  digest
+	zero bool
+	err  error
+}
+
 // sendFile sends f from have on (chunks of zeros without their data),
 // then the file's digest.
-func sendFile(w io.Writer, f source, have int64, buf []byte, m *meter) (int64, error) {
+func sendFile(w io.Writer, f source, have int64, bufs bufPool, m *meter) (int64, error) {
 	in, err := os.Open(f.local)
 	if err != nil {
 		return 0, err
@@ -182,35 +209,73 @@ func sendFile(w io.Writer, f source, have int64, buf []byte, m *meter) (int64, e
 	}
 	whole := newFileSum()
 	// The part the receiver holds counts in the file's digest.
+	buf := <-bufs
 	for done := int64(0); done < have; {
 		n, err := io.ReadFull(in, buf[:min(int64(len(buf)), have-done)])
 		if err != nil {
+			bufs <- buf
 			return 0, fmt.Errorf("reading %s (did it change?): %w", f.local, err)
 		}
 		whole.add(chunkSum(buf[:n]))
 		done += int64(n)
 	}
+	bufs <- buf
+
+	// A reader goroutine reads and hashes ahead; it never blocks on
+	// ready (as many slots as buffers), and stops when told.
+	ready := make(chan chunk, readAhead)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ready)
+		for left := f.Size - have; left > 0; {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var buf []byte
+			select {
+			case buf = <-bufs:
+			case <-stop:
+				return
+			}
+			n, err := io.ReadFull(in, buf[:min(int64(len(buf)), left)])
+			if err != nil {
+				ready <- chunk{buf: buf, err: fmt.Errorf("reading %s (did it change?): %w", f.local, err)}
+				return
+			}
+			c := chunk{buf: buf, n: n, zero: isZero(buf[:n])}
+			if c.zero {
+				c.sum = zeroSum(n)
+			} else {
+				c.sum = chunkSum(buf[:n])
+			}
+			ready <- c
+			left -= int64(n)
+		}
+	})
+	defer func() {
+		close(stop)
+		for c := range ready {
+			bufs <- c.buf
+		}
+		wg.Wait()
+	}()
 	var sent int64
-	for left := f.Size - have; left > 0; {
-		n, err := io.ReadFull(in, buf[:min(int64(len(buf)), left)])
+	for c := range ready {
+		if c.err != nil {
+			bufs <- c.buf
+			return sent, c.err
+		}
+		whole.add(c.sum)
+		err := writeChunk(w, c.buf[:c.n], c.sum, c.zero)
+		bufs <- c.buf
 		if err != nil {
-			return sent, fmt.Errorf("reading %s (did it change?): %w", f.local, err)
-		}
-		data := buf[:n]
-		zero := isZero(data)
-		var sum digest
-		if zero {
-			sum = zeroSum(n)
-		} else {
-			sum = chunkSum(data)
-		}
-		whole.add(sum)
-		if err := writeChunk(w, data, sum, zero); err != nil {
 			return sent, fmt.Errorf("sending %s: %w", f.Path, err)
 		}
-		sent += int64(n)
-		left -= int64(n)
-		m.add(f.Path, int64(n))
+		sent += int64(c.n)
+		m.add(f.Path, int64(c.n))
 	}
 	if err := writeChunk(w, nil, whole.sum(), false); err != nil {
 		return sent, fmt.Errorf("sending %s: %w", f.Path, err)
