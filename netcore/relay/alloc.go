@@ -34,20 +34,26 @@ const (
 	// staleNonceRetries is how often a request refused for a stale nonce
 	// is sent again with the fresh one (pion retries its own 3 times too).
 	staleNonceRetries = 3
+	// inQueue is how many peers' datagrams wait for ReadFrom: a QUIC
+	// receiver reads them in batches, and a full queue drops datagrams
+	// (as a socket's full buffer does) rather than stall the server's
+	// answers behind them. 1024 is pion's own queue.
+	inQueue = 1024
 )
 
 // Allocation is a relayed transport address held on a TURN server (RFC 8656).
 //
 // Peers send datagrams to [Allocation.Relayed]; the server forwards those
 // from peers with a permission (see [Allocation.Permit]) and relays what
-// [Allocation.PacketConn] writes. The pion client underneath keeps the
-// allocation alive by itself: it refreshes it at half its lifetime (300 s
-// with coturn's default of 600 s), refreshes every 120 s the permissions
-// of peers it has written to, and renews a peer's channel binding when it
-// writes to it after 5 minutes. Each such request is retransmitted for
-// about 8 s; pion sends it again only for a stale nonce, and a failure
-// shows as a slog warning. Allocation adds a refresh every 120 s for the
-// permissions installed with Permit, which pion does not know about.
+// [Allocation.PacketConn] writes. The pion client underneath allocates
+// and keeps the allocation alive: it refreshes it at half its lifetime
+// (300 s with coturn's default of 600 s). The datagrams themselves bypass
+// pion: the first one to a peer binds a channel to it (ChannelBind, which
+// installs its permission too), and from then on datagrams both ways are
+// ChannelData (see channel.go). Every 120 s Allocation refreshes the
+// channels and the permissions installed with Permit. Each request is
+// retransmitted for about 8 s and sent again for a stale nonce; a failed
+// refresh shows as a slog warning.
 //
 // An Allocation is safe for concurrent use. Close it to free it on the
 // server; it holds a local socket and a few goroutines until then.
@@ -58,15 +64,26 @@ type Allocation struct {
 	tcp     bool
 
 	sock    net.PacketConn // to the server: UDP, or STUN framing over TCP
+	udp     *net.UDPConn   // sock, over UDP
 	buffers interface {
 		SetReadBuffer(int) error
 		SetWriteBuffer(int) error
 	}
 	client *turn.Client
-	relay  net.PacketConn // pion's relayed conn
-	pc     *packetConn
+	relay  net.PacketConn // pion's relayed conn: Data indications arrive there
+	pc     net.PacketConn // *packetConn, or *udpPacketConn over UDP
 
-	in       chan datagram // peers' datagrams, from pump to ReadFrom
+	// Credentials for the requests Allocation sends itself.
+	user      stun.Username
+	realm     stun.Realm
+	integrity stun.MessageIntegrity
+	nonceMu   sync.Mutex
+	nonce     stun.Nonce
+
+	chans   channels
+	dropped atomic.Uint64 // peers' datagrams dropped for a full queue
+
+	in       chan datagram // peers' datagrams, from the read loop and pump to ReadFrom
 	closing  chan struct{} // closed when Close starts
 	freed    chan struct{} // closed when the server answers the freeing Refresh
 	freeOnce sync.Once
@@ -80,17 +97,23 @@ type Allocation struct {
 	mu         sync.Mutex
 	closed     bool
 	permits    map[netip.Addr]bool // peers' IPs installed with Permit
-	refreshing bool                // refreshPermissions runs
-	tasks      sync.WaitGroup      // Permit requests and refreshPermissions
+	refreshing bool                // refresh runs
+	tasks      sync.WaitGroup      // Permit requests and refresh
 
 	permEvery     time.Duration // permissionRefresh; shorter in tests
-	permRefreshes atomic.Uint32 // successful refreshes, for tests
+	permRefreshes atomic.Uint32 // successful refreshes of permissions, for tests
+	chanRefreshes atomic.Uint32 // and of channel bindings
 }
 
+// datagram is a peer's datagram on its way to ReadFrom.
 type datagram struct {
+	buf  *[]byte // data's pooled buffer, or nil
 	data []byte
 	from net.Addr
 }
+
+// release returns d's buffer to the pool once its data is copied out.
+func (d datagram) release() { putBuf(d.buf) }
 
 // Allocate allocates a UDP relay on server with its long-term credentials,
 // from a local socket bound to local (the zero Addr: any address of the
@@ -117,7 +140,7 @@ func Allocate(ctx context.Context, server config.TURN, local netip.Addr) (*Alloc
 		name:      name,
 		server:    serverAddr,
 		tcp:       ep.Proto == "tcp",
-		in:        make(chan datagram, 64),
+		in:        make(chan datagram, inQueue),
 		closing:   make(chan struct{}),
 		freed:     make(chan struct{}),
 		readDone:  make(chan struct{}),
@@ -126,6 +149,8 @@ func Allocate(ctx context.Context, server config.TURN, local netip.Addr) (*Alloc
 		wd:        newDeadline(),
 		permits:   make(map[netip.Addr]bool),
 		permEvery: permissionRefresh,
+		chans:     newChannels(),
+		user:      stun.NewUsername(server.User),
 	}
 	if err := a.open(ctx, local); err != nil {
 		return nil, fmt.Errorf("TURN server %s: %w", name, err)
@@ -174,7 +199,15 @@ func Allocate(ctx context.Context, server config.TURN, local netip.Addr) (*Alloc
 	if ua, ok := r.c.LocalAddr().(*net.UDPAddr); ok {
 		a.relayed = netip.AddrPortFrom(addrOf(ua.IP), uint16(ua.Port))
 	}
-	a.pc = &packetConn{a: a, local: net.UDPAddrFromAddrPort(a.relayed)}
+	// pion took the realm from the server's first answer.
+	a.realm = a.client.Realm()
+	a.integrity = stun.NewLongTermIntegrity(server.User, a.realm.String(), server.Pass)
+	pc := packetConn{a: a, local: net.UDPAddrFromAddrPort(a.relayed)}
+	if a.udp != nil {
+		a.pc = &udpPacketConn{pc}
+	} else {
+		a.pc = &pc
+	}
 	go a.pump()
 	return a, nil
 }
@@ -235,7 +268,7 @@ func (a *Allocation) open(ctx context.Context, local netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("opening a local socket: %w", err)
 	}
-	a.sock, a.buffers = c, c
+	a.sock, a.udp, a.buffers = c, c, c
 	return nil
 }
 
@@ -266,23 +299,42 @@ type resolvedNet struct {
 
 func (n resolvedNet) ResolveUDPAddr(string, string) (*net.UDPAddr, error) { return n.server, nil }
 
-// readLoop feeds what the server sends to the pion client.
+// readLoop reads what the server sends: peers' datagrams on channels go
+// to ReadFrom, the rest (answers, Data indications) to the pion client.
 func (a *Allocation) readLoop() {
 	defer close(a.readDone)
 	buf := make([]byte, maxDatagram)
+	serverAddr := net.UDPAddrFromAddrPort(a.server)
 	for {
-		n, from, err := a.sock.ReadFrom(buf)
+		var (
+			n    int
+			from net.Addr = serverAddr
+			err  error
+		)
+		if a.udp != nil {
+			var ap netip.AddrPort
+			n, ap, err = a.udp.ReadFromUDPAddrPort(buf)
+			// Only the server may speak: anyone else could forge
+			// peers' data.
+			if err == nil && netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) != a.server {
+				continue
+			}
+		} else {
+			n, _, err = a.sock.ReadFrom(buf)
+		}
 		if err != nil {
 			if !a.isClosing() {
 				slog.Debug("relay: connection to the TURN server ended", "server", a.name, "err", err)
 			}
 			return
 		}
-		// Over UDP, only the server may speak: anyone else could forge
-		// peers' data.
-		if ua, ok := from.(*net.UDPAddr); ok && !a.tcp && netip.AddrPortFrom(addrOf(ua.IP), uint16(ua.Port)) != a.server {
+		if number, payload, ok := parseChannelData(buf[:n]); ok {
+			if ch := a.chans.lookup(number); ch != nil {
+				a.deliver(payload, ch.from)
+			}
 			continue
 		}
+		a.noteNonce(buf[:n])
 		if _, err := a.client.HandleInbound(buf[:n], from); err != nil {
 			slog.Debug("relay: ignoring a packet from the TURN server", "server", a.name, "err", err)
 			continue
@@ -306,7 +358,21 @@ func isRefreshAnswer(b []byte) bool {
 		(m.Type.Class == stun.ClassSuccessResponse || m.Type.Class == stun.ClassErrorResponse)
 }
 
-// pump moves peers' datagrams from pion's relayed conn, whose deadlines do
+// deliver queues a copy of a peer's datagram for ReadFrom, or drops it if
+// the queue is full.
+func (a *Allocation) deliver(p []byte, from net.Addr) {
+	bp, b := getBuf(len(p))
+	copy(b, p)
+	select {
+	case a.in <- datagram{bp, b, from}:
+	default:
+		putBuf(bp)
+		a.dropped.Add(1)
+	}
+}
+
+// pump moves peers' datagrams that came as Data indications (before a
+// channel to them was bound) from pion's relayed conn, whose deadlines do
 // not follow net.PacketConn's rules, to a.in.
 func (a *Allocation) pump() {
 	defer close(a.pumpDone)
@@ -318,11 +384,7 @@ func (a *Allocation) pump() {
 		if err != nil {
 			return
 		}
-		select {
-		case a.in <- datagram{slices.Clone(buf[:n]), from}:
-		case <-a.closing:
-			return
-		}
+		a.deliver(buf[:n], from)
 	}
 }
 
@@ -384,12 +446,25 @@ func (a *Allocation) Permit(ctx context.Context, peers ...netip.AddrPort) error 
 	for _, ip := range ips {
 		a.permits[ip] = true
 	}
+	a.startRefreshLocked()
+	return nil
+}
+
+// startRefresher starts refresh unless it runs already or a is closed.
+func (a *Allocation) startRefresher() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.closed {
+		a.startRefreshLocked()
+	}
+}
+
+func (a *Allocation) startRefreshLocked() {
 	if !a.refreshing {
 		a.refreshing = true
 		a.tasks.Add(1)
-		go a.refreshPermissions()
+		go a.refresh()
 	}
-	return nil
 }
 
 // createPermission sends one CreatePermission request for ips.
@@ -409,9 +484,11 @@ func (a *Allocation) createPermission(ips []netip.Addr) error {
 	return err
 }
 
-// refreshPermissions refreshes the permissions installed with Permit until
-// Close.
-func (a *Allocation) refreshPermissions() {
+// refresh refreshes the permissions installed with Permit and the
+// channel bindings until Close. A channel binding lasts 10 minutes and
+// refreshes its peer's permission (RFC 8656 §12), so refreshing both as
+// often as permissions need it keeps both.
+func (a *Allocation) refresh() {
 	defer a.tasks.Done()
 	t := time.NewTicker(a.permEvery)
 	defer t.Stop()
@@ -427,14 +504,26 @@ func (a *Allocation) refreshPermissions() {
 			ips = append(ips, ip)
 		}
 		a.mu.Unlock()
-		if err := a.createPermission(ips); err != nil {
-			if a.isClosing() {
-				return
+		if len(ips) > 0 {
+			if err := a.createPermission(ips); err != nil {
+				if a.isClosing() {
+					return
+				}
+				slog.Warn("relay: refreshing TURN permissions failed", "server", a.name, "peers", ips, "err", err)
+			} else {
+				a.permRefreshes.Add(1)
 			}
-			slog.Warn("relay: refreshing TURN permissions failed", "server", a.name, "peers", ips, "err", err)
-			continue
 		}
-		a.permRefreshes.Add(1)
+		for _, ch := range a.chans.bound() {
+			if err := a.bindChannel(ch); err != nil {
+				if a.isClosing() {
+					return
+				}
+				slog.Warn("relay: refreshing a TURN channel binding failed", "server", a.name, "peer", ch.peer, "err", err)
+				continue
+			}
+			a.chanRefreshes.Add(1)
+		}
 	}
 }
 
@@ -443,8 +532,10 @@ func (a *Allocation) refreshPermissions() {
 // quic-go Transport: ReadFrom blocks until a datagram, its deadline or
 // Close, deadlines follow net.PacketConn's rules, LocalAddr is the relayed
 // address. A datagram larger than ReadFrom's buffer is truncated, as on a
-// UDP socket. The first WriteTo to a peer's IP waits for the server to
-// install a permission (one round trip). Closing it closes the Allocation.
+// UDP socket. The first WriteTo to a peer's address waits for the server
+// to bind a channel to it (one round trip). Over UDP it also has the
+// methods of a *net.UDPConn that quic-go uses for batched reads, path MTU
+// discovery and segmented sends. Closing it closes the Allocation.
 func (a *Allocation) PacketConn() net.PacketConn { return a.pc }
 
 // Close frees the allocation (a Refresh with lifetime 0, waiting up to a

@@ -146,7 +146,7 @@ func TestPacketConnDeadlinesAndClose(t *testing.T) {
 	}
 	c.SetReadDeadline(time.Time{})
 	from := &net.UDPAddr{IP: net.IPv4(203, 0, 113, 1), Port: 50001}
-	a.in <- datagram{[]byte("hello"), from}
+	a.in <- datagram{data: []byte("hello"), from: from}
 	if n, addr, err := c.ReadFrom(buf); err != nil || string(buf[:n]) != "hell" || addr != from {
 		t.Fatalf("read %q from %v, %v; want a truncated datagram", buf[:n], addr, err)
 	}

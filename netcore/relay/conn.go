@@ -6,7 +6,10 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // packetConn is an Allocation's relayed datagram socket (see
@@ -20,50 +23,81 @@ type packetConn struct {
 
 // ReadFrom returns the next datagram from a peer.
 func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	d, err := c.next()
+	if err != nil {
+		return 0, nil, err
+	}
+	n := copy(p, d.data)
+	d.release()
+	return n, d.from, nil
+}
+
+// next waits for the next datagram from a peer.
+func (c *packetConn) next() (datagram, error) {
 	a := c.a
 	select {
 	case <-a.closing:
-		return 0, nil, c.opErr("read", nil, net.ErrClosed)
+		return datagram{}, c.opErr("read", nil, net.ErrClosed)
 	case <-a.rd.wait():
-		return 0, nil, c.opErr("read", nil, os.ErrDeadlineExceeded)
+		return datagram{}, c.opErr("read", nil, os.ErrDeadlineExceeded)
 	default:
 	}
 	select {
 	case d := <-a.in:
-		return copy(p, d.data), d.from, nil
+		return d, nil
 	case <-a.closing:
-		return 0, nil, c.opErr("read", nil, net.ErrClosed)
+		return datagram{}, c.opErr("read", nil, net.ErrClosed)
 	case <-a.rd.wait():
-		return 0, nil, c.opErr("read", nil, os.ErrDeadlineExceeded)
+		return datagram{}, c.opErr("read", nil, os.ErrDeadlineExceeded)
 	}
 }
 
 // WriteTo sends p to the peer at addr through the relay.
 func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ch, err := c.channel(addr)
+	if err != nil {
+		return 0, err
+	}
+	if err := c.a.sendChannelData(ch.number, p); err != nil {
+		return 0, c.writeErr(addr, err)
+	}
+	return len(p), nil
+}
+
+// channel returns the channel to the peer at addr, once the write
+// deadline and Close allow a write.
+func (c *packetConn) channel(addr net.Addr) (*channel, error) {
 	a := c.a
 	select {
 	case <-a.closing:
-		return 0, c.opErr("write", addr, net.ErrClosed)
+		return nil, c.opErr("write", addr, net.ErrClosed)
 	case <-a.wd.wait():
-		return 0, c.opErr("write", addr, os.ErrDeadlineExceeded)
+		return nil, c.opErr("write", addr, os.ErrDeadlineExceeded)
 	default:
 	}
-	to, ok := addr.(*net.UDPAddr)
-	if !ok {
+	var peer netip.AddrPort
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		peer = ua.AddrPort()
+	} else {
 		ap, err := netip.ParseAddrPort(addr.String())
 		if err != nil {
-			return 0, c.opErr("write", addr, fmt.Errorf("not a UDP address: %w", err))
+			return nil, c.opErr("write", addr, fmt.Errorf("not a UDP address: %w", err))
 		}
-		to = net.UDPAddrFromAddrPort(ap)
+		peer = ap
 	}
-	if _, err := a.relay.WriteTo(p, to); err != nil {
-		if a.isClosing() {
-			err = net.ErrClosed
-		}
-		return 0, c.opErr("write", addr, err)
+	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	ch, err := a.channelTo(peer)
+	if err != nil {
+		return nil, c.writeErr(addr, err)
 	}
-	// pion counts the bytes of the TURN message it sent, not of p.
-	return len(p), nil
+	return ch, nil
+}
+
+func (c *packetConn) writeErr(addr net.Addr, err error) error {
+	if c.a.isClosing() {
+		err = net.ErrClosed
+	}
+	return c.opErr("write", addr, err)
 }
 
 // opErr wraps err as a *net.OpError, as a UDP socket reports errors.
@@ -91,7 +125,7 @@ func (c *packetConn) SetReadDeadline(t time.Time) error {
 }
 
 // SetWriteDeadline sets the deadline for future WriteTo calls. A WriteTo
-// already waiting for a permission is not interrupted: the TURN
+// already waiting for a channel binding is not interrupted: the TURN
 // retransmissions or Close end it.
 func (c *packetConn) SetWriteDeadline(t time.Time) error {
 	c.a.wd.set(t)
@@ -103,6 +137,81 @@ func (c *packetConn) SetReadBuffer(n int) error { return c.a.buffers.SetReadBuff
 
 // SetWriteBuffer sizes the send buffer of the socket to the server.
 func (c *packetConn) SetWriteBuffer(n int) error { return c.a.buffers.SetWriteBuffer(n) }
+
+// udpPacketConn is the relayed socket of an allocation reached over UDP.
+// It has what quic-go looks for in a *net.UDPConn (quic.OOBCapablePacketConn
+// and ReadBatch), so quic-go runs on it as on a UDP socket of its own:
+// it reads datagrams in batches, finds the path MTU (DPLPMTUD: the socket
+// to the server sends with Don't Fragment), and hands over bursts of
+// packets for one segmented send (GSO), which WriteMsgUDP frames as a
+// burst of ChannelData messages. Without these, each QUIC packet would be
+// sent alone, at 1280 bytes at most.
+type udpPacketConn struct {
+	packetConn
+}
+
+// SyscallConn returns the socket to the server: quic-go sets its buffer
+// sizes and Don't Fragment, and checks that it can segment (GSO).
+func (c *udpPacketConn) SyscallConn() (syscall.RawConn, error) { return c.a.udp.SyscallConn() }
+
+// ReadMsgUDP reads one datagram from a peer; there is no control data.
+func (c *udpPacketConn) ReadMsgUDP(b, _ []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
+	d, err := c.next()
+	if err != nil {
+		return 0, 0, 0, nil, err
+	}
+	n = copy(b, d.data)
+	d.release()
+	return n, 0, 0, d.from.(*net.UDPAddr), nil
+}
+
+// ReadBatch reads peers' datagrams into ms: it waits for one, then takes
+// what else has arrived, up to len(ms). It reports no control data; a
+// datagram longer than its buffer is truncated.
+func (c *udpPacketConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	d, err := c.next()
+	if err != nil {
+		return 0, err
+	}
+	i := 0
+	for {
+		m := &ms[i]
+		m.N, m.NN, m.Flags, m.Addr = copy(m.Buffers[0], d.data), 0, 0, d.from
+		d.release()
+		if i++; i == len(ms) {
+			return i, nil
+		}
+		select {
+		case d = <-c.a.in:
+		default:
+			return i, nil
+		}
+	}
+}
+
+// WriteMsgUDP sends b to the peer at addr through the relay. Of the
+// control data only a segment size (GSO) counts: b then holds packets of
+// that size, the last one shorter maybe, and they leave as one segmented
+// send of ChannelData messages.
+func (c *udpPacketConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
+	ch, err := c.channel(addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	seg := gsoSegment(oob)
+	if seg <= 0 || seg >= len(b) {
+		err = c.a.sendChannelData(ch.number, b)
+	} else {
+		err = c.a.sendChannelBurst(ch.number, b, seg)
+	}
+	if err != nil {
+		return 0, 0, c.writeErr(addr, err)
+	}
+	return len(b), len(oob), nil
+}
 
 // deadline is a net.Conn deadline: a channel closed once it passes, as in
 // the standard library's net.Pipe.

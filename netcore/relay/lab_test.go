@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 		"errors":    childErrors,
 		"lifecycle": childLifecycle,
 		"quic":      childQUIC,
+		"quicbench": childQUICBench,
 	})
 	goleak.VerifyTestMain(m)
 }
@@ -518,6 +519,7 @@ func TestAllocateErrors(t *testing.T) {
 type lifecycleResult struct {
 	AllocateUDP, AllocateTCP time.Duration
 	PermRefreshes            uint32
+	ChanRefreshes            uint32 // of x's channel to y, in 500 ms
 	Close                    time.Duration
 }
 
@@ -588,6 +590,14 @@ func childLifecycle(args []string) error {
 		return err
 	}
 	if err := exchange(yc, xc, "pong"); err != nil {
+		return err
+	}
+	// x bound a channel to y for "ping": it is refreshed with the
+	// permissions, and still carries datagrams.
+	bound := x.chanRefreshes.Load()
+	time.Sleep(500 * time.Millisecond)
+	res.ChanRefreshes = x.chanRefreshes.Load() - bound
+	if err := exchange(xc, yc, "ping after refreshes"); err != nil {
 		return err
 	}
 
@@ -716,13 +726,16 @@ func TestAllocationLifecycle(t *testing.T) {
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("child printed %q: %v", out, err)
 	}
-	t.Logf("allocate over UDP %v, over TCP %v; %d permission refreshes in 1 s; close %v, relayed port closed by coturn %v later",
-		r.AllocateUDP.Round(time.Millisecond), r.AllocateTCP.Round(time.Millisecond), r.PermRefreshes, r.Close.Round(time.Millisecond), gone.Round(time.Millisecond))
+	t.Logf("allocate over UDP %v, over TCP %v; %d permission refreshes in 1 s, %d channel refreshes in 500 ms; close %v, relayed port closed by coturn %v later",
+		r.AllocateUDP.Round(time.Millisecond), r.AllocateTCP.Round(time.Millisecond), r.PermRefreshes, r.ChanRefreshes, r.Close.Round(time.Millisecond), gone.Round(time.Millisecond))
 	if r.Close >= freeWait/2 {
 		t.Errorf("Close took %v: it did not see the server confirm the freeing", r.Close)
 	}
 	if r.PermRefreshes < 3 {
 		t.Errorf("%d permission refreshes in 1 s every 200 ms", r.PermRefreshes)
+	}
+	if r.ChanRefreshes < 1 {
+		t.Errorf("%d channel refreshes in 500 ms every 200 ms", r.ChanRefreshes)
 	}
 }
 
