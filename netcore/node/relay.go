@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +35,14 @@ const (
 	// allocateTimeout bounds one TURN server's allocation: a few round
 	// trips; a silent server must leave time for the next.
 	allocateTimeout = 2 * time.Second
+	// relayPairDelay is the head start of the one-sided path (this
+	// node's own socket to the peer's relay) over the relay-to-relay
+	// path. Its handshake takes a round trip through one relay, so it is
+	// done well within a second where it works at all; it fails where
+	// this node cannot send UDP to the relay's port, or reaches it from
+	// an address the peer did not permit, and then waiting longer only
+	// delays the fallback.
+	relayPairDelay = time.Second
 )
 
 // relayMsg is the body of kindRelayOffer and kindRelayAnswer: a relayed
@@ -41,7 +51,11 @@ type relayMsg struct {
 	ID      string           `json:"id"`
 	Relayed netip.AddrPort   `json:"relayed,omitzero"`
 	Brokers []netip.AddrPort `json:"brokers,omitempty"` // offer: where the initiator listens, for the answer
-	Error   string           `json:"error,omitempty"`   // answer: why the peer cannot relay
+	// Direct, in the offer, lists the initiator's external addresses:
+	// it will also try its own socket to the peer's relay, which must
+	// permit them. In the answer it lists those the relay permitted.
+	Direct []netip.Addr `json:"direct,omitempty"`
+	Error  string       `json:"error,omitempty"` // answer: why the peer cannot relay
 }
 
 // planRelay says whether the relay can start towards to, or why not.
@@ -78,10 +92,34 @@ func (n *Node) allocate(ctx context.Context) (*relay.Allocation, error) {
 	return nil, errors.New(strings.Join(errs, "; "))
 }
 
+// externalIPs lists this node's external addresses, as its address has
+// them: where its packets come from as the internet sees them.
+func (n *Node) externalIPs() []netip.Addr {
+	var out []netip.Addr
+	if mine := n.Address(); mine != nil {
+		for _, ifc := range mine.Interfaces {
+			for _, ep := range []*addr.Endpoint{ifc.V4, ifc.V6} {
+				if ep != nil && ep.External.IsValid() && !slices.Contains(out, ep.External) {
+					out = append(out, ep.External)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // relayTo runs the initiator's side of the relay: allocate, offer the
-// relayed address, and open a QUIC session from relay to relay once the
-// peer answers with its own. wait is the head start to give the others
-// first.
+// relayed address, and, once the peer answers with its own, race two
+// paths to it as ICE pairs a relayed candidate with a peer's reflexive
+// one: this node's own UDP socket to the peer's relayed address (one
+// relay, and quic-go on a socket of its own), and after relayPairDelay
+// this node's relayed address to the peer's (relay to relay, the path
+// that works wherever both reach the TURN server at all). wait is the
+// head start to give the other strategies first.
+//
+// The peer's relay forwards the one-sided path's packets because it
+// permitted this node's external IP; this node's NAT lets the replies
+// in because they come from the very address it sent to.
 func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration, note noter) (*session.Session, string, error) {
 	select {
 	case <-time.After(wait):
@@ -94,7 +132,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	}
 	note.say("allocated %v on %v; offering it over signaling", a.Relayed(), a.Server())
 	ans, err := exchange(ctx, n, &n.relayAnswers, to, kindRelayOffer, "relay", relayAnswerTimeout, func(id string) any {
-		return relayMsg{ID: id, Relayed: a.Relayed(), Brokers: n.brokers}
+		return relayMsg{ID: id, Relayed: a.Relayed(), Brokers: n.brokers, Direct: n.externalIPs()}
 	})
 	if err != nil {
 		a.Close()
@@ -104,24 +142,121 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 		a.Close()
 		return nil, "", fmt.Errorf("the peer cannot relay: %s", ans.Error)
 	}
+	if !ans.Relayed.IsValid() {
+		a.Close()
+		return nil, "", errors.New("the peer answered the relay offer without a relayed address")
+	}
 	if err := a.Permit(ctx, ans.Relayed); err != nil {
 		a.Close()
 		return nil, "", err
 	}
-	note.say("the peer relays from %v; securing the session", ans.Relayed)
-	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	s, err := session.ClientQUIC(hctx, &quic.Transport{Conn: a.PacketConn()}, net.UDPAddrFromAddrPort(ans.Relayed), n.id, to.Key)
-	if err != nil {
-		a.Close()
-		return nil, "", err
+	return n.relayPaths(ctx, a, ans, to.Key, note)
+}
+
+// relayPath is one path of relayPaths: its session, or why it failed.
+type relayPath struct {
+	oneSided bool
+	s        *session.Session
+	err      error
+}
+
+// relayPaths races the one-sided path (if the peer's relay permitted
+// this node) and the relay-to-relay path to the peer's relayed address,
+// and keeps the first session secured; a is freed unless its path wins.
+func (n *Node) relayPaths(ctx context.Context, a *relay.Allocation, ans relayMsg, want ed25519.PublicKey, note noter) (*session.Session, string, error) {
+	peer := net.UDPAddrFromAddrPort(ans.Relayed)
+	var direct *net.UDPConn
+	if slices.ContainsFunc(ans.Direct, func(ip netip.Addr) bool { return ip.Is4() == ans.Relayed.Addr().Is4() }) {
+		network := "udp4"
+		if !ans.Relayed.Addr().Is4() {
+			network = "udp6"
+		}
+		var err error
+		if direct, err = net.ListenUDP(network, nil); err != nil {
+			n.log.Debug("node: no socket for the one-sided relay path", "err", err)
+		}
 	}
-	return s, fmt.Sprintf("relayed by %v: %v to %v (QUIC)", a.Server(), a.Relayed(), ans.Relayed), nil
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan relayPath, 2)
+	// directFailed starts the relay-to-relay path early.
+	directFailed := make(chan struct{})
+	if direct != nil {
+		note.say("the peer relays from %v; securing the session from this node's own socket to it, relay to relay after %v", ans.Relayed, relayPairDelay)
+		go func() {
+			hctx, hcancel := context.WithTimeout(rctx, dialTimeout)
+			defer hcancel()
+			tr := &quic.Transport{Conn: direct}
+			s, err := session.ClientQUIC(hctx, tr, peer, n.id, want)
+			if err != nil {
+				tr.Close()
+				direct.Close()
+				close(directFailed)
+			}
+			results <- relayPath{true, s, err}
+		}()
+	} else {
+		note.say("the peer relays from %v; securing the session relay to relay", ans.Relayed)
+		close(directFailed)
+	}
+	go func() {
+		t := time.NewTimer(relayPairDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-directFailed:
+		case <-rctx.Done():
+			a.Close()
+			results <- relayPath{err: rctx.Err()}
+			return
+		}
+		hctx, hcancel := context.WithTimeout(rctx, dialTimeout)
+		defer hcancel()
+		s, err := session.ClientQUIC(hctx, &quic.Transport{Conn: a.PacketConn()}, peer, n.id, want)
+		if err != nil {
+			a.Close()
+		}
+		results <- relayPath{false, s, err}
+	}()
+	paths := 1
+	if direct != nil {
+		paths = 2
+	}
+	var won *relayPath
+	var errs []string
+	for range paths {
+		r := <-results
+		switch {
+		case r.err == nil && won == nil:
+			won = &r
+			cancel() // the other path stops; if it made a session, it is closed below
+		case r.err == nil:
+			r.s.Close()
+		case won == nil && !errors.Is(r.err, context.Canceled):
+			what := "relay to relay"
+			if r.oneSided {
+				what = "from this node's socket"
+			}
+			errs = append(errs, fmt.Sprintf("%s: %v", what, r.err))
+		}
+	}
+	if won == nil {
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		return nil, "", errors.New(strings.Join(errs, "; "))
+	}
+	if won.oneSided {
+		return won.s, fmt.Sprintf("relayed by %v: this node's own socket to %v (QUIC, one relay)", a.Server(), ans.Relayed), nil
+	}
+	return won.s, fmt.Sprintf("relayed by %v: %v to %v (QUIC, relay to relay)", a.Server(), a.Relayed(), ans.Relayed), nil
 }
 
 // answerRelay runs the responder's side of a relay offer: allocate,
-// permit the initiator's relayed address, wait for its QUIC session, and
-// answer with this side's relayed address.
+// permit the initiator's relayed address and its external addresses,
+// answer with this side's relayed address, and serve the QUIC sessions
+// the initiator opens to it (from its relay, from its own socket, or
+// both: it keeps one and closes the other) until the offer's time is up.
 func (n *Node) answerRelay(m signal.Message) {
 	var offer relayMsg
 	if err := json.Unmarshal(m.Body, &offer); err != nil || offer.ID == "" || !offer.Relayed.IsValid() {
@@ -129,7 +264,7 @@ func (n *Node) answerRelay(m signal.Message) {
 		return
 	}
 	n.spawn(func() {
-		ctx, cancel := context.WithTimeout(n.ctx, relayAnswerTimeout+dialTimeout)
+		ctx, cancel := context.WithTimeout(n.ctx, relayAnswerTimeout+relayPairDelay+dialTimeout)
 		defer cancel()
 		answer := func(msg relayMsg) error {
 			msg.ID = offer.ID
@@ -141,8 +276,9 @@ func (n *Node) answerRelay(m signal.Message) {
 			return
 		}
 		a, err := n.allocate(ctx)
+		var direct []netip.Addr
 		if err == nil {
-			err = a.Permit(ctx, offer.Relayed)
+			direct, err = n.permitOffer(ctx, a, offer)
 			if err != nil {
 				a.Close()
 			}
@@ -152,25 +288,60 @@ func (n *Node) answerRelay(m signal.Message) {
 			n.log.Info("node: could not relay", "peer", m.From, "err", err)
 			return
 		}
-		tr := &quic.Transport{Conn: a.PacketConn()}
-		type result struct {
-			s   *session.Session
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			s, err := session.ServerQUIC(ctx, tr, n.id, m.From)
-			done <- result{s, err}
-		}()
-		if err := answer(relayMsg{Relayed: a.Relayed()}); err != nil {
-			cancel()
-		}
-		r := <-done
-		if r.err != nil {
+		l, err := session.ListenQUIC(&quic.Transport{Conn: a.PacketConn()}, n.id, m.From)
+		if err != nil {
 			a.Close()
-			n.log.Info("node: relayed session failed", "peer", m.From, "err", r.err)
+			answer(relayMsg{Error: err.Error()})
 			return
 		}
-		n.serve(r.s, false)
+		defer l.Close()
+		if err := answer(relayMsg{Relayed: a.Relayed(), Direct: direct}); err != nil {
+			n.log.Info("node: could not answer a relay offer", "peer", m.From, "err", err)
+			return
+		}
+		served := false
+		for {
+			s, err := l.Accept(ctx)
+			if err != nil {
+				if !served {
+					n.log.Info("node: relayed session failed", "peer", m.From, "err", err)
+				}
+				return
+			}
+			served = true
+			n.spawnOr(func() { s.Close() }, func() { n.serve(s, false) })
+		}
 	})
+}
+
+// permitOffer permits the initiator's relayed address on a, and its
+// external addresses of the relay's family for the one-sided path; it
+// returns those permitted. Only the first is required: a server may
+// refuse to relay for some addresses.
+func (n *Node) permitOffer(ctx context.Context, a *relay.Allocation, offer relayMsg) ([]netip.Addr, error) {
+	var direct []netip.AddrPort
+	for _, ip := range offer.Direct {
+		if ip.Unmap().Is4() == a.Relayed().Addr().Is4() {
+			direct = append(direct, netip.AddrPortFrom(ip.Unmap(), 0))
+		}
+	}
+	directErr := make(chan error, 1)
+	if len(direct) > 0 {
+		go func() { directErr <- a.Permit(ctx, direct...) }()
+	} else {
+		directErr <- errors.New("the initiator offered no address of the relay's family")
+	}
+	if err := a.Permit(ctx, offer.Relayed); err != nil {
+		<-directErr
+		return nil, err
+	}
+	if err := <-directErr; err != nil {
+		n.log.Debug("node: no one-sided relay path", "err", err)
+		return nil, nil
+	}
+	ips := make([]netip.Addr, len(direct))
+	for i, d := range direct {
+		ips[i] = d.Addr()
+	}
+	return ips, nil
 }

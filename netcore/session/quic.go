@@ -50,7 +50,15 @@ func ClientQUIC(ctx context.Context, tr *quic.Transport, raddr net.Addr, id *ide
 	if err != nil {
 		return nil, fmt.Errorf("secure handshake with %v over QUIC: %w", raddr, err)
 	}
-	return quicSession(c, tr)
+	return quicSession(c, tr, closeTransport(tr))
+}
+
+// closeTransport returns a release func that closes tr and its socket.
+func closeTransport(tr *quic.Transport) func() {
+	return func() {
+		tr.Close()
+		tr.Conn.Close()
+	}
 }
 
 // ServerQUIC waits on tr for the peer holding want (nil: any peer) to open
@@ -72,16 +80,88 @@ func ServerQUIC(ctx context.Context, tr *quic.Transport, id *identity.Identity, 
 	if err != nil {
 		return nil, fmt.Errorf("waiting for a QUIC session: %w", err)
 	}
-	return quicSession(c, tr)
+	return quicSession(c, tr, closeTransport(tr))
 }
 
-func quicSession(c *quic.Conn, tr *quic.Transport) (*Session, error) {
+// QUICListener accepts QUIC sessions from one peer on a transport until
+// it is closed. More than one may arrive when the peer races paths that
+// end at this socket; the peer keeps one and closes the others. The
+// listener and the sessions it accepted share the transport: it and its
+// socket are closed once the listener is closed and each of those
+// sessions has ended.
+type QUICListener struct {
+	ln        *quic.Listener
+	tr        *quic.Transport
+	mu        sync.Mutex
+	refs      int // the listener until Close, and each session accepted
+	closeOnce sync.Once
+}
+
+// ListenQUIC listens on tr for QUIC sessions from the peer holding want
+// (nil: any peer). From then on the listener owns tr and its socket.
+func ListenQUIC(tr *quic.Transport, id *identity.Identity, want ed25519.PublicKey) (*QUICListener, error) {
+	cfg, err := id.TLSConfig(want)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := tr.Listen(cfg, quicConfig())
+	if err != nil {
+		return nil, fmt.Errorf("waiting for a QUIC session: %w", err)
+	}
+	return &QUICListener{ln: ln, tr: tr, refs: 1}, nil
+}
+
+// Accept waits until ctx ends for the next session. Peers with another
+// key fail their handshake and are not returned.
+func (l *QUICListener) Accept(ctx context.Context) (*Session, error) {
+	c, err := l.ln.Accept(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for a QUIC session: %w", err)
+	}
+	l.mu.Lock()
+	if l.refs == 0 { // closed meanwhile, and the transport with it
+		l.mu.Unlock()
+		c.CloseWithError(0, "")
+		return nil, fmt.Errorf("waiting for a QUIC session: %w", net.ErrClosed)
+	}
+	l.refs++
+	l.mu.Unlock()
+	s, err := quicSession(c, l.tr, l.unref)
+	if err != nil {
+		l.unref()
+	}
+	return s, err
+}
+
+// Close stops accepting sessions; those accepted go on.
+func (l *QUICListener) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		err = l.ln.Close()
+		l.unref()
+	})
+	return err
+}
+
+func (l *QUICListener) unref() {
+	l.mu.Lock()
+	l.refs--
+	last := l.refs == 0
+	l.mu.Unlock()
+	if last {
+		closeTransport(l.tr)()
+	}
+}
+
+// quicSession makes a session of c; release frees its transport when the
+// session ends. On failure c is closed and release not called.
+func quicSession(c *quic.Conn, tr *quic.Transport, release func()) (*Session, error) {
 	peer, err := identity.PeerKey(c.ConnectionState().TLS)
 	if err != nil {
 		c.CloseWithError(0, "")
 		return nil, err
 	}
-	q := &quicConn{c: c, tr: tr}
+	q := &quicConn{c: c, tr: tr, free: release}
 	// A session that ends by itself (peer closed, idle timeout) frees its
 	// socket too.
 	go func() {
@@ -95,15 +175,11 @@ func quicSession(c *quic.Conn, tr *quic.Transport) (*Session, error) {
 type quicConn struct {
 	c    *quic.Conn
 	tr   *quic.Transport
+	free func() // frees the transport, or the session's share of it
 	once sync.Once
 }
 
-func (q *quicConn) release() {
-	q.once.Do(func() {
-		q.tr.Close()
-		q.tr.Conn.Close()
-	})
-}
+func (q *quicConn) release() { q.once.Do(q.free) }
 
 func (q *quicConn) open(ctx context.Context) (net.Conn, error) {
 	st, err := q.c.OpenStreamSync(ctx)

@@ -198,3 +198,68 @@ func testOpenObeysContext(t *testing.T, transport string) {
 		t.Error("open without an accepting peer succeeded")
 	}
 }
+
+// TestQUICListenerSharesTransport: a listener accepts two sessions from
+// the same peer on one socket; the socket outlives the listener and the
+// first session, and closes with the last.
+func TestQUICListenerSharesTransport(t *testing.T) {
+	a, _ := identity.New()
+	b, _ := identity.New()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ListenQUIC(&quic.Transport{Conn: pc}, b, a.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var clients, servers []*Session
+	for range 2 {
+		cpc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctr := &quic.Transport{Conn: cpc}
+		cli, err := ClientQUIC(ctx, ctr, pc.LocalAddr(), a, b.Public)
+		if err != nil {
+			ctr.Close()
+			cpc.Close()
+			t.Fatal(err)
+		}
+		srv, err := l.Accept(ctx)
+		if err != nil {
+			cli.Close()
+			t.Fatal(err)
+		}
+		clients, servers = append(clients, cli), append(servers, srv)
+		closeLater(t, cli, srv)
+	}
+	echo := func(i int) error {
+		st, err := clients[i].Open(ctx, "echo/1")
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		st.Write([]byte("hi"))
+		buf := make([]byte, 2)
+		_, err = io.ReadFull(st, buf)
+		return err
+	}
+	done := serveEcho(servers[1])
+	servers[0].Close()
+	l.Close()
+	if err := echo(1); err != nil {
+		t.Fatalf("the second session after the first one and the listener closed: %v", err)
+	}
+	if _, err := pc.WriteTo([]byte("x"), pc.LocalAddr()); err != nil {
+		t.Fatalf("the socket closed while a session uses it: %v", err)
+	}
+	servers[1].Close()
+	<-done
+	if _, err := pc.WriteTo([]byte("x"), pc.LocalAddr()); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the socket is still open after the last session ended: %v", err)
+	}
+}

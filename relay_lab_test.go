@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"p2pd/netcore/natlab"
+	"p2pd/netcore/node"
+)
+
+// TestRelayPaths: between two random symmetric NATs the relay takes the
+// one-sided path (A's own socket to B's relayed address) when it can; when
+// A's router lets UDP out only to the TURN server's and NTP's ports, as
+// strict office firewalls do, A cannot reach B's relayed port, and the
+// relay-to-relay path connects instead.
+func TestRelayPaths(t *testing.T) {
+	hard := natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF}
+	l := natlab.New(t, natlab.Config{A: hard, B: hard, TURN: true, MQTT: true, NTP: true})
+	b := nodeIn(t, l, l.B.Host, "b")
+	to := v4Only(t, b.addr)
+	mustConnect(t, l, l.A.Host, "a", to, node.Relay, "(QUIC, one relay)")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if out, err := l.Exec(ctx, l.A.Router, "nft", "insert", "rule", "inet", "fw", "forward",
+		`iifname "lan" oifname "wan" udp dport != { 123, 3478, 3479 } drop`); err != nil {
+		t.Fatalf("firewalling A: %v %s", err, out)
+	}
+	mustConnect(t, l, l.A.Host, "a-firewalled", to, node.Relay, "(QUIC, relay to relay)")
+}
