@@ -4,7 +4,9 @@ package assets
 
 import _ "embed"
 
-// IconPNG is the app icon: two peers joined by a direct link, 512x512.
+// IconPNG is the app icon, 512x512: two computers joined directly through a
+// hole in the wall between them. icon.svg is its source; `go run
+// ./packaging/icon` renders it.
 //
 //go:embed icon.png
 var IconPNG []byte
