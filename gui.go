@@ -2,10 +2,38 @@
 
 package main
 
-import "p2pd/ui"
+import (
+	"errors"
+	"os"
+	"runtime"
+
+	"p2pd/ui"
+)
 
 // runGUI opens the desktop app and returns when its window closes.
 func runGUI() error {
+	if err := displayMissing(runtime.GOOS, os.Getenv); err != nil {
+		return err
+	}
 	ui.Run(ui.Info{Version: version})
+	return nil
+}
+
+// errNoDisplay says, in one line, why the app cannot open and what works
+// instead.
+var errNoDisplay = errors.New("no display to open the desktop app on (DISPLAY and WAYLAND_DISPLAY are unset); " +
+	"to run without a window, use 'p2pd node' (or 'p2pd help' for every command)")
+
+// displayMissing reports errNoDisplay where the windowing library needs a
+// display server and the environment names none (a server, an SSH login
+// without X forwarding): without the check, GLFW fails to start and Fyne
+// panics with a stack trace.
+func displayMissing(goos string, getenv func(string) string) error {
+	switch goos {
+	case "linux", "freebsd", "openbsd", "netbsd", "dragonfly":
+		if getenv("DISPLAY") == "" && getenv("WAYLAND_DISPLAY") == "" {
+			return errNoDisplay
+		}
+	}
 	return nil
 }
