@@ -3,6 +3,7 @@ package diag
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,10 +77,15 @@ func Findings(r *netcheck.Report) []Finding {
 	case main != nil && main.Family == netif.IPv4:
 		add(Note, "You have no IPv6 connection to the internet: P2PD uses IPv4, which works just as well.")
 	}
+	servers := r.Servers
 	if f, ok := clockFinding(r.Clock); ok {
 		out = append(out, f)
+		if r.Clock.Error != "" {
+			// The clock's finding already says no time server answered.
+			servers = slices.DeleteFunc(slices.Clone(servers), func(s netcheck.ServerOutcome) bool { return s.Kind == "ntp" })
+		}
 	}
-	return append(out, serverFindings(r.Servers)...)
+	return append(out, serverFindings(servers)...)
 }
 
 // natFindings explains what the router of one family does: how it maps
@@ -92,7 +98,7 @@ func natFindings(f *netcheck.Family) []Finding {
 		if f.Error != "" {
 			why = " (" + f.Error + ")"
 		}
-		return []Finding{{Poor, fmt.Sprintf("No STUN server answered over %v%s: P2PD cannot tell what your router does. Check that you are online and that a firewall lets P2PD out, then run the check again.", f.Family, why)}}
+		return []Finding{{Poor, fmt.Sprintf("P2PD could not learn what your router does over %v%s. Check that you are online and that a firewall lets P2PD out, then run the check again.", f.Family, why)}}
 	case !p.UDP && !p.TCP:
 		return []Finding{{Poor, "No STUN server answered: you seem to be offline, or your network blocks traffic to the outside. Check your connection, then run the check again."}}
 	case !p.UDP:
@@ -288,12 +294,12 @@ func Trouble(r *netcheck.Report) (Level, string) {
 	if len(failed) == 0 {
 		return Good, ""
 	}
-	level, what := Fair, "The results below may be incomplete."
+	list := strings.Join(failed, ", ")
 	if len(failed) == len(r.Servers) {
-		level, what = Poor, "You seem to be offline, or a firewall blocks P2PD."
+		return Poor, fmt.Sprintf("None of the %d servers answered (%s): you seem to be offline, or a firewall blocks P2PD. Check your connection, then press Run again.", len(failed), list)
 	}
-	return level, fmt.Sprintf("%d of %d servers did not answer (%s). %s Check your internet connection and that no firewall blocks P2PD, then press Run again.",
-		len(failed), len(r.Servers), strings.Join(failed, ", "), what)
+	return Fair, fmt.Sprintf("%d of %d servers did not answer (%s), so the results below may be incomplete. If it happens again, check that no firewall blocks P2PD.",
+		len(failed), len(r.Servers), list)
 }
 
 // primary returns the default interface's findings for a family (the

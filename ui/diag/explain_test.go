@@ -128,7 +128,7 @@ func TestFindingsExplainNATKinds(t *testing.T) {
 			p.TCP = false
 			return p
 		}(), []Finding{{Note, "No STUN server answered over TCP"}}},
-		{"no answer", nil, []Finding{{Poor, "No STUN server answered over IPv4: P2PD cannot tell what your router does. Check that you are online"}}},
+		{"no answer", nil, []Finding{{Poor, "P2PD could not learn what your router does over IPv4. Check that you are online"}}},
 	} {
 		got := Findings(reportWith(tc.p))
 		for _, w := range tc.want {
@@ -166,7 +166,10 @@ func TestFindingsExplainTheRest(t *testing.T) {
 		{"clock right", func(r *netcheck.Report) { r.Clock = &netcheck.Clock{Offset: -12 * time.Millisecond} }, Good, "Your clock is right (12 ms off)"},
 		{"clock off", func(r *netcheck.Report) { r.Clock = &netcheck.Clock{Offset: 2300 * time.Millisecond} }, Fair, "Your clock is 2.3 s off: P2PD corrects for it when timing hole punches."},
 		{"clock far off", func(r *netcheck.Report) { r.Clock = &netcheck.Clock{Offset: -5 * time.Minute} }, Fair, "Your clock is 5 min off: P2PD corrects for it, but set it right"},
-		{"no time server", func(r *netcheck.Report) { r.Clock = &netcheck.Clock{Error: "no NTP server answered"} }, Fair, "could not ask a time server (no NTP server answered)"},
+		{"no time server", func(r *netcheck.Report) {
+			r.Clock = &netcheck.Clock{Error: "no NTP server answered"}
+			r.Servers = []netcheck.ServerOutcome{{Kind: "ntp", Server: "time.example.org:123", Error: "timeout"}}
+		}, Fair, "could not ask a time server (no NTP server answered)"},
 		{"IPv6 firewall", func(r *netcheck.Report) {
 			v6 := netip.MustParseAddr("2001:db8::20")
 			r.Interfaces[0].Families = append(r.Interfaces[0].Families, netcheck.Family{Family: netif.IPv6, Local: v6,
@@ -194,6 +197,12 @@ func TestFindingsExplainTheRest(t *testing.T) {
 			t.Errorf("%s: no %v finding %q in %q", tc.name, tc.level, tc.want, got)
 		}
 	}
+	r := reportWith(nat)
+	r.Clock = &netcheck.Clock{Error: "no NTP server answered"}
+	r.Servers = []netcheck.ServerOutcome{{Kind: "ntp", Server: "time.example.org:123", Error: "timeout"}}
+	if got := Findings(r); finds(got, Poor, "NTP") {
+		t.Errorf("the time server's silence is told twice: %q", got)
+	}
 	if got := Findings(nil); got != nil {
 		t.Errorf("a nil report has findings: %q", got)
 	}
@@ -209,7 +218,8 @@ func TestTrouble(t *testing.T) {
 		{"did not finish", nil, Poor, "The check did not finish, so there is nothing to show. Make sure this computer is connected to a network, then press Run again."},
 		{"offline", &netcheck.Report{Verdict: "This computer has no connection to the internet, so friends cannot reach it."}, Poor,
 			"This computer has no connection to the internet, so friends cannot reach it. Connect to a network (Wi-Fi or cable), then press Run again."},
-		{"partial", typicalReport(), Fair, "1 of 6 servers did not answer (mqtt.example.com:1883). The results below may be incomplete. Check your internet connection"},
+		{"partial", typicalReport(), Fair, "1 of 6 servers did not answer (mqtt.example.com:1883), so the results below may be incomplete. If it happens again, check that no firewall blocks P2PD."},
+		{"no server", offlineReport(), Poor, "None of the 3 servers answered (stun.example.net:3478, broker.example.org:1883, time.example.org:123): you seem to be offline, or a firewall blocks P2PD. Check your connection, then press Run again."},
 		{"all fine", reportWith(homeProfile(stun.EndpointIndependent, stun.AddressDependent, stun.DeltaEqual)), Good, ""},
 	} {
 		level, got := Trouble(tc.r)

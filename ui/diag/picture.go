@@ -193,7 +193,7 @@ func (r *pictureRenderer) Layout(size fyne.Size) {
 	centre(4, r.servers)
 	// Each interface level with the middle of its routers; an interface
 	// without any is stacked after the previous one.
-	y := top + (height-stack(r.columns()[2]))/2
+	y := top
 	for i, ib := range r.ifaces {
 		h := ib.MinSize().Height
 		if gws := r.gateways[i]; len(gws) > 0 {

@@ -24,8 +24,16 @@ import (
 // Screen is the Diagnostics screen. Put Content in a window or tab; call
 // its methods on the UI goroutine (inside fyne.Do from elsewhere).
 type Screen struct {
-	// OnRun is called when the user asks to run the check again; the
-	// screen shows "checking" until the app calls Show with the result.
+	// OnRun is called on the UI goroutine when the user asks to run the
+	// check again; the screen shows "Checking…" until the app calls Show
+	// with the result. The check takes seconds, so run it elsewhere:
+	//
+	//	s.OnRun = func() {
+	//		go func() {
+	//			r := netcheck.Run(ctx, cfg, netcheck.Options{})
+	//			fyne.Do(func() { s.Show(r) })
+	//		}()
+	//	}
 	OnRun func()
 
 	report  *netcheck.Report

@@ -64,7 +64,7 @@ func TestShowTypicalHomeNAT(t *testing.T) {
 		"Your router lets in replies only from the exact address and port you wrote to: connecting needs hole punching, which P2PD does for you.",
 		"UPnP mapped port 41000: friends can reach you directly.",
 		"Your clock is 2.3 s off: P2PD corrects for it when timing hole punches.",
-		"1 of 6 servers did not answer (mqtt.example.com:1883)", // the banner
+		"1 of 6 servers did not answer (mqtt.example.com:1883), so the results below may be incomplete.", // the banner
 		"port-restricted NAT", // the router in the picture
 		"public 203.0.113.7",
 		"UPnP port 41000 open",
@@ -235,9 +235,25 @@ func hardReport() *netcheck.Report {
 	return r
 }
 
+// offlineReport is a computer whose interface has an address but reached
+// no server.
+func offlineReport() *netcheck.Report {
+	r := reportWith(nil)
+	r.Started, r.Took = time.Date(2025, 5, 4, 9, 41, 0, 0, time.Local), 3*time.Second
+	r.Interfaces[0].Families[0].Error = "no STUN server answered"
+	r.Clock = &netcheck.Clock{Error: "no NTP server answered"}
+	r.Servers = []netcheck.ServerOutcome{
+		{Kind: "stun", Server: "udp://stun.example.net:3478", Error: "i/o timeout"},
+		{Kind: "mqtt", Server: "tcp://broker.example.org:1883", Error: "dial tcp: connect: network is unreachable"},
+		{Kind: "ntp", Server: "time.example.org:123", Error: "i/o timeout"},
+	}
+	r.Verdict = "No STUN server answered: either you are offline or your network blocks traffic to the outside, so P2PD cannot connect you to friends from here."
+	return r
+}
+
 // TestScreenshot saves the screen as PNGs in $P2PD_SCREENSHOTS (or a
 // temporary folder): a typical home NAT in the light and dark themes,
-// and a hard NAT in the app's window width.
+// and a hard NAT and an offline computer in the app's window width.
 func TestScreenshot(t *testing.T) {
 	dir := os.Getenv("P2PD_SCREENSHOTS")
 	if dir == "" {
@@ -254,6 +270,7 @@ func TestScreenshot(t *testing.T) {
 		{"typical-light", theme.VariantLight, typicalReport(), 940},
 		{"typical-dark", theme.VariantDark, typicalReport(), 940},
 		{"hard-light", theme.VariantLight, hardReport(), 720},
+		{"offline-light", theme.VariantLight, offlineReport(), 720},
 	} {
 		a := test.NewApp()
 		a.Settings().SetTheme(forcedTheme{theme.DefaultTheme(), tc.variant})
