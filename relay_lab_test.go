@@ -10,9 +10,9 @@ import (
 )
 
 // TestRelayPaths: between two random symmetric NATs the relay takes the
-// one-sided path (A's own socket to B's relayed address) when it can; when
-// A's router lets UDP out only to the TURN server's and NTP's ports, as
-// strict office firewalls do, A cannot reach B's relayed port, and the
+// one-sided path (B's own socket to A's relayed address) when it can; when
+// B's router lets UDP out only to the TURN server's and NTP's ports, as
+// strict office firewalls do, B cannot reach A's relayed port, and the
 // relay-to-relay path connects instead.
 func TestRelayPaths(t *testing.T) {
 	hard := natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF}
@@ -23,9 +23,9 @@ func TestRelayPaths(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if out, err := l.Exec(ctx, l.A.Router, "nft", "insert", "rule", "inet", "fw", "forward",
+	if out, err := l.Exec(ctx, l.B.Router, "nft", "insert", "rule", "inet", "fw", "forward",
 		`iifname "lan" oifname "wan" udp dport != { 123, 3478, 3479 } drop`); err != nil {
-		t.Fatalf("firewalling A: %v %s", err, out)
+		t.Fatalf("firewalling B: %v %s", err, out)
 	}
-	mustConnect(t, l, l.A.Host, "a-firewalled", to, node.Relay, "(QUIC, relay to relay)")
+	mustConnect(t, l, l.A.Host, "a-again", to, node.Relay, "(QUIC, relay to relay)")
 }

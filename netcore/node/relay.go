@@ -51,9 +51,9 @@ type relayMsg struct {
 	ID      string           `json:"id"`
 	Relayed netip.AddrPort   `json:"relayed,omitzero"`
 	Brokers []netip.AddrPort `json:"brokers,omitempty"` // offer: where the initiator listens, for the answer
-	// Direct, in the offer, lists the initiator's external addresses:
-	// it will also try its own socket to the peer's relay, which must
-	// permit them. In the answer it lists those the relay permitted.
+	// Direct, in the answer, lists the responder's external addresses:
+	// it also sends from its own socket to the initiator's relay, which
+	// must permit them.
 	Direct []netip.Addr `json:"direct,omitempty"`
 	Error  string       `json:"error,omitempty"` // answer: why the peer cannot relay
 }
@@ -92,34 +92,55 @@ func (n *Node) allocate(ctx context.Context) (*relay.Allocation, error) {
 	return nil, errors.New(strings.Join(errs, "; "))
 }
 
-// externalIPs lists this node's external addresses, as its address has
-// them: where its packets come from as the internet sees them.
-func (n *Node) externalIPs() []netip.Addr {
+// externalIPs lists the external addresses in an address: where its
+// node's packets come from, as the internet sees them.
+func externalIPs(a *addr.Address) []netip.Addr {
 	var out []netip.Addr
-	if mine := n.Address(); mine != nil {
-		for _, ifc := range mine.Interfaces {
-			for _, ep := range []*addr.Endpoint{ifc.V4, ifc.V6} {
-				if ep != nil && ep.External.IsValid() && !slices.Contains(out, ep.External) {
-					out = append(out, ep.External)
-				}
+	if a == nil {
+		return nil
+	}
+	for _, ifc := range a.Interfaces {
+		for _, ep := range []*addr.Endpoint{ifc.V4, ifc.V6} {
+			if ep != nil && ep.External.IsValid() && !slices.Contains(out, ep.External.Unmap()) {
+				out = append(out, ep.External.Unmap())
 			}
 		}
 	}
 	return out
 }
 
+// permitOwn permits on a those of ips that are of its relayed address's
+// family, for the one-sided path. A server may refuse some addresses,
+// which only costs that path.
+func permitOwn(ctx context.Context, a *relay.Allocation, ips []netip.Addr) error {
+	var peers []netip.AddrPort
+	for _, ip := range ips {
+		if ip.Is4() == a.Relayed().Addr().Is4() {
+			peers = append(peers, netip.AddrPortFrom(ip, 0))
+		}
+	}
+	if len(peers) == 0 {
+		return errors.New("the peer has no external address of the relay's family")
+	}
+	return a.Permit(ctx, peers...)
+}
+
 // relayTo runs the initiator's side of the relay: allocate, offer the
-// relayed address, and, once the peer answers with its own, race two
-// paths to it as ICE pairs a relayed candidate with a peer's reflexive
-// one: this node's own UDP socket to the peer's relayed address (one
-// relay, and quic-go on a socket of its own), and after relayPairDelay
-// this node's relayed address to the peer's (relay to relay, the path
-// that works wherever both reach the TURN server at all). wait is the
-// head start to give the other strategies first.
+// relayed address, and wait for the peer's QUIC session to it. The peer
+// races two paths, as ICE pairs this node's relayed candidate with the
+// peer's reflexive one: its own UDP socket to this node's relayed
+// address (one relay, and quic-go on a socket of its own), and after
+// relayPairDelay its relayed address to this node's (relay to relay, the
+// path that works wherever both reach the TURN server at all). wait is
+// the head start to give the other strategies first.
 //
-// The peer's relay forwards the one-sided path's packets because it
-// permitted this node's external IP; this node's NAT lets the replies
-// in because they come from the very address it sent to.
+// This node's relay forwards the one-sided path's packets because it
+// permitted the peer's external IPs; the peer's NAT lets the replies in
+// because they come from the very address it sent to. The initiator is
+// usually the side that sends (a file), and it is better placed at the
+// relay: its packets reach the TURN server as ChannelData on the server's
+// main socket, while a relayed address's own socket, where the peer's
+// packets arrive, often has a small receive buffer (coturn's: 128 KiB).
 func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration, note noter) (*session.Session, string, error) {
 	select {
 	case <-time.After(wait):
@@ -130,133 +151,75 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	if err != nil {
 		return nil, "", err
 	}
+	// The peer's first packets from its own socket pass once its
+	// addresses are permitted; those its answer brings are permitted then.
+	early := externalIPs(to)
+	permitted := make(chan error, 1)
+	go func() { permitted <- permitOwn(ctx, a, early) }()
+	l, err := session.ListenQUIC(&quic.Transport{Conn: a.PacketConn()}, n.id, to.Key)
+	if err != nil {
+		<-permitted
+		a.Close()
+		return nil, "", err
+	}
+	// The session accepted keeps the transport and the allocation;
+	// without one, closing the listener frees them.
+	defer l.Close()
 	note.say("allocated %v on %v; offering it over signaling", a.Relayed(), a.Server())
 	ans, err := exchange(ctx, n, &n.relayAnswers, to, kindRelayOffer, "relay", relayAnswerTimeout, func(id string) any {
-		return relayMsg{ID: id, Relayed: a.Relayed(), Brokers: n.brokers, Direct: n.externalIPs()}
+		return relayMsg{ID: id, Relayed: a.Relayed(), Brokers: n.brokers}
 	})
+	if perr := <-permitted; perr != nil {
+		n.log.Debug("node: the relay does not permit the peer's addresses yet", "err", perr)
+	}
 	if err != nil {
-		a.Close()
 		return nil, "", err
 	}
 	if ans.Error != "" {
-		a.Close()
 		return nil, "", fmt.Errorf("the peer cannot relay: %s", ans.Error)
 	}
 	if !ans.Relayed.IsValid() {
-		a.Close()
 		return nil, "", errors.New("the peer answered the relay offer without a relayed address")
 	}
+	var fresh []netip.Addr
+	for _, ip := range ans.Direct {
+		if !slices.Contains(early, ip.Unmap()) {
+			fresh = append(fresh, ip.Unmap())
+		}
+	}
+	if len(fresh) > 0 {
+		go func() {
+			if err := permitOwn(ctx, a, fresh); err != nil {
+				n.log.Debug("node: the relay does not permit the peer's addresses", "err", err)
+			}
+		}()
+	}
 	if err := a.Permit(ctx, ans.Relayed); err != nil {
-		a.Close()
 		return nil, "", err
 	}
-	return n.relayPaths(ctx, a, ans, to.Key, note)
-}
-
-// relayPath is one path of relayPaths: its session, or why it failed.
-type relayPath struct {
-	oneSided bool
-	s        *session.Session
-	err      error
-}
-
-// relayPaths races the one-sided path (if the peer's relay permitted
-// this node) and the relay-to-relay path to the peer's relayed address,
-// and keeps the first session secured; a is freed unless its path wins.
-func (n *Node) relayPaths(ctx context.Context, a *relay.Allocation, ans relayMsg, want ed25519.PublicKey, note noter) (*session.Session, string, error) {
-	peer := net.UDPAddrFromAddrPort(ans.Relayed)
-	var direct *net.UDPConn
-	if slices.ContainsFunc(ans.Direct, func(ip netip.Addr) bool { return ip.Is4() == ans.Relayed.Addr().Is4() }) {
-		network := "udp4"
-		if !ans.Relayed.Addr().Is4() {
-			network = "udp6"
-		}
-		var err error
-		if direct, err = net.ListenUDP(network, nil); err != nil {
-			n.log.Debug("node: no socket for the one-sided relay path", "err", err)
-		}
-	}
-	rctx, cancel := context.WithCancel(ctx)
+	note.say("the peer relays from %v; waiting for its session from its own socket, or relay to relay after %v", ans.Relayed, relayPairDelay)
+	actx, cancel := context.WithTimeout(ctx, relayPairDelay+dialTimeout)
 	defer cancel()
-	results := make(chan relayPath, 2)
-	// directFailed starts the relay-to-relay path early.
-	directFailed := make(chan struct{})
-	if direct != nil {
-		note.say("the peer relays from %v; securing the session from this node's own socket to it, relay to relay after %v", ans.Relayed, relayPairDelay)
-		go func() {
-			hctx, hcancel := context.WithTimeout(rctx, dialTimeout)
-			defer hcancel()
-			tr := &quic.Transport{Conn: direct}
-			s, err := session.ClientQUIC(hctx, tr, peer, n.id, want)
-			if err != nil {
-				tr.Close()
-				direct.Close()
-				close(directFailed)
-			}
-			results <- relayPath{true, s, err}
-		}()
-	} else {
-		note.say("the peer relays from %v; securing the session relay to relay", ans.Relayed)
-		close(directFailed)
-	}
-	go func() {
-		t := time.NewTimer(relayPairDelay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-directFailed:
-		case <-rctx.Done():
-			a.Close()
-			results <- relayPath{err: rctx.Err()}
-			return
-		}
-		hctx, hcancel := context.WithTimeout(rctx, dialTimeout)
-		defer hcancel()
-		s, err := session.ClientQUIC(hctx, &quic.Transport{Conn: a.PacketConn()}, peer, n.id, want)
-		if err != nil {
-			a.Close()
-		}
-		results <- relayPath{false, s, err}
-	}()
-	paths := 1
-	if direct != nil {
-		paths = 2
-	}
-	var won *relayPath
-	var errs []string
-	for range paths {
-		r := <-results
-		switch {
-		case r.err == nil && won == nil:
-			won = &r
-			cancel() // the other path stops; if it made a session, it is closed below
-		case r.err == nil:
-			r.s.Close()
-		case won == nil && !errors.Is(r.err, context.Canceled):
-			what := "relay to relay"
-			if r.oneSided {
-				what = "from this node's socket"
-			}
-			errs = append(errs, fmt.Sprintf("%s: %v", what, r.err))
-		}
-	}
-	if won == nil {
+	s, err := l.Accept(actx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		return nil, "", errors.New(strings.Join(errs, "; "))
+		return nil, "", fmt.Errorf("the peer did not open a session, from its socket or its relay %v: %w", ans.Relayed, err)
 	}
-	if won.oneSided {
-		return won.s, fmt.Sprintf("relayed by %v: this node's own socket to %v (QUIC, one relay)", a.Server(), ans.Relayed), nil
+	if from, ok := s.RemoteAddr().(*net.UDPAddr); ok && netip.AddrPortFrom(addrOf(from.IP), uint16(from.Port)) != ans.Relayed {
+		return s, fmt.Sprintf("relayed by %v: the peer's own socket %v to %v (QUIC, one relay)", a.Server(), from, a.Relayed()), nil
 	}
-	return won.s, fmt.Sprintf("relayed by %v: %v to %v (QUIC, relay to relay)", a.Server(), a.Relayed(), ans.Relayed), nil
+	return s, fmt.Sprintf("relayed by %v: %v to %v (QUIC, relay to relay)", a.Server(), a.Relayed(), ans.Relayed), nil
 }
 
 // answerRelay runs the responder's side of a relay offer: allocate,
-// permit the initiator's relayed address and its external addresses,
-// answer with this side's relayed address, and serve the QUIC sessions
-// the initiator opens to it (from its relay, from its own socket, or
-// both: it keeps one and closes the other) until the offer's time is up.
+// permit the initiator's relayed address, answer with this side's relayed
+// address and external addresses, and open a QUIC session to the
+// initiator's relayed address: from this node's own socket at once, and
+// from its relayed address after relayPairDelay (or when the first
+// fails). The initiator keeps the first session that reaches it and
+// closes any other.
 func (n *Node) answerRelay(m signal.Message) {
 	var offer relayMsg
 	if err := json.Unmarshal(m.Body, &offer); err != nil || offer.ID == "" || !offer.Relayed.IsValid() {
@@ -276,10 +239,8 @@ func (n *Node) answerRelay(m signal.Message) {
 			return
 		}
 		a, err := n.allocate(ctx)
-		var direct []netip.Addr
 		if err == nil {
-			direct, err = n.permitOffer(ctx, a, offer)
-			if err != nil {
+			if err = a.Permit(ctx, offer.Relayed); err != nil {
 				a.Close()
 			}
 		}
@@ -288,60 +249,101 @@ func (n *Node) answerRelay(m signal.Message) {
 			n.log.Info("node: could not relay", "peer", m.From, "err", err)
 			return
 		}
-		l, err := session.ListenQUIC(&quic.Transport{Conn: a.PacketConn()}, n.id, m.From)
-		if err != nil {
+		if err := answer(relayMsg{Relayed: a.Relayed(), Direct: externalIPs(n.Address())}); err != nil {
 			a.Close()
-			answer(relayMsg{Error: err.Error()})
-			return
-		}
-		defer l.Close()
-		if err := answer(relayMsg{Relayed: a.Relayed(), Direct: direct}); err != nil {
 			n.log.Info("node: could not answer a relay offer", "peer", m.From, "err", err)
 			return
 		}
-		served := false
-		for {
-			s, err := l.Accept(ctx)
-			if err != nil {
-				if !served {
-					n.log.Info("node: relayed session failed", "peer", m.From, "err", err)
-				}
-				return
-			}
-			served = true
-			n.spawnOr(func() { s.Close() }, func() { n.serve(s, false) })
+		if err := n.dialRelayed(ctx, a, offer.Relayed, m.From); err != nil {
+			n.log.Info("node: relayed session failed", "peer", m.From, "err", err)
 		}
 	})
 }
 
-// permitOffer permits the initiator's relayed address on a, and its
-// external addresses of the relay's family for the one-sided path; it
-// returns those permitted. Only the first is required: a server may
-// refuse to relay for some addresses.
-func (n *Node) permitOffer(ctx context.Context, a *relay.Allocation, offer relayMsg) ([]netip.Addr, error) {
-	var direct []netip.AddrPort
-	for _, ip := range offer.Direct {
-		if ip.Unmap().Is4() == a.Relayed().Addr().Is4() {
-			direct = append(direct, netip.AddrPortFrom(ip.Unmap(), 0))
+// dialRelayed opens QUIC sessions to the initiator's relayed address to:
+// from a new socket of this node's own at once, and from a's relayed
+// address after relayPairDelay or when the first fails. It stops the
+// other once one is secured, serves each session made, and frees a
+// unless its session is served.
+func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to netip.AddrPort, want ed25519.PublicKey) error {
+	network := "udp4"
+	if !to.Addr().Is4() {
+		network = "udp6"
+	}
+	raddr := net.UDPAddrFromAddrPort(to)
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type path struct {
+		what string
+		s    *session.Session
+		err  error
+	}
+	results := make(chan path, 2)
+	directFailed := make(chan struct{})
+	go func() {
+		s, err := func() (*session.Session, error) {
+			direct, err := net.ListenUDP(network, nil)
+			if err != nil {
+				return nil, fmt.Errorf("opening a socket: %w", err)
+			}
+			hctx, hcancel := context.WithTimeout(dctx, dialTimeout)
+			defer hcancel()
+			tr := &quic.Transport{Conn: direct}
+			s, err := session.ClientQUIC(hctx, tr, raddr, n.id, want)
+			if err != nil {
+				tr.Close()
+				direct.Close()
+			}
+			return s, err
+		}()
+		if err != nil {
+			close(directFailed)
 		}
+		results <- path{"from this node's socket", s, err}
+	}()
+	go func() {
+		t := time.NewTimer(relayPairDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-directFailed:
+		case <-dctx.Done():
+			a.Close()
+			results <- path{"relay to relay", nil, dctx.Err()}
+			return
+		}
+		hctx, hcancel := context.WithTimeout(dctx, dialTimeout)
+		defer hcancel()
+		s, err := session.ClientQUIC(hctx, &quic.Transport{Conn: a.PacketConn()}, raddr, n.id, want)
+		if err != nil {
+			a.Close()
+		}
+		results <- path{"relay to relay", s, err}
+	}()
+	var errs []string
+	served := false
+	for range 2 {
+		p := <-results
+		if p.err != nil {
+			if !served {
+				errs = append(errs, fmt.Sprintf("%s: %v", p.what, p.err))
+			}
+			continue
+		}
+		// The initiator keeps the first to reach it and closes the
+		// other, if both got through.
+		served = true
+		cancel()
+		n.spawnOr(func() { p.s.Close() }, func() { n.serve(p.s, false) })
 	}
-	directErr := make(chan error, 1)
-	if len(direct) > 0 {
-		go func() { directErr <- a.Permit(ctx, direct...) }()
-	} else {
-		directErr <- errors.New("the initiator offered no address of the relay's family")
+	if !served {
+		return errors.New(strings.Join(errs, "; "))
 	}
-	if err := a.Permit(ctx, offer.Relayed); err != nil {
-		<-directErr
-		return nil, err
-	}
-	if err := <-directErr; err != nil {
-		n.log.Debug("node: no one-sided relay path", "err", err)
-		return nil, nil
-	}
-	ips := make([]netip.Addr, len(direct))
-	for i, d := range direct {
-		ips[i] = d.Addr()
-	}
-	return ips, nil
+	return nil
+}
+
+// addrOf converts an IP that may be in 16-byte form to an Addr.
+func addrOf(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
 }

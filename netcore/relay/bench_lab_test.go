@@ -67,8 +67,8 @@ func BenchmarkRelayQUIC(b *testing.B) {
 				for _, path := range paths {
 					r := benchPath(b, l, path, size)
 					mbs[path] = append(mbs[path], r.mbps)
-					b.Logf("%s: %.1f MB/s; CPU per MB: a %.2f ms, b %.2f ms, coturn %.2f ms; a sent %d packets of %d bytes (%d lost), relays dropped %d",
-						path, r.mbps, r.cpuA*1e3/r.mb, r.cpuB*1e3/r.mb, r.cpuTURN*1e3/r.mb, r.a.Sent, r.a.PacketSize, r.a.Lost, r.a.Dropped+r.b.Dropped)
+					b.Logf("%s: %.1f MB/s; CPU per MB: a %.2f ms, b %.2f ms, coturn %.2f ms; a sent %d packets of %d bytes (%d lost), b %d; relays dropped %d",
+						path, r.mbps, r.cpuA*1e3/r.mb, r.cpuB*1e3/r.mb, r.cpuTURN*1e3/r.mb, r.a.Sent, r.a.PacketSize, r.a.Lost, r.b.Sent, r.a.Dropped+r.b.Dropped)
 				}
 			}
 			base := median(mbs[pathUDP])
