@@ -165,12 +165,15 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 	if root != nil {
 		defer root.Close()
 	}
+	// The names are released before the result is written: a sender
+	// that hears it may offer the same files again at once.
+	release := func() {}
+	defer func() { release() }()
 	if why == "" {
-		release, busy := claim(r.Dir, names)
-		if busy != "" {
+		var busy string
+		if release, busy = claim(r.Dir, names); busy != "" {
+			release = func() {}
 			why = fmt.Sprintf("%s is being received already; try again when that ends", busy)
-		} else {
-			defer release()
 		}
 	}
 	if why == "" && (r.Decide == nil || !r.Decide(sess.PeerID(), offer)) {
@@ -189,7 +192,7 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 	}
 	m.base = m.done
 	stop := &stopper{st: st}
-	defer r.track(offer.ID, stop)()
+	untrack := r.track(offer.ID, stop)
 	res := Result{OK: true}
 	buf := make([]byte, ChunkSize)
 	for i, f := range offer.Files {
@@ -203,6 +206,9 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 		}
 		res.Saved = append(res.Saved, saved)
 	}
+	untrack()
+	release()
+	release = func() {}
 	st.SetWriteDeadline(time.Now().Add(offerTimeout))
 	writeJSON(st, res)
 	if r.Done != nil {
