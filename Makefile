@@ -5,10 +5,15 @@ GO        ?= go
 BIN       := bin/p2pd
 TOOLS     := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The release is FyneApp.toml's Version; the binary reports it with the
+# commit it was built from (0.1.0+26dd87b), and the package carries it.
+APP_VERSION := $(shell sed -n 's/^Version *= *"\(.*\)"/\1/p' FyneApp.toml)
+COMMIT    := $(shell git describe --always --dirty --exclude='*' 2>/dev/null)
+VERSION   ?= $(APP_VERSION)$(if $(COMMIT),+$(COMMIT))
 LDFLAGS   := -X main.version=$(VERSION)
 
 .PHONY: run build deps deps-test tools test vet lint unit bench screenshot clean
+.PHONY: package install uninstall icon
 
 run: build
 	./$(BIN)
@@ -37,7 +42,10 @@ lint:
 
 unit:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	$(GO) test -race -count=1 -parallel 8 -timeout 20m ./...
+	$(GO) test -race -count=1 -parallel 8 -timeout 20m -skip '^TestOneGiB$$' ./...
+	@# 1 GiB under the race detector takes minutes of both cores, which
+	@# the lab's timing-sensitive tests running beside it would feel.
+	$(GO) test -count=1 -run '^TestOneGiB$$' ./transfer
 
 # Benchmarks report each figure next to its baseline from the same run
 # (pipe vs raw socket; racing vs one strategy after another; a 1 GiB file
@@ -56,6 +64,29 @@ $(TOOLS)/croc:
 # Refreshes the README's screenshot from a real run of the app under Xvfb.
 screenshot: deps-test
 	P2PD_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(GO) test -count=1 -run '^TestGUISmoke$$' .
+
+# The Linux package: Fyne's packager makes the release build; the archive
+# holds it with the desktop entry, icon and AppStream metadata from
+# packaging/ and a Makefile (make user-install, sudo make install).
+ARCHIVE ?= bin/p2pd-$(APP_VERSION)-linux-$(shell $(GO) env GOARCH).tar.xz
+package: deps
+	@packaging/fyne.sh $(TOOLS)
+	packaging/package.sh $(TOOLS)/fyne '$(VERSION)' '$(ARCHIVE)'
+
+# Installs the package for you: ~/.local/bin/p2pd, and P2PD in the desktop's
+# menu (PREFIX=/usr/local as root for everyone). uninstall removes it.
+PREFIX ?= $(HOME)/.local
+install: package
+	@d=$$(mktemp -d) && tar -xJf '$(ARCHIVE)' -C "$$d" && \
+		$(MAKE) -s -C "$$d/p2pd" install PREFIX='$(PREFIX)'; \
+		s=$$?; rm -rf "$$d"; exit $$s
+
+uninstall:
+	@$(MAKE) -s -f packaging/archive.mk uninstall PREFIX='$(PREFIX)'
+
+# Redraws assets/icon.png from its source, assets/icon.svg.
+icon:
+	$(GO) run ./packaging/icon
 
 clean:
 	rm -rf bin $(TOOLS)
