@@ -15,7 +15,10 @@ libxinerama-dev libxi-dev libxxf86vm-dev libxkbcommon-dev"
 # runs the real servers: coturn, mosquitto, chrony, miniupnpd; curl drives the
 # REST API inside a lab host; headless Chromium loads the REST example page;
 # socat is the raw TCP copy the transfer benchmark compares against.
+# The packaging tests validate the desktop entry (desktop-file-utils) and
+# AppStream metadata (appstream) and unpack the .tar.xz package (xz-utils).
 TEST="iproute2 xvfb xauth x11-utils x11-apps netpbm
+desktop-file-utils appstream xz-utils
 nftables iptables conntrack coturn mosquitto mosquitto-clients chrony curl socat
 chromium-headless-shell
 miniupnpd-iptables miniupnpc natpmpc"
