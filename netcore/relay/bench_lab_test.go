@@ -45,7 +45,9 @@ const benchProfileEnv = "P2PD_RELAY_PROFILE"
 // own socket. It reports MB/s per path, each relayed path's ratio to the
 // baseline, and the CPU time the two hosts and coturn spent per MB
 // (utime+stime, which a noisy machine disturbs less than wall time).
-// Set P2PD_RELAY_PROFILE to a directory for the children's CPU profiles.
+// Set P2PD_RELAY_PROFILE to a directory for the children's CPU profiles,
+// and P2PD_RELAY_PATHS to run only some paths (comma-separated; the first
+// is the baseline).
 func BenchmarkRelayQUIC(b *testing.B) {
 	size := int64(64 << 20)
 	if v, err := strconv.ParseInt(os.Getenv("P2PD_BENCH_MIB"), 10, 64); err == nil && v > 0 {
@@ -62,6 +64,9 @@ func BenchmarkRelayQUIC(b *testing.B) {
 				shapeLinks(b, l, link.rate)
 			}
 			paths := []string{pathUDP, pathRelay2, pathRelayA, pathRelayB}
+			if only := os.Getenv("P2PD_RELAY_PATHS"); only != "" {
+				paths = strings.Split(only, ",") // the first is the baseline
+			}
 			mbs := map[string][]float64{}
 			for b.Loop() {
 				for _, path := range paths {
@@ -71,12 +76,12 @@ func BenchmarkRelayQUIC(b *testing.B) {
 						path, r.mbps, r.cpuA*1e3/r.mb, r.cpuB*1e3/r.mb, r.cpuTURN*1e3/r.mb, r.a.Sent, r.a.PacketSize, r.a.Lost, r.b.Sent, r.a.Dropped+r.b.Dropped)
 				}
 			}
-			base := median(mbs[pathUDP])
-			b.ReportMetric(base, "udp-MB/s")
+			base := median(mbs[paths[0]])
+			b.ReportMetric(base, paths[0]+"-MB/s")
 			for _, path := range paths[1:] {
 				m := median(mbs[path])
 				b.ReportMetric(m, path+"-MB/s")
-				b.ReportMetric(m/base, path+"/udp")
+				b.ReportMetric(m/base, path+"/"+paths[0])
 			}
 		})
 	}
