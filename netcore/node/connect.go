@@ -40,10 +40,11 @@ const (
 	// random ports until one lands (birthday paradox).
 	PunchBirthday = "punch-birthday"
 	// Relay connects through TURN relays: each side allocates a relayed
-	// address, they exchange them over signaling, and a QUIC session runs
-	// from relay to relay. It is the last resort: it starts after a head
-	// start for the others (relayHeadStart), or at once when nothing
-	// direct can work.
+	// address and they exchange them over signaling; a QUIC session runs
+	// from the responder's own socket to the initiator's relayed address
+	// (one relay), or from relay to relay where that fails. It is the
+	// last resort: it starts after a head start for the others
+	// (relayHeadStart), or at once when nothing direct can work.
 	Relay = "relay"
 )
 

@@ -35,13 +35,13 @@ const (
 	// allocateTimeout bounds one TURN server's allocation: a few round
 	// trips; a silent server must leave time for the next.
 	allocateTimeout = 2 * time.Second
-	// relayPairDelay is the head start of the one-sided path (this
-	// node's own socket to the peer's relay) over the relay-to-relay
-	// path. Its handshake takes a round trip through one relay, so it is
-	// done well within a second where it works at all; it fails where
-	// this node cannot send UDP to the relay's port, or reaches it from
-	// an address the peer did not permit, and then waiting longer only
-	// delays the fallback.
+	// relayPairDelay is the head start of the one-sided path (the
+	// responder's own socket to the initiator's relayed address) over
+	// the relay-to-relay path. Its handshake takes a round trip through
+	// one relay, so it is done well within a second where it works at
+	// all; it fails where the responder cannot send UDP to the relay's
+	// port, or reaches it from an address the initiator did not permit,
+	// and then waiting longer only delays the fallback.
 	relayPairDelay = time.Second
 )
 
