@@ -4,9 +4,12 @@ package main
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"runtime"
 
+	"p2pd/engine"
+	"p2pd/netcore/config"
 	"p2pd/ui"
 )
 
@@ -15,7 +18,24 @@ func runGUI() error {
 	if err := displayMissing(runtime.GOOS, os.Getenv); err != nil {
 		return err
 	}
-	ui.Run(ui.Info{Version: version})
+	home, err := config.Home()
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Resolve("")
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("P2PD_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	eng, err := engine.New(home, cfg, engine.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	ui.Run(ui.Info{Version: version}, eng)
 	return nil
 }
 

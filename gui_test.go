@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"p2pd/netcore/netns/netnstest"
 )
 
 // TestGUISmoke starts the real app (this test binary re-executed as p2pd
@@ -32,8 +34,25 @@ func TestGUISmoke(t *testing.T) {
 	}
 	display, xvfbLog := startXvfb(t)
 
-	app := exec.Command(os.Args[0], "-test.run=^$")
-	app.Env = append(os.Environ(), "P2PD_RUN_MAIN=1", "DISPLAY="+display, "HOME="+t.TempDir(), "P2PD_HOME="+t.TempDir())
+	// The app starts a node: in a network namespace of its own and with
+	// no servers configured, it touches no network but its own (the X
+	// server is reached through its socket file).
+	ns := netnstest.New(t, "gui")
+	netnstest.IP(t, "-n", ns, "link", "set", "lo", "up")
+	// An interface with a documentation address and the default route
+	// (one end of a veth pair whose other end is in the same namespace):
+	// the node has an address to show, and what it sends goes nowhere.
+	netnstest.IP(t, "-n", ns, "link", "add", "home0", "type", "veth", "peer", "name", "home1")
+	netnstest.IP(t, "-n", ns, "addr", "add", "192.0.2.10/24", "dev", "home0")
+	netnstest.IP(t, "-n", ns, "link", "set", "home1", "up")
+	netnstest.IP(t, "-n", ns, "link", "set", "home0", "up")
+	netnstest.IP(t, "-n", ns, "route", "add", "default", "via", "192.0.2.1", "dev", "home0")
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"stun": [], "mqtt": [], "turn": [], "ntp": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^$")
+	app.Env = append(os.Environ(), "P2PD_RUN_MAIN=1", "DISPLAY="+display, "HOME="+t.TempDir(), "P2PD_HOME="+t.TempDir(), "P2PD_CONFIG="+cfg)
 	var appOut bytes.Buffer
 	app.Stdout, app.Stderr = &appOut, &appOut
 	// The app's own children (a session bus Fyne starts) may hold its

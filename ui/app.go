@@ -1,14 +1,28 @@
-// Package ui is P2PD's desktop app, built with Fyne. It holds screens only:
-// everything it shows comes from the engine through small function types,
-// so screens are tested with Fyne's headless driver and fixed data.
+// Package ui is P2PD's desktop app, built with Fyne. It holds screens
+// only (one subpackage per screen: home, connect, diag); what they show
+// comes from the engine through the small Engine interface, and this
+// file is the thin layer that turns the engine's results and events into
+// fyne.Do updates. Screens are tested with Fyne's headless driver and
+// fixed data.
 package ui
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
 
 	"p2pd/assets"
-	"p2pd/netcore/netif"
+	"p2pd/engine"
+	"p2pd/netcore/addr"
+	"p2pd/netcore/node"
+	"p2pd/ui/connect"
+	"p2pd/ui/diag"
+	"p2pd/ui/home"
 )
 
 // AppID identifies the app to the desktop (preferences, notifications); it
@@ -20,30 +34,121 @@ type Info struct {
 	Version string
 }
 
-// NetSource lists this computer's network interfaces.
-type NetSource func() ([]netif.Interface, error)
+// Engine is what the app needs from P2PD's engine (package engine).
+type Engine interface {
+	// Cached is what the last run knew, shown at once.
+	Cached() engine.Snapshot
+	// Start starts the node and checks the network (seconds).
+	Start(ctx context.Context) (engine.Snapshot, error)
+	// Check checks the network again.
+	Check(ctx context.Context) (engine.Snapshot, error)
+	// Connect races every strategy to the peer at a, telling progress
+	// each event from other goroutines, and returns the winner.
+	Connect(ctx context.Context, a *addr.Address, progress func(node.Event)) (string, error)
+	// SaveFriend saves the peer at a as a friend called name.
+	SaveFriend(name string, a *addr.Address) error
+}
+
+// do runs f on the UI goroutine: every update from the engine's
+// goroutines goes through it (tests serialise it with their reads).
+var do = fyne.Do
+
+// connectTimeout bounds one connect from the Connect screen.
+const connectTimeout = time.Minute
 
 // Icon is the app icon as a Fyne resource.
 var Icon = fyne.NewStaticResource("icon.png", assets.IconPNG)
 
 // Run opens the main window and blocks until the user closes it.
-func Run(info Info) {
+func Run(info Info, eng Engine) {
 	a := app.NewWithID(AppID)
 	a.SetIcon(Icon)
-	w := NewMainWindow(a, info, func() ([]netif.Interface, error) { return netif.List(netif.Options{}) })
+	w, stop := NewMainWindow(a, info, eng)
+	defer stop()
 	w.ShowAndRun()
 }
 
-// NewMainWindow builds the main window of app a and starts loading what it
-// shows, off the UI goroutine.
-func NewMainWindow(a fyne.App, info Info, nets NetSource) fyne.Window {
+// NewMainWindow builds the main window of app a, shows what the engine
+// remembers at once and starts the engine off the UI goroutine. stop
+// cancels what is under way.
+func NewMainWindow(a fyne.App, info Info, eng Engine) (fyne.Window, func()) {
+	ctx, stop := context.WithCancel(context.Background())
 	w := a.NewWindow("P2PD")
-	home := NewHome(info)
-	w.SetContent(home)
-	w.Resize(fyne.NewSize(720, 520))
+	h := home.New()
+	c := connect.New(w)
+	c.Do = do
+	d := diag.New()
+	tabs := container.NewAppTabs(
+		container.NewTabItemWithIcon("Home", theme.HomeIcon(), h),
+		container.NewTabItemWithIcon("Connect", theme.LoginIcon(), c),
+		container.NewTabItemWithIcon("Diagnostics", theme.InfoIcon(), d.Content()),
+	)
+	w.SetContent(tabs)
+	w.SetOnDropped(func(pos fyne.Position, uris []fyne.URI) {
+		tabs.SelectIndex(1)
+		c.Dropped(pos, uris)
+	})
+	w.Resize(fyne.NewSize(760, 620))
+
+	show := func(s engine.Snapshot, err error) {
+		h.ShowStatus(status(s, err))
+		d.Show(s.Report)
+	}
+	if cached := eng.Cached(); cached.Address != "" || cached.Report != nil {
+		cached.Cached = true
+		h.ShowStatus(status(cached, nil))
+		d.Show(cached.Report)
+	}
+	d.Checking()
 	go func() {
-		ifs, err := nets()
-		fyne.Do(func() { home.ShowNetwork(ifs, err) })
+		s, err := eng.Start(ctx)
+		do(func() { show(s, err) })
 	}()
-	return w
+	d.OnRun = func() {
+		go func() {
+			s, err := eng.Check(ctx)
+			do(func() { show(s, err) })
+		}()
+	}
+
+	var cancelConnect context.CancelFunc
+	c.OnCancel = func() {
+		if cancelConnect != nil {
+			cancelConnect()
+		}
+	}
+	c.OnConnect = func(to *addr.Address) {
+		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		cancelConnect = cancel
+		go func() {
+			defer cancel()
+			won, err := eng.Connect(cctx, to, func(e node.Event) { do(func() { c.Progress(e) }) })
+			do(func() { c.Done(won, err) })
+		}()
+	}
+	c.OnSaveFriend = eng.SaveFriend
+	return w, stop
+}
+
+// status words a snapshot for the Home screen.
+func status(s engine.Snapshot, err error) home.Status {
+	st := home.Status{Address: s.Address, Refreshing: s.Cached, Err: err}
+	if s.Port != 0 {
+		st.Listening = fmt.Sprintf("port %d, TCP and UDP", s.Port)
+	}
+	if r := s.Report; r != nil {
+		st.Verdict, st.Level = r.Verdict, home.NATLevel(r)
+		for _, o := range r.Servers {
+			if o.Kind == "mqtt" {
+				st.Brokers++
+				if o.OK {
+					st.BrokersUp++
+				}
+			}
+		}
+		if pm := r.PortMapping; pm != nil && pm.Worked {
+			st.Mapping = fmt.Sprintf("port %d on %s by %s", pm.External.Port(), pm.External.Addr(), pm.Method)
+		}
+	}
+	return st
 }

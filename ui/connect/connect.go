@@ -74,9 +74,11 @@ type Connect struct {
 	connecting bool
 	stopTicks  chan struct{}
 
-	// do runs f on the UI goroutine (fyne.Do); now reads the clock. Tests
-	// replace both to drive the screen from one goroutine.
-	do  func(f func())
+	// Do runs f on the UI goroutine, for the screen's own goroutines (the
+	// elapsed-time ticker, picture scans): fyne.Do unless replaced before
+	// the first use, as an app's tests do to serialise updates.
+	Do func(f func())
+	// now reads the clock; tests replace it.
 	now func() time.Time
 }
 
@@ -96,7 +98,7 @@ type row struct {
 // New builds the Connect screen; win is the window its file dialog opens
 // over.
 func New(win fyne.Window) *Connect {
-	c := &Connect{win: win, rows: map[string]*row{}, do: fyne.Do, now: time.Now}
+	c := &Connect{win: win, rows: map[string]*row{}, Do: fyne.Do, now: time.Now}
 	c.entry = widget.NewMultiLineEntry()
 	c.entry.SetPlaceHolder("Paste your friend's address here (it starts with P2PD1-)")
 	c.entry.Wrapping = fyne.TextWrapBreak
@@ -248,7 +250,7 @@ func (c *Connect) scanFrom(r fyne.URIReadCloser) {
 	go func() {
 		text, err := ScanAddress(r)
 		r.Close()
-		c.do(func() {
+		c.Do(func() {
 			if c.connecting {
 				return // the user went on with the address already there
 			}
@@ -294,7 +296,7 @@ func (c *Connect) begin(a *addr.Address) {
 	c.scan.Disable()
 	c.updateButtons()
 	c.stopTicks = make(chan struct{})
-	go ticks(c.stopTicks, tickEvery, c.do, c.tick)
+	go ticks(c.stopTicks, tickEvery, c.Do, c.tick)
 }
 
 // ticks calls tick through do every interval until stop closes.

@@ -39,7 +39,7 @@ func newHarness(t *testing.T) *harness {
 	h.c = New(h.w)
 	// The test driver's fyne.Do runs f on the caller's goroutine; queue it
 	// instead, as the real driver does, and run it here.
-	h.c.do = func(f func()) {
+	h.c.Do = func(f func()) {
 		select {
 		case h.queue <- f:
 		default: // a full queue drops ticks, as a busy UI would skip frames
