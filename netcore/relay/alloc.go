@@ -63,12 +63,8 @@ type Allocation struct {
 	relayed netip.AddrPort
 	tcp     bool
 
-	sock    net.PacketConn // to the server: UDP, or STUN framing over TCP
-	udp     *net.UDPConn   // sock, over UDP
-	buffers interface {
-		SetReadBuffer(int) error
-		SetWriteBuffer(int) error
-	}
+	sock   net.PacketConn // to the server: UDP, or STUN framing over TCP
+	udp    *net.UDPConn   // sock, over UDP
 	client *turn.Client
 	relay  net.PacketConn // pion's relayed conn: Data indications arrive there
 	pc     net.PacketConn // *packetConn, or *udpPacketConn over UDP
@@ -254,7 +250,7 @@ func (a *Allocation) open(ctx context.Context, local netip.Addr) error {
 		if err != nil {
 			return fmt.Errorf("connecting: %w", err)
 		}
-		a.sock, a.buffers = turn.NewSTUNConn(c), c.(*net.TCPConn)
+		a.sock = turn.NewSTUNConn(c)
 		return nil
 	}
 	network, laddr := "udp4", &net.UDPAddr{}
@@ -268,7 +264,7 @@ func (a *Allocation) open(ctx context.Context, local netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("opening a local socket: %w", err)
 	}
-	a.sock, a.udp, a.buffers = c, c, c
+	a.sock, a.udp = c, c
 	return nil
 }
 

@@ -76,7 +76,7 @@ func boundAllocation(t *testing.T, server *net.UDPConn, peer netip.AddrPort) (*A
 	}
 	t.Cleanup(func() { sock.Close() })
 	a := &Allocation{
-		server: server.LocalAddr().(*net.UDPAddr).AddrPort(), sock: sock, udp: sock, buffers: sock,
+		server: server.LocalAddr().(*net.UDPAddr).AddrPort(), sock: sock, udp: sock,
 		in: make(chan datagram, 8), closing: make(chan struct{}), rd: newDeadline(), wd: newDeadline(), chans: newChannels(),
 	}
 	ch, _, err := a.chans.get(peer)

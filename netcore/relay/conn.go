@@ -14,7 +14,7 @@ import (
 
 // packetConn is an Allocation's relayed datagram socket (see
 // [Allocation.PacketConn]). Besides net.PacketConn it has SetReadBuffer and
-// SetWriteBuffer, which size the socket to the server (quic-go asks for
+// SetWriteBuffer, which size a UDP socket to the server (quic-go asks for
 // them).
 type packetConn struct {
 	a     *Allocation
@@ -132,11 +132,25 @@ func (c *packetConn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// SetReadBuffer sizes the receive buffer of the socket to the server.
-func (c *packetConn) SetReadBuffer(n int) error { return c.a.buffers.SetReadBuffer(n) }
+// SetReadBuffer sizes the receive buffer of a UDP socket to the server.
+// A TCP connection is left alone: Linux sizes its buffers to the path
+// (autotuning), and a fixed size, capped at net.core.rmem_max for users
+// other than root, would cap its window and so its throughput.
+func (c *packetConn) SetReadBuffer(n int) error {
+	if c.a.udp == nil {
+		return nil
+	}
+	return c.a.udp.SetReadBuffer(n)
+}
 
-// SetWriteBuffer sizes the send buffer of the socket to the server.
-func (c *packetConn) SetWriteBuffer(n int) error { return c.a.buffers.SetWriteBuffer(n) }
+// SetWriteBuffer sizes the send buffer of a UDP socket to the server;
+// a TCP connection keeps sizing its own, as for SetReadBuffer.
+func (c *packetConn) SetWriteBuffer(n int) error {
+	if c.a.udp == nil {
+		return nil
+	}
+	return c.a.udp.SetWriteBuffer(n)
+}
 
 // udpPacketConn is the relayed socket of an allocation reached over UDP.
 // It has what quic-go looks for in a *net.UDPConn (quic.OOBCapablePacketConn
