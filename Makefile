@@ -42,10 +42,13 @@ lint:
 
 unit:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	$(GO) test -race -count=1 -parallel 8 -timeout 20m -skip '^TestOneGiB$$' ./...
+	$(GO) test -race -count=1 -parallel 8 -timeout 20m -skip '^(TestOneGiB|TestPackageInstall)$$' ./...
 	@# 1 GiB under the race detector takes minutes of both cores, which
 	@# the lab's timing-sensitive tests running beside it would feel.
 	$(GO) test -count=1 -run '^TestOneGiB$$' ./transfer
+	@# So would the package's release build (make install, minutes when
+	@# cold); -race reuses the test binary built above.
+	$(GO) test -race -count=1 -timeout 20m -run '^TestPackageInstall$$' .
 
 # Benchmarks report each figure next to its baseline from the same run
 # (pipe vs raw socket; racing vs one strategy after another; a 1 GiB file
