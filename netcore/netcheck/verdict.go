@@ -10,7 +10,7 @@ import (
 // verdict explains the report in a sentence or two for someone who does
 // not know what a NAT is: what it means for connecting with friends.
 func verdict(r *Report) string {
-	v4, v6 := primary(r, netif.IPv4), primary(r, netif.IPv6)
+	v4, v6 := r.Primary(netif.IPv4), r.Primary(netif.IPv6)
 	if v4 == nil && v6 == nil {
 		return "This computer has no connection to the internet, so friends cannot reach it."
 	}
@@ -39,8 +39,10 @@ func profileOf(f *Family) *stun.Profile {
 	return f.Profile
 }
 
-// primary returns the default interface's findings for a family.
-func primary(r *Report, fam netif.Family) *Family {
+// Primary returns the findings for a family on the default interface (on
+// the first interface that has the family when none is the default), or
+// nil.
+func (r *Report) Primary(fam netif.Family) *Family {
 	var found *Family
 	for i := range r.Interfaces {
 		for j := range r.Interfaces[i].Families {

@@ -52,7 +52,7 @@ func Findings(r *netcheck.Report) []Finding {
 	add := func(l Level, format string, args ...any) {
 		out = append(out, Finding{l, fmt.Sprintf(format, args...)})
 	}
-	v4, v6 := primary(r, netif.IPv4), primary(r, netif.IPv6)
+	v4, v6 := r.Primary(netif.IPv4), r.Primary(netif.IPv6)
 	main, other := v4, v6
 	if main == nil {
 		main, other = v6, nil
@@ -300,21 +300,6 @@ func Trouble(r *netcheck.Report) (Level, string) {
 	}
 	return Fair, fmt.Sprintf("%d of %d servers did not answer (%s), so the results below may be incomplete. If it happens again, check that no firewall blocks P2PD.",
 		len(failed), len(r.Servers), list)
-}
-
-// primary returns the default interface's findings for a family (the
-// first interface's when none is the default).
-func primary(r *netcheck.Report, fam netif.Family) *netcheck.Family {
-	var found *netcheck.Family
-	for i := range r.Interfaces {
-		for j := range r.Interfaces[i].Families {
-			f := &r.Interfaces[i].Families[j]
-			if f.Family == fam && (found == nil || r.Interfaces[i].Default) {
-				found = f
-			}
-		}
-	}
-	return found
 }
 
 // ServerName shortens a server as configured ("udp://stun.example.org:3478",

@@ -218,7 +218,7 @@ func chartColumns(r *netcheck.Report) []chartColumn {
 	}
 	var out []chartColumn
 	for _, fam := range netif.Families {
-		f := primary(r, fam)
+		f := r.Primary(fam)
 		if f == nil || f.Profile == nil || !f.Profile.UDP {
 			continue
 		}

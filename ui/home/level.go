@@ -33,7 +33,7 @@ func NATLevel(r *netcheck.Report) Level {
 	}
 	best := Unknown
 	for _, fam := range []netif.Family{netif.IPv4, netif.IPv6} {
-		f := primary(r, fam)
+		f := r.Primary(fam)
 		if f == nil {
 			continue
 		}
@@ -46,21 +46,6 @@ func NATLevel(r *netcheck.Report) Level {
 		return Poor // interfaces, but no family got anywhere
 	}
 	return best
-}
-
-// primary returns the default interface's findings for a family, or any
-// interface's when none is the default.
-func primary(r *netcheck.Report, fam netif.Family) *netcheck.Family {
-	var found *netcheck.Family
-	for i := range r.Interfaces {
-		for j := range r.Interfaces[i].Families {
-			f := &r.Interfaces[i].Families[j]
-			if f.Family == fam && (found == nil || r.Interfaces[i].Default) {
-				found = f
-			}
-		}
-	}
-	return found
 }
 
 func familyLevel(f *netcheck.Family, pm *netcheck.PortMapping, v4 bool) Level {
