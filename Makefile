@@ -72,7 +72,8 @@ screenshot: deps-test
 # holds it with the desktop entry, icon and AppStream metadata from
 # packaging/ and a Makefile (make user-install, sudo make install).
 ARCHIVE ?= bin/p2pd-$(APP_VERSION)-linux-$(shell $(GO) env GOARCH).tar.xz
-package: deps
+package:
+	@packaging/deps.sh package
 	@packaging/fyne.sh $(TOOLS)
 	packaging/package.sh $(TOOLS)/fyne '$(VERSION)' '$(ARCHIVE)'
 

@@ -3,6 +3,7 @@
 # Idempotent and quiet: prints nothing when everything is already present.
 #
 #   packaging/deps.sh build   compile the app (cgo for Fyne/GLFW)
+#   packaging/deps.sh package build + what make package uses (xz)
 #   packaging/deps.sh test    build + what the tests use (network namespaces, Xvfb)
 set -eu
 
@@ -25,9 +26,10 @@ miniupnpd-iptables miniupnpc natpmpc"
 
 case "${1:-build}" in
 build) want="$BUILD" ;;
+package) want="$BUILD xz-utils" ;;
 test) want="$BUILD $TEST" ;;
 *)
-	echo "usage: $0 build|test" >&2
+	echo "usage: $0 build|package|test" >&2
 	exit 2
 	;;
 esac
