@@ -46,7 +46,12 @@ func BenchmarkTransfer(b *testing.B) {
 				TURN: true, MQTT: true, NTP: true,
 			})
 			if link.rate != "" {
-				shape(b, l, link.rate)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := l.LimitRate(ctx, link.rate)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
 			}
 			src := filepath.Join(b.TempDir(), "big.bin")
 			writeNoiseFile(b, src, size)
@@ -95,32 +100,6 @@ func writeNoiseFile(b *testing.B, path string, size int64) {
 	defer f.Close()
 	if _, err := io.CopyN(f, rand.NewChaCha8([32]byte{7}), size); err != nil {
 		b.Fatal(err)
-	}
-}
-
-// shape limits every internet link to rate in both directions (egress of
-// the internet router's interfaces and of the home routers' WAN sides).
-func shape(b *testing.B, l *natlab.Lab, rate string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, ns := range []string{l.Inet, l.A.Router, l.B.Router} {
-		out, err := l.Exec(ctx, ns, "ip", "-o", "link", "show")
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			dev := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
-			if dev == "lo" || (ns != l.Inet && !strings.HasPrefix(dev, "wan")) {
-				continue
-			}
-			if out, err := l.Exec(ctx, ns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", "1mb", "latency", "20ms"); err != nil {
-				b.Fatalf("shaping %s in %s: %v %s", dev, ns, err, out)
-			}
-		}
 	}
 }
 

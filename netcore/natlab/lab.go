@@ -393,6 +393,21 @@ func (l *Lab) Exec(ctx context.Context, ns, name string, args ...string) ([]byte
 	return netns.Exec(ctx, ns, name, args...)
 }
 
+// LimitRate limits every internet link to rate (tc's notation: "1gbit",
+// "100mbit") both ways, as a home connection of that speed: a token
+// bucket on the internet router's side of each link and on each home
+// router's WAN side. Without it the links are as fast as the machine.
+func (l *Lab) LimitRate(ctx context.Context, rate string) error {
+	for _, s := range l.Sites() {
+		for _, at := range [][2]string{{l.Inet, s.inetIf}, {s.Router, "wan"}} {
+			if out, err := l.Exec(ctx, at[0], "tc", "qdisc", "replace", "dev", at[1], "root", "tbf", "rate", rate, "burst", "1mb", "latency", "20ms"); err != nil {
+				return fmt.Errorf("natlab: limiting %s in %s to %s: %w: %s", at[1], at[0], rate, err, out)
+			}
+		}
+	}
+	return nil
+}
+
 // NodeConfig returns a P2PD config that points at the lab's servers.
 func (l *Lab) NodeConfig() config.Config {
 	c := config.Config{

@@ -61,7 +61,12 @@ func BenchmarkRelayQUIC(b *testing.B) {
 				TURN: true,
 			})
 			if link.rate != "" {
-				shapeLinks(b, l, link.rate)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := l.LimitRate(ctx, link.rate)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
 			}
 			paths := []string{pathUDP, pathRelay2, pathRelayA, pathRelayB}
 			if only := os.Getenv("P2PD_RELAY_PATHS"); only != "" {
@@ -231,33 +236,6 @@ func runPair(ctx context.Context, tb testing.TB, l *natlab.Lab, child, urlA, url
 		tb.Fatal(err)
 	}
 	return res
-}
-
-// shapeLinks limits every internet link to rate both ways (tbf on the
-// internet router's interfaces and on the home routers' WAN sides), as a
-// fast home connection.
-func shapeLinks(tb testing.TB, l *natlab.Lab, rate string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, ns := range []string{l.Inet, l.A.Router, l.B.Router} {
-		out, err := l.Exec(ctx, ns, "ip", "-o", "link", "show")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			dev := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
-			if dev == "lo" || (ns != l.Inet && !strings.HasPrefix(dev, "wan")) {
-				continue
-			}
-			if out, err := l.Exec(ctx, ns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", "1mb", "latency", "20ms"); err != nil {
-				tb.Fatalf("shaping %s in %s: %v %s", dev, ns, err, out)
-			}
-		}
-	}
 }
 
 // benchQUIC is the QUIC configuration of the benchmark: session's windows.
