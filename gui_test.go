@@ -34,23 +34,7 @@ func TestGUISmoke(t *testing.T) {
 	}
 	display, xvfbLog := startXvfb(t)
 
-	// The app starts a node: in a network namespace of its own and with
-	// no servers configured, it touches no network but its own (the X
-	// server is reached through its socket file).
-	ns := netnstest.New(t, "gui")
-	netnstest.IP(t, "-n", ns, "link", "set", "lo", "up")
-	// An interface with a documentation address and the default route
-	// (one end of a veth pair whose other end is in the same namespace):
-	// the node has an address to show, and what it sends goes nowhere.
-	netnstest.IP(t, "-n", ns, "link", "add", "home0", "type", "veth", "peer", "name", "home1")
-	netnstest.IP(t, "-n", ns, "addr", "add", "192.0.2.10/24", "dev", "home0")
-	netnstest.IP(t, "-n", ns, "link", "set", "home1", "up")
-	netnstest.IP(t, "-n", ns, "link", "set", "home0", "up")
-	netnstest.IP(t, "-n", ns, "route", "add", "default", "via", "192.0.2.1", "dev", "home0")
-	cfg := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(cfg, []byte(`{"stun": [], "mqtt": [], "turn": [], "ntp": []}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ns, cfg := appNetwork(t)
 	app := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^$")
 	app.Env = append(os.Environ(), "P2PD_RUN_MAIN=1", "DISPLAY="+display, "HOME="+t.TempDir(), "P2PD_HOME="+t.TempDir(), "P2PD_CONFIG="+cfg)
 	var appOut bytes.Buffer
@@ -133,6 +117,27 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// appNetwork gives the app a network of its own and a config with no
+// servers: the node it starts touches nothing outside (the X server is
+// reached through its socket file). The namespace has loopback and one
+// end of a veth pair (the other end stays inside) with a documentation
+// address and the default route, so the node has an address to show.
+func appNetwork(t *testing.T) (ns, config string) {
+	t.Helper()
+	ns = netnstest.New(t, "app")
+	netnstest.IP(t, "-n", ns, "link", "set", "lo", "up")
+	netnstest.IP(t, "-n", ns, "link", "add", "home0", "type", "veth", "peer", "name", "home1")
+	netnstest.IP(t, "-n", ns, "addr", "add", "192.0.2.10/24", "dev", "home0")
+	netnstest.IP(t, "-n", ns, "link", "set", "home1", "up")
+	netnstest.IP(t, "-n", ns, "link", "set", "home0", "up")
+	netnstest.IP(t, "-n", ns, "route", "add", "default", "via", "192.0.2.1", "dev", "home0")
+	config = filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(config, []byte(`{"stun": [], "mqtt": [], "turn": [], "ntp": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ns, config
 }
 
 // startXvfb starts a virtual display on a free number and returns its

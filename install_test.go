@@ -202,13 +202,8 @@ func startFromMenu(t *testing.T, path string) {
 		t.Fatalf("Exec=%s: %v", e["Exec"], err)
 	}
 	display, xvfbLog := startXvfb(t)
-	// With no servers configured, the node the app starts asks nobody
-	// outside for anything while the test looks at its window.
-	cfg := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(cfg, []byte(`{"stun": [], "mqtt": [], "turn": [], "ntp": []}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe)
+	ns, cfg := appNetwork(t)
+	cmd := exec.Command("ip", "netns", "exec", ns, exe)
 	cmd.Env = append(os.Environ(), "DISPLAY="+display, "HOME="+t.TempDir(), "P2PD_HOME="+t.TempDir(), "P2PD_CONFIG="+cfg)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
