@@ -13,7 +13,7 @@ VERSION   ?= $(APP_VERSION)$(if $(COMMIT),+$(COMMIT))
 LDFLAGS   := -X main.version=$(VERSION)
 
 .PHONY: run build deps deps-test tools test vet lint unit bench screenshot clean
-.PHONY: package install uninstall icon
+.PHONY: package install uninstall icon croc
 
 run: build
 	./$(BIN)
@@ -55,14 +55,14 @@ unit:
 # by p2pd vs a raw TCP copy and croc); see the ratio columns. The root
 # package's run in the NAT lab: connect times a few rounds each, the
 # transfers once (each moves 5 GiB per link speed).
-bench: deps-test $(TOOLS)/croc
+bench: deps-test croc
 	$(GO) test -run '^$$' -bench . -benchtime 2s $$($(GO) list ./... | grep -v '^p2pd$$')
 	$(GO) test -run '^$$' -bench 'Connect|NAT' -benchtime 5x .
 	$(GO) test -run '^$$' -bench Transfer -benchtime 1x -timeout 30m .
 
-# croc, for the transfer benchmark, from the Go module proxy.
-$(TOOLS)/croc:
-	packaging/croc.sh $(TOOLS)
+# croc, for the transfer benchmark: the newest the module proxy serves.
+croc:
+	@packaging/gotool.sh $(TOOLS) croc github.com/schollz/croc/v10 v10.2.2
 
 # Refreshes the README's screenshot from a real run of the app under Xvfb.
 screenshot: deps-test
@@ -74,7 +74,7 @@ screenshot: deps-test
 ARCHIVE ?= bin/p2pd-$(APP_VERSION)-linux-$(shell $(GO) env GOARCH).tar.xz
 package:
 	@packaging/deps.sh package
-	@packaging/fyne.sh $(TOOLS)
+	@packaging/gotool.sh $(TOOLS) fyne fyne.io/tools/cmd/fyne v1.7.2 # for Fyne v2.7
 	packaging/package.sh $(TOOLS)/fyne '$(VERSION)' '$(ARCHIVE)'
 
 # Installs the package for you: ~/.local/bin/p2pd, and P2PD in the desktop's

@@ -194,14 +194,14 @@ func p2pdSend(b *testing.B, l *natlab.Lab, r *receiver, src, dst, strategies str
 }
 
 // crocBinary is croc, built from the Go module proxy by `make bench`
-// (packaging/croc.sh) into .tools, or the one P2PD_CROC names.
+// (packaging/gotool.sh) into .tools, or the one P2PD_CROC names.
 func crocBinary(b *testing.B) string {
 	path := os.Getenv("P2PD_CROC")
 	if path == "" {
 		path, _ = filepath.Abs(filepath.Join(".tools", "croc"))
 	}
 	if _, err := os.Stat(path); err != nil {
-		b.Fatalf("croc is not built (make bench builds it with packaging/croc.sh): %v", err)
+		b.Fatalf("croc is not built (make bench builds it): %v", err)
 	}
 	return path
 }

@@ -8,7 +8,7 @@
 #
 #   packaging/package.sh FYNE VERSION ARCHIVE
 #
-# FYNE is Fyne's tool (packaging/fyne.sh builds it), VERSION what
+# FYNE is Fyne's tool (packaging/gotool.sh builds it), VERSION what
 # `p2pd version` reports, ARCHIVE the .tar.xz to write. Inside, under p2pd/:
 # Makefile and usr/local/{bin,share/applications,share/icons,share/metainfo}.
 set -eu
