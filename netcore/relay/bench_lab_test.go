@@ -30,7 +30,7 @@ import (
 const (
 	pathUDP    = "udp"     // both on their own UDP sockets: the baseline
 	pathRelay2 = "relay2"  // relay to relay: each side on its allocation
-	pathRelayA = "relay-a" // a on its allocation, b on its own socket
+	pathRelayA = "relay-a" // a on its allocation, b on its own socket: p2pd's relay when a connects
 	pathRelayB = "relay-b" // b on its allocation, a on its own socket
 )
 

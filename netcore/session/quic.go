@@ -83,8 +83,7 @@ func ServerQUIC(ctx context.Context, tr *quic.Transport, id *identity.Identity, 
 	return quicSession(c, tr, closeTransport(tr))
 }
 
-// QUICListener accepts QUIC sessions from one peer on a transport until
-// it is closed. More than one may arrive when the peer races paths that
+// QUICListener accepts QUIC sessions on a transport until it is closed. More than one may arrive when the peer races paths that
 // end at this socket; the peer keeps one and closes the others. The
 // listener and the sessions it accepted share the transport: it and its
 // socket are closed once the listener is closed and each of those
