@@ -13,11 +13,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"time"
 
 	"p2pd/friends"
 	"p2pd/netcore/addr"
 	"p2pd/netcore/config"
+	"p2pd/netcore/lan"
 	"p2pd/netcore/netcheck"
 	"p2pd/netcore/node"
 )
@@ -56,7 +59,13 @@ type Engine struct {
 	n       *node.Node
 	last    Snapshot
 	friends *friends.List
+	nearby  map[string]lan.Peer // by address text
+	beacons sync.WaitGroup
 }
+
+// nearbyFor is how long a node heard on the LAN stays listed: a few of
+// its beacons.
+const nearbyFor = 4 * lan.Every
 
 // New prepares an engine on the data dir home with the servers of cfg;
 // Start brings it up.
@@ -96,8 +105,65 @@ func (e *Engine) Start(ctx context.Context) (Snapshot, error) {
 	e.mu.Lock()
 	e.n = n
 	e.mu.Unlock()
+	// Nodes on this LAN find this one, and it them, with no server (not
+	// for a node kept on loopback).
+	if !e.opt.Loopback {
+		e.findNearby(ctx, n)
+	}
 	return e.refresh(ctx)
 }
+
+// findNearby runs the LAN beacons until ctx ends.
+func (e *Engine) findNearby(ctx context.Context, n *node.Node) {
+	e.beacons.Go(func() {
+		err := lan.Run(ctx, n.Address(), func(p lan.Peer) {
+			text, err := p.Address.Encode()
+			if err != nil {
+				return
+			}
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if e.nearby == nil {
+				e.nearby = map[string]lan.Peer{}
+			}
+			e.nearby[text] = p
+		})
+		if err != nil && ctx.Err() == nil {
+			e.opt.Logger.Debug("no LAN beacons", "err", err)
+		}
+	})
+}
+
+// Nearby lists the nodes heard on the local network lately.
+func (e *Engine) Nearby() []lan.Peer {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []lan.Peer
+	for text, p := range e.nearby {
+		if time.Since(p.Seen) > nearbyFor {
+			delete(e.nearby, text)
+			continue
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b lan.Peer) int { return a.From.Compare(b.From) })
+	return out
+}
+
+// Friends lists the friends (read again: another process may have
+// changed the list).
+func (e *Engine) Friends() ([]friends.Friend, error) {
+	if err := e.friends.Reload(); err != nil {
+		return nil, err
+	}
+	return e.friends.All(), nil
+}
+
+// RenameFriend gives a friend another name.
+func (e *Engine) RenameFriend(name, to string) error { return e.friends.Rename(name, to) }
+
+// RemoveFriend removes a friend.
+func (e *Engine) RemoveFriend(name string) error { return e.friends.Remove(name) }
 
 // Check runs the network check again.
 func (e *Engine) Check(ctx context.Context) (Snapshot, error) {
@@ -167,10 +233,13 @@ func (e *Engine) SaveFriend(name string, a *addr.Address) error {
 	return err
 }
 
-// Close stops the node.
+// Close stops the node; the context given to Start must have ended
+// first, or Close waits for it (the LAN beacons run until it does).
 func (e *Engine) Close() error {
+	var err error
 	if n := e.node(); n != nil {
-		return n.Close()
+		err = n.Close()
 	}
-	return nil
+	e.beacons.Wait()
+	return err
 }

@@ -18,10 +18,14 @@ import (
 
 	"p2pd/assets"
 	"p2pd/engine"
+	pfriends "p2pd/friends"
 	"p2pd/netcore/addr"
+	"p2pd/netcore/identity"
+	"p2pd/netcore/lan"
 	"p2pd/netcore/node"
 	"p2pd/ui/connect"
 	"p2pd/ui/diag"
+	"p2pd/ui/friends"
 	"p2pd/ui/home"
 )
 
@@ -47,7 +51,21 @@ type Engine interface {
 	Connect(ctx context.Context, a *addr.Address, progress func(node.Event)) (string, error)
 	// SaveFriend saves the peer at a as a friend called name.
 	SaveFriend(name string, a *addr.Address) error
+	// Friends lists the friends; RenameFriend and RemoveFriend change them.
+	Friends() ([]pfriends.Friend, error)
+	RenameFriend(name, to string) error
+	RemoveFriend(name string) error
+	// Nearby lists the nodes heard on the local network lately.
+	Nearby() []lan.Peer
 }
+
+// refreshEvery spaces the Friends screen's updates (LAN beacons come
+// every lan.Every).
+const refreshEvery = lan.Every
+
+// onlineWithin is how recently a friend must have been seen to show as
+// online.
+const onlineWithin = 2 * time.Minute
 
 // do runs f on the UI goroutine: every update from the engine's
 // goroutines goes through it (tests serialise it with their reads).
@@ -78,9 +96,11 @@ func NewMainWindow(a fyne.App, info Info, eng Engine) (fyne.Window, func()) {
 	c := connect.New(w)
 	c.Do = do
 	d := diag.New()
+	f := friends.New(w)
 	tabs := container.NewAppTabs(
 		container.NewTabItemWithIcon("Home", theme.HomeIcon(), h),
 		container.NewTabItemWithIcon("Connect", theme.LoginIcon(), c),
+		container.NewTabItemWithIcon("Friends", theme.AccountIcon(), f),
 		container.NewTabItemWithIcon("Diagnostics", theme.InfoIcon(), d.Content()),
 	)
 	w.SetContent(tabs)
@@ -127,7 +147,70 @@ func NewMainWindow(a fyne.App, info Info, eng Engine) (fyne.Window, func()) {
 		}()
 	}
 	c.OnSaveFriend = eng.SaveFriend
+
+	refresh := func() {
+		list, err := eng.Friends()
+		near := eng.Nearby()
+		do(func() {
+			if err == nil {
+				f.ShowFriends(friendRows(list))
+			}
+			f.ShowNearby(nearbyRows(near, list))
+		})
+	}
+	f.OnConnect = func(address string) {
+		tabs.SelectIndex(1)
+		c.SetAddress(address)
+	}
+	changed := func(err error) error {
+		if err == nil {
+			go refresh()
+		}
+		return err
+	}
+	f.OnRename = func(name, to string) error { return changed(eng.RenameFriend(name, to)) }
+	f.OnRemove = func(name string) error { return changed(eng.RemoveFriend(name)) }
+	go func() {
+		t := time.NewTicker(refreshEvery)
+		defer t.Stop()
+		for {
+			refresh()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	return w, stop
+}
+
+// friendRows turns the friends list into the screen's rows.
+func friendRows(list []pfriends.Friend) []friends.Friend {
+	out := make([]friends.Friend, 0, len(list))
+	for _, f := range list {
+		out = append(out, friends.Friend{Name: f.Name, Address: f.Address, LastSeen: f.LastSeen,
+			Online: !f.LastSeen.IsZero() && time.Since(f.LastSeen) < onlineWithin})
+	}
+	return out
+}
+
+// nearbyRows turns the nodes heard on the LAN into the screen's rows,
+// naming the friends among them.
+func nearbyRows(near []lan.Peer, list []pfriends.Friend) []friends.Nearby {
+	names := map[identity.ID]string{}
+	for _, f := range list {
+		names[f.ID()] = f.Name
+	}
+	out := make([]friends.Nearby, 0, len(near))
+	for _, p := range near {
+		text, err := p.Address.Encode()
+		if err != nil {
+			continue
+		}
+		out = append(out, friends.Nearby{Address: text, From: p.From.String(), Friend: names[identity.IDOf(p.Address.Key)]})
+	}
+	return out
 }
 
 // status words a snapshot for the Home screen.

@@ -15,8 +15,10 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"p2pd/engine"
+	pfriends "p2pd/friends"
 	"p2pd/netcore/addr"
 	"p2pd/netcore/identity"
+	"p2pd/netcore/lan"
 	"p2pd/netcore/netcheck"
 	"p2pd/netcore/node"
 	"p2pd/ui/connect"
@@ -47,6 +49,8 @@ type fakeEngine struct {
 	started       chan struct{}
 	mu            sync.Mutex
 	connected     *addr.Address
+	friends       []pfriends.Friend
+	nearby        []lan.Peer
 }
 
 func (f *fakeEngine) Cached() engine.Snapshot { return f.cached }
@@ -74,6 +78,27 @@ func (f *fakeEngine) Connect(_ context.Context, a *addr.Address, progress func(n
 
 func (f *fakeEngine) SaveFriend(string, *addr.Address) error { return nil }
 
+func (f *fakeEngine) Friends() ([]pfriends.Friend, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]pfriends.Friend(nil), f.friends...), nil
+}
+
+func (f *fakeEngine) RenameFriend(name, to string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.friends {
+		if f.friends[i].Name == name {
+			f.friends[i].Name = to
+		}
+	}
+	return nil
+}
+
+func (f *fakeEngine) RemoveFriend(string) error { return nil }
+
+func (f *fakeEngine) Nearby() []lan.Peer { return f.nearby }
+
 // address makes a valid address text with a fresh key.
 func address(t *testing.T) string {
 	t.Helper()
@@ -89,31 +114,49 @@ func address(t *testing.T) string {
 	return text
 }
 
+// walk calls fn for o and every object under it.
+func walk(o fyne.CanvasObject, fn func(fyne.CanvasObject)) {
+	fn(o)
+	if c, ok := o.(*fyne.Container); ok {
+		for _, x := range c.Objects {
+			walk(x, fn)
+		}
+	} else if w, ok := o.(fyne.Widget); ok {
+		for _, x := range test.WidgetRenderer(w).Objects() {
+			walk(x, fn)
+		}
+	}
+}
+
+// first returns the first object of type T under o that ok accepts.
+func first[T fyne.CanvasObject](o fyne.CanvasObject, ok func(T) bool) T {
+	var found T
+	var done bool
+	walk(o, func(x fyne.CanvasObject) {
+		if t, is := x.(T); is && !done && ok(t) {
+			found, done = t, true
+		}
+	})
+	return found
+}
+
+func button(text string) func(*widget.Button) bool {
+	return func(b *widget.Button) bool { return b.Text == text }
+}
+
 // texts gathers every text shown under o.
 func texts(o fyne.CanvasObject) string {
 	var b strings.Builder
-	var walk func(fyne.CanvasObject)
-	walk = func(o fyne.CanvasObject) {
-		switch v := o.(type) {
+	walk(o, func(x fyne.CanvasObject) {
+		switch v := x.(type) {
 		case *widget.Label:
 			b.WriteString(v.Text + "\n")
 		case *canvas.Text:
 			b.WriteString(v.Text + "\n")
 		case *widget.RichText:
 			b.WriteString(v.String() + "\n")
-		case *fyne.Container:
-			for _, c := range v.Objects {
-				walk(c)
-			}
-			return
 		}
-		if w, ok := o.(fyne.Widget); ok {
-			for _, c := range test.WidgetRenderer(w).Objects() {
-				walk(c)
-			}
-		}
-	}
-	walk(o)
+	})
 	return b.String()
 }
 
@@ -168,27 +211,11 @@ func TestConnectFromWindow(t *testing.T) {
 	c := tabs.Items[1].Content.(*connect.Connect)
 	peer := address(t)
 	read(func() bool { c.SetAddress(peer); return true })
-	var button *widget.Button
-	var find func(fyne.CanvasObject)
-	find = func(o fyne.CanvasObject) {
-		if b, ok := o.(*widget.Button); ok && b.Text == "Connect" {
-			button = b
-		}
-		if ct, ok := o.(*fyne.Container); ok {
-			for _, x := range ct.Objects {
-				find(x)
-			}
-		} else if wd, ok := o.(fyne.Widget); ok {
-			for _, x := range test.WidgetRenderer(wd).Objects() {
-				find(x)
-			}
-		}
-	}
-	read(func() bool { find(c); return true })
-	if button == nil || read(button.Disabled) {
+	tap := read(func() *widget.Button { return first(c, button("Connect")) })
+	if tap == nil || read(tap.Disabled) {
 		t.Fatalf("no enabled Connect button for a valid address")
 	}
-	read(func() bool { test.Tap(button); return true })
+	read(func() bool { test.Tap(tap); return true })
 	eventually(t, "the connect ends", func() bool {
 		return read(func() bool { return !c.Connecting() && strings.Contains(texts(c), "Connected") })
 	})
@@ -200,5 +227,50 @@ func TestConnectFromWindow(t *testing.T) {
 	}
 	if shown := read(func() string { return texts(c) }); !strings.Contains(shown, "Failed") {
 		t.Errorf("the failed strategy's row is missing:\n%s", shown)
+	}
+}
+
+// TestFriendsTab: friends show with their presence, a nearby node that is
+// a friend shows under the friend's name, and Connect on a friend fills
+// the Connect tab with their address.
+func TestFriendsTab(t *testing.T) {
+	a := test.NewApp()
+	defer a.Quit()
+	bob := address(t)
+	bobAddr, err := addr.Parse(bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := &fakeEngine{
+		started: make(chan struct{}),
+		friends: []pfriends.Friend{
+			{Name: "Bob", Address: bob, LastSeen: time.Now().Add(-30 * time.Second)},
+			{Name: "Carol", Address: address(t)},
+		},
+		nearby: []lan.Peer{{Address: bobAddr, From: netip.MustParseAddr("192.168.1.7"), Seen: time.Now()}},
+	}
+	close(eng.started)
+	w, stop := NewMainWindow(a, Info{}, eng)
+	defer stop()
+	defer read(func() bool { w.Close(); return true })
+	tabs := w.Content().(*container.AppTabs)
+	screen := tabs.Items[2].Content
+	eventually(t, "the friends show", func() bool {
+		got := read(func() string { return texts(screen) })
+		return strings.Contains(got, "Bob") && strings.Contains(got, "online") &&
+			strings.Contains(got, "Carol") && strings.Contains(got, "not seen yet") &&
+			strings.Contains(got, "Bob, at 192.168.1.7")
+	})
+	connect := read(func() *widget.Button { return first(screen, button("Connect")) })
+	if connect == nil {
+		t.Fatal("no Connect button for the first friend")
+	}
+	read(func() bool { test.Tap(connect); return true })
+	if got := read(func() int { return tabs.SelectedIndex() }); got != 1 {
+		t.Errorf("Connect on a friend selected tab %d, want the Connect tab", got)
+	}
+	entry := read(func() *widget.Entry { return first(tabs.Items[1].Content, func(*widget.Entry) bool { return true }) })
+	if entry == nil || read(func() string { return entry.Text }) != bob {
+		t.Errorf("the Connect tab's address is not Bob's")
 	}
 }
