@@ -370,6 +370,16 @@ func (d *discovery) mapping(ctx context.Context, a *Conn, primary Binding, wait 
 	wg.Go(func() { b2, e2 = bind(alt) })
 	wg.Go(func() { b3, e3 = bind(primary.Other) })
 	wg.Wait()
+	// A wait holds two sends: on a lossy or busy path both can go
+	// unanswered, and an unknown mapping costs every punching strategy
+	// its plan. One more round for a test that went unanswered (only
+	// test III when test II says it matters).
+	if e2 != nil && ctx.Err() == nil {
+		b2, e2 = bind(alt)
+	}
+	if e3 != nil && (e2 != nil || b2.Mapped != primary.Mapped) && ctx.Err() == nil {
+		b3, e3 = bind(primary.Other)
+	}
 	seen := e2 == nil || e3 == nil
 	switch {
 	case e2 != nil:
