@@ -35,7 +35,7 @@ func runGUI() error {
 		return err
 	}
 	defer eng.Close()
-	ui.Run(ui.Info{Version: version}, eng)
+	ui.Run(eng)
 	return nil
 }
 

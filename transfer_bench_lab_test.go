@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,11 +82,8 @@ func BenchmarkTransfer(b *testing.B) {
 }
 
 func medianOf(v []float64) float64 {
-	d := make([]time.Duration, len(v))
-	for i, x := range v {
-		d[i] = time.Duration(x * 1e6)
-	}
-	return float64(median(d)) / 1e6
+	s := slices.Sorted(slices.Values(v))
+	return s[len(s)/2]
 }
 
 func mbps(size int64, d time.Duration) float64 { return float64(size) / 1e6 / d.Seconds() }

@@ -30,17 +30,8 @@ func zeroSum(n int) digest {
 	return chunkSum(zeroChunk[:n])
 }
 
-// isZero reports whether b holds only zeros.
-func isZero(b []byte) bool {
-	for len(b) > 0 {
-		n := min(len(b), len(zeroChunk))
-		if !bytes.Equal(b[:n], zeroChunk[:n]) {
-			return false
-		}
-		b = b[n:]
-	}
-	return true
-}
+// isZero reports whether chunk b (at most ChunkSize) holds only zeros.
+func isZero(b []byte) bool { return bytes.Equal(b, zeroChunk[:len(b)]) }
 
 // fileSum is a file's digest: BLAKE3 over its chunks' digests in order.
 // Both sides cut a file into chunks the same way (ChunkSize each, the

@@ -168,14 +168,15 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 	// The names are released before the result is written: a sender
 	// that hears it may offer the same files again at once.
 	release := func() {}
-	defer func() { release() }()
 	if why == "" {
-		var busy string
-		if release, busy = claim(r.Dir, names); busy != "" {
-			release = func() {}
+		rel, busy := claim(r.Dir, names)
+		if busy != "" {
 			why = fmt.Sprintf("%s is being received already; try again when that ends", busy)
+		} else {
+			release = sync.OnceFunc(rel)
 		}
 	}
+	defer release()
 	if why == "" && (r.Decide == nil || !r.Decide(sess.PeerID(), offer)) {
 		why = "declined"
 	}
@@ -208,7 +209,6 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 	}
 	untrack()
 	release()
-	release = func() {}
 	st.SetWriteDeadline(time.Now().Add(offerTimeout))
 	writeJSON(st, res)
 	if r.Done != nil {

@@ -102,19 +102,20 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Close() })
 	defer stop()
-	fail := func(err error) (Result, int64, error) {
+	// An ended ctx is why the stream broke: say that, not the broken read.
+	fail := func(err error) error {
 		if ctx.Err() != nil {
-			err = ctx.Err()
+			return ctx.Err()
 		}
-		return Result{}, 0, err
+		return err
 	}
 
 	if err := writeJSON(st, offer); err != nil {
-		return fail(fmt.Errorf("sending the offer: %w", err))
+		return Result{}, 0, fail(fmt.Errorf("sending the offer: %w", err))
 	}
 	var ans Answer
 	if err := readJSON(st, &ans); err != nil {
-		return fail(fmt.Errorf("waiting for the answer: %w", err))
+		return Result{}, 0, fail(fmt.Errorf("waiting for the answer: %w", err))
 	}
 	if !ans.Accept {
 		return Result{}, 0, fmt.Errorf("%w: %s", ErrDeclined, ans.Reason)
@@ -161,11 +162,9 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 	case o.err == nil && !o.res.OK:
 		return o.res, sent, fmt.Errorf("the receiver failed: %s", o.res.Error)
 	case sendErr != nil:
-		_, _, err = fail(sendErr)
-		return Result{}, sent, err
+		return Result{}, sent, fail(sendErr)
 	case o.err != nil:
-		_, _, err = fail(fmt.Errorf("waiting for the receiver's result: %w", o.err))
-		return Result{}, sent, err
+		return Result{}, sent, fail(fmt.Errorf("waiting for the receiver's result: %w", o.err))
 	}
 	return o.res, sent, nil
 }

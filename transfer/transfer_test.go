@@ -123,6 +123,19 @@ func TestDecline(t *testing.T) {
 	}
 }
 
+// cutSend sends path and cuts the transfer once at bytes are done,
+// returning what it sent and how it ended.
+func cutSend(sess *session.Session, path string, at int64) (int64, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, sent, err := Send(ctx, sess, []string{path}, func(p Progress) {
+		if p.Done >= at {
+			cancel()
+		}
+	})
+	return sent, err
+}
+
 // TestResume: the sender's connection is cut mid-transfer; sent again,
 // the same file resumes from what the receiver verified.
 func TestResume(t *testing.T) {
@@ -131,13 +144,7 @@ func TestResume(t *testing.T) {
 	write(t, filepath.Join(src, "big.bin"), random(size))
 	ended := make(chan Result, 2)
 	sess := pair(t, &Receiver{Dir: dst, Decide: accept, Done: func(_ Offer, r Result) { ended <- r }})
-	ctx, cancel := context.WithCancel(context.Background())
-	_, first, err := Send(ctx, sess, []string{filepath.Join(src, "big.bin")}, func(p Progress) {
-		if p.Done >= 6<<20 {
-			cancel()
-		}
-	})
-	cancel()
+	first, err := cutSend(sess, filepath.Join(src, "big.bin"), 6<<20)
 	if err == nil || first >= size {
 		t.Fatalf("the cut transfer sent %d bytes, err %v", first, err)
 	}
@@ -241,13 +248,7 @@ func TestResumeAfterReceiverRestart(t *testing.T) {
 	write(t, filepath.Join(src, "big.bin"), random(size))
 	ended := make(chan Result, 1)
 	sess := pair(t, &Receiver{Dir: dst, Decide: accept, Done: func(_ Offer, r Result) { ended <- r }})
-	ctx, cancel := context.WithCancel(context.Background())
-	_, first, err := Send(ctx, sess, []string{filepath.Join(src, "big.bin")}, func(p Progress) {
-		if p.Done >= 4<<20 {
-			cancel()
-		}
-	})
-	cancel()
+	first, err := cutSend(sess, filepath.Join(src, "big.bin"), 4<<20)
 	if err == nil {
 		t.Fatal("the cut transfer succeeded")
 	}

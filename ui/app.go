@@ -33,11 +33,6 @@ import (
 // matches FyneApp.toml.
 const AppID = "io.p2pd.app"
 
-// Info describes the running build.
-type Info struct {
-	Version string
-}
-
 // Engine is what the app needs from P2PD's engine (package engine).
 type Engine interface {
 	// Cached is what the last run knew, shown at once.
@@ -78,10 +73,10 @@ const connectTimeout = time.Minute
 var Icon = fyne.NewStaticResource("icon.png", assets.IconPNG)
 
 // Run opens the main window and blocks until the user closes it.
-func Run(info Info, eng Engine) {
+func Run(eng Engine) {
 	a := app.NewWithID(AppID)
 	a.SetIcon(Icon)
-	w, stop := NewMainWindow(a, info, eng)
+	w, stop := NewMainWindow(a, eng)
 	defer stop()
 	w.ShowAndRun()
 }
@@ -89,7 +84,7 @@ func Run(info Info, eng Engine) {
 // NewMainWindow builds the main window of app a, shows what the engine
 // remembers at once and starts the engine off the UI goroutine. stop
 // cancels what is under way.
-func NewMainWindow(a fyne.App, info Info, eng Engine) (fyne.Window, func()) {
+func NewMainWindow(a fyne.App, eng Engine) (fyne.Window, func()) {
 	ctx, stop := context.WithCancel(context.Background())
 	w := a.NewWindow("P2PD")
 	h := home.New()

@@ -181,7 +181,7 @@ func TestWindowShowsCachedThenFresh(t *testing.T) {
 		fresh:   engine.Snapshot{Address: fresh, Port: 41234, Report: &netcheck.Report{Verdict: "fresh verdict"}},
 		started: make(chan struct{}),
 	}
-	w, stop := NewMainWindow(a, Info{Version: "test"}, eng)
+	w, stop := NewMainWindow(a, eng)
 	defer stop()
 	defer read(func() bool { w.Close(); return true })
 	tabs := w.Content().(*container.AppTabs)
@@ -203,7 +203,7 @@ func TestConnectFromWindow(t *testing.T) {
 	defer a.Quit()
 	eng := &fakeEngine{started: make(chan struct{})}
 	close(eng.started)
-	w, stop := NewMainWindow(a, Info{}, eng)
+	w, stop := NewMainWindow(a, eng)
 	defer stop()
 	defer read(func() bool { w.Close(); return true })
 	tabs := w.Content().(*container.AppTabs)
@@ -250,7 +250,7 @@ func TestFriendsTab(t *testing.T) {
 		nearby: []lan.Peer{{Address: bobAddr, From: netip.MustParseAddr("192.168.1.7"), Seen: time.Now()}},
 	}
 	close(eng.started)
-	w, stop := NewMainWindow(a, Info{}, eng)
+	w, stop := NewMainWindow(a, eng)
 	defer stop()
 	defer read(func() bool { w.Close(); return true })
 	tabs := w.Content().(*container.AppTabs)
