@@ -279,15 +279,23 @@ func (c *Client) publish(ctx context.Context, ap netip.AddrPort, to ed25519.Publ
 	if err != nil {
 		return err
 	}
-	timeout := connectTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
+	// The caller's context bounds the wait: on a lossy path TCP's
+	// retransmissions (a lost SYN alone costs a second) can outlast
+	// connectTimeout, which is only the default for a caller with no
+	// deadline.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, connectTimeout)
+		defer cancel()
 	}
+	start := time.Now()
 	// Published before the connection is up, the message waits in paho's
 	// store; the token completes when the broker acknowledges it.
 	tok := b.c.Publish(Topic(to), qos, false, env)
-	if !tok.WaitTimeout(timeout) {
-		return fmt.Errorf("MQTT broker %s: no acknowledgement within %v", ap, timeout.Round(time.Millisecond))
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		return fmt.Errorf("MQTT broker %s: no acknowledgement within %v", ap, time.Since(start).Round(time.Millisecond))
 	}
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("MQTT broker %s: %w", ap, err)
