@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -247,10 +248,37 @@ func (d *discovery) listen(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.keep(c)
+	return c, nil
+}
+
+func (d *discovery) keep(c *Conn) {
 	d.mu.Lock()
 	d.conns = append(d.conns, c)
 	d.mu.Unlock()
-	return c, nil
+}
+
+// quietTries is how many ports below the ephemeral range listenQuiet
+// tries before it takes any port.
+const quietTries = 8
+
+// listenQuiet opens a socket on a random port below the systems'
+// ephemeral ranges (Linux from 32768, Windows and macOS from 49152). An
+// ephemeral port may have been an earlier mapping test's socket, one that
+// sent to the alternate address: the NAT keeps that flow for minutes, so
+// the alternate address's answer to a new socket on the same port passes
+// as if the NAT filtered nothing. No STUN client sends to an alternate
+// address from these ports (the sequential port test talks to the primary
+// server only).
+func (d *discovery) listenQuiet(ctx context.Context) (*Conn, error) {
+	for range quietTries {
+		port := uint16(seqPortLow + rand.IntN(seqPortHigh-seqPortLow))
+		if c, err := Listen(ctx, netip.AddrPortFrom(d.local, port)); err == nil {
+			d.keep(c)
+			return c, nil
+		}
+	}
+	return d.listen(ctx)
 }
 
 func (d *discovery) close() {
@@ -394,8 +422,8 @@ func (d *discovery) mapping(ctx context.Context, a *Conn, primary Binding, wait 
 	return AddressPortDependent, seen
 }
 
-// filtering runs RFC 5780 §4.4 on two fresh sockets at once, each having
-// only talked to the primary address: one asks for the answer from the
+// filtering runs RFC 5780 §4.4 on two fresh sockets at once, on ports
+// that have only ever talked to the primary address (listenQuiet): one asks for the answer from the
 // alternate address and port (passes endpoint-independent filtering), the
 // other from the alternate port only (passes address-dependent filtering).
 // A server seen to ignore or refuse the change makes the answer unknown.
@@ -404,7 +432,7 @@ func (d *discovery) filtering(ctx context.Context, primary Binding, wait time.Du
 	var wg sync.WaitGroup
 	for i, change := range []Change{ChangeIP | ChangePort, ChangePort} {
 		wg.Go(func() {
-			c, err := d.listen(ctx)
+			c, err := d.listenQuiet(ctx)
 			if err != nil {
 				return
 			}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +35,27 @@ func TestMain(m *testing.M) {
 				return err
 			}
 			return json.NewEncoder(os.Stdout).Encode(childProfile{p, res, time.Since(start)})
+		},
+		// stale sends one datagram from every port args[0]..args[1] of
+		// local address args[2] to each of args[3:], as earlier processes'
+		// sockets would have: the NAT keeps a flow for each.
+		"stale": func(args []string) error {
+			lo, hi := mustAtoi(args[0]), mustAtoi(args[1])
+			local := netip.MustParseAddr(args[2])
+			for port := lo; port <= hi; port++ {
+				c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, uint16(port))))
+				if err != nil {
+					return err
+				}
+				for _, to := range args[3:] {
+					if _, err := c.WriteToUDPAddrPort([]byte("hello"), netip.MustParseAddrPort(to)); err != nil {
+						c.Close()
+						return err
+					}
+				}
+				c.Close()
+			}
+			return nil
 		},
 	})
 	os.Exit(m.Run())
@@ -160,6 +183,31 @@ func TestDiscoveryIPv6(t *testing.T) {
 	}
 }
 
+// TestFilteringIgnoresStaleFlows: every ephemeral port of the host has
+// just sent to the server's alternate address and port (as earlier
+// processes' mapping tests do), so the NAT holds a flow that admits the
+// alternate address's answer on each of them. Filtering is still judged
+// address-and-port dependent: its probes use ports no mapping test does.
+func TestFilteringIgnoresStaleFlows(t *testing.T) {
+	l := natlab.New(t, natlab.Config{TURN: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const lo, hi = 50000, 50199
+	if _, err := l.Exec(ctx, l.A.Host, "sysctl", "-qw", fmt.Sprintf("net.ipv4.ip_local_port_range=%d %d", lo, hi)); err != nil {
+		t.Fatal(err)
+	}
+	alt := []string{netip.AddrPortFrom(natlab.ServerIP2, 3479).String(), netip.AddrPortFrom(natlab.ServerIP1, 3479).String()}
+	if _, err := l.Run(ctx, l.A.Host, "stale", append([]string{fmt.Sprint(lo), fmt.Sprint(hi), l.A.Host4.String()}, alt...)...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		p := discoverIn(t, l, l.A, l.A.Host4).Profile
+		if p.Mapping != EndpointIndependent || p.Filtering != AddressPortDependent {
+			t.Errorf("discovery %d with stale flows on every ephemeral port: %v+%v, want EIM+APDF", i, p.Mapping.Short("M"), p.Filtering.Short("F"))
+		}
+	}
+}
+
 // TestDeadServerDoesNotStall lists a STUN server that never answers first:
 // discovery still finishes quickly with the live one and names the dead one.
 func TestDeadServerDoesNotStall(t *testing.T) {
@@ -188,4 +236,12 @@ func TestDeadServerDoesNotStall(t *testing.T) {
 		t.Errorf("failed servers = %v, want the two dead ones", dead)
 	}
 	t.Logf("discovery with a dead server took %v", cp.Took)
+}
+
+func mustAtoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
 }
