@@ -61,8 +61,64 @@ type queuedJSON struct {
 type Outbox struct {
 	path string
 	mu   sync.Mutex // one change at a time in this process
-	// Progress, if set, hears how each delivery goes.
-	Progress func(peer identity.ID, p Progress)
+	// Report, if set, hears how each delivery attempt goes: once as it
+	// starts, with each progress, and once as it ends.
+	Report func(Attempt)
+
+	runMu   sync.Mutex
+	running map[string]context.CancelCauseFunc // by entry id, for Cancel
+}
+
+// Attempt is news of one attempt at delivering a queued entry.
+type Attempt struct {
+	Entry    Queued
+	Progress Progress // the latest (zero until the receiver accepts)
+	// Ended: the attempt is over; Err says how (nil: the receiver saved
+	// everything).
+	Ended bool
+	Err   error
+}
+
+// ErrCancelledHere: the entry was cancelled in this process
+// (Outbox.Cancel).
+var ErrCancelledHere = errors.New("cancelled")
+
+// Cancel takes the entry with id out of the outbox and stops its
+// delivery if one is running (the receiver keeps the verified part: the
+// same files queued again resume). It reports whether a delivery was
+// running.
+func (o *Outbox) Cancel(id string) (bool, error) {
+	err := o.Remove(id)
+	o.runMu.Lock()
+	stop := o.running[id]
+	o.runMu.Unlock()
+	if stop != nil {
+		stop(ErrCancelledHere)
+	}
+	return stop != nil, err
+}
+
+// track registers the running delivery of entry id for Cancel.
+func (o *Outbox) track(ctx context.Context, id string) (context.Context, func()) {
+	ctx, stop := context.WithCancelCause(ctx)
+	o.runMu.Lock()
+	defer o.runMu.Unlock()
+	if o.running == nil {
+		o.running = map[string]context.CancelCauseFunc{}
+	}
+	o.running[id] = stop
+	return ctx, func() {
+		o.runMu.Lock()
+		defer o.runMu.Unlock()
+		delete(o.running, id)
+		stop(nil)
+	}
+}
+
+func (o *Outbox) report(a Attempt) {
+	if o.Report != nil {
+		o.Report(a)
+	}
 }
 
 // OpenOutbox opens the outbox in the data dir home (a missing file is an
@@ -136,10 +192,6 @@ func (o *Outbox) Deliver(ctx context.Context, sess *session.Session) (int, error
 	if err != nil {
 		return 0, err
 	}
-	var progress func(Progress)
-	if o.Progress != nil {
-		progress = func(p Progress) { o.Progress(peer, p) }
-	}
 	delivered := 0
 	var errs []error
 	for _, q := range all {
@@ -150,7 +202,10 @@ func (o *Outbox) Deliver(ctx context.Context, sess *session.Session) (int, error
 			errs = append(errs, ctx.Err())
 			break
 		}
-		_, _, err := Send(ctx, sess, q.Paths, progress)
+		err := o.send(ctx, sess, q)
+		if errors.Is(err, ErrCancelledHere) {
+			continue // taken out of the outbox by Cancel
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sending %s: %w", names(q.Paths), err))
 			if ctx.Err() == nil { // not cut short by shutting down
@@ -167,6 +222,20 @@ func (o *Outbox) Deliver(ctx context.Context, sess *session.Session) (int, error
 		delivered += len(q.Paths)
 	}
 	return delivered, errors.Join(errs...)
+}
+
+// send makes one attempt at entry q, reporting it; an attempt stopped by
+// Cancel returns ErrCancelledHere.
+func (o *Outbox) send(ctx context.Context, sess *session.Session, q Queued) error {
+	ctx, untrack := o.track(ctx, q.ID)
+	defer untrack()
+	o.report(Attempt{Entry: q})
+	_, _, err := Send(ctx, sess, q.Paths, func(p Progress) { o.report(Attempt{Entry: q, Progress: p}) })
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrCancelledHere) {
+		err = ErrCancelledHere
+	}
+	o.report(Attempt{Entry: q, Ended: true, Err: err})
+	return err
 }
 
 // note records a failed attempt on the entry id.

@@ -169,8 +169,8 @@ func TestOutboxResumesCutDelivery(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	o.Progress = func(_ identity.ID, p Progress) {
-		if p.Done >= 2*ChunkSize {
+	o.Report = func(a Attempt) {
+		if a.Progress.Done >= 2*ChunkSize {
 			cancel()
 		}
 	}
@@ -185,7 +185,11 @@ func TestOutboxResumesCutDelivery(t *testing.T) {
 	}
 
 	var first atomic.Int64
-	o.Progress = func(_ identity.ID, p Progress) { first.CompareAndSwap(0, p.Done) }
+	o.Report = func(a Attempt) {
+		if a.Progress.Done > 0 {
+			first.CompareAndSwap(0, a.Progress.Done)
+		}
+	}
 	// The receiver releases the name just after Done: until then it
 	// declines, and the entry waits for the next try.
 	n, err := o.Deliver(context.Background(), sess)
@@ -204,6 +208,51 @@ func TestOutboxResumesCutDelivery(t *testing.T) {
 	}
 	if all, _ := o.List(); len(all) != 0 {
 		t.Errorf("left in the outbox: %+v", all)
+	}
+}
+
+// TestOutboxCancel: cancelling a running delivery stops it at once, takes
+// the entry out of the outbox, and the attempt ends as cancelled; the
+// reports go start, progress, end.
+func TestOutboxCancel(t *testing.T) {
+	home, src, dst := t.TempDir(), t.TempDir(), t.TempDir()
+	big, _ := queueFile(t, src, "big.bin", 64*ChunkSize)
+	sess := queueSession(t, &Receiver{Dir: dst, Decide: acceptQueued})
+	o := openOutbox(t, home)
+	q, err := o.Add(sess.PeerID(), []string{big})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []Attempt
+	o.Report = func(a Attempt) {
+		mu.Lock()
+		seen = append(seen, a)
+		mu.Unlock()
+		if a.Progress.Done >= 2*ChunkSize {
+			if running, err := o.Cancel(a.Entry.ID); !running || err != nil {
+				t.Errorf("Cancel during the delivery: running %v, %v", running, err)
+			}
+		}
+	}
+	n, err := o.Deliver(context.Background(), sess)
+	if n != 0 || err != nil {
+		t.Errorf("Deliver after a cancel: %d, %v (a cancelled entry is no failure)", n, err)
+	}
+	if all, _ := o.List(); len(all) != 0 {
+		t.Errorf("the cancelled entry stays queued: %+v", all)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) < 3 || seen[0].Ended || seen[0].Progress.Done != 0 || seen[0].Entry.ID != q.ID {
+		t.Fatalf("the first report %+v, want the attempt's start", seen[0])
+	}
+	last := seen[len(seen)-1]
+	if !last.Ended || !errors.Is(last.Err, ErrCancelledHere) {
+		t.Errorf("the last report: ended %v, err %v", last.Ended, last.Err)
+	}
+	if running, _ := o.Cancel(q.ID); running {
+		t.Error("Cancel after the delivery ended says one is running")
 	}
 }
 

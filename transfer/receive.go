@@ -37,6 +37,10 @@ type Receiver struct {
 	// Decide is asked about each offer that passed the checks (names,
 	// sizes, free space); nil declines every offer.
 	Decide func(peer identity.ID, o Offer) bool
+	// Choose, if set, is asked instead of Decide, and names the folder
+	// to save the offer into ("" for Dir); the checks are made again for
+	// another folder.
+	Choose func(peer identity.ID, o Offer) (dir string, accept bool)
 	// Progress, if set, hears how each accepted transfer goes.
 	Progress func(Progress)
 	// Done, if set, hears how each accepted transfer ended.
@@ -161,25 +165,29 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 		return
 	}
 	st.SetReadDeadline(time.Time{})
-	root, names, have, why := r.prepare(offer)
+	dir := r.Dir
+	root, names, have, release, why := r.prepare(dir, offer)
+	if why == "" {
+		accept, chosen := false, ""
+		switch {
+		case r.Choose != nil:
+			chosen, accept = r.Choose(sess.PeerID(), offer)
+		case r.Decide != nil:
+			accept = r.Decide(sess.PeerID(), offer)
+		}
+		if !accept {
+			why = "declined"
+		} else if chosen != "" && chosen != dir {
+			release()
+			root.Close()
+			dir = chosen
+			root, names, have, release, why = r.prepare(dir, offer)
+		}
+	}
 	if root != nil {
 		defer root.Close()
 	}
-	// The names are released before the result is written: a sender
-	// that hears it may offer the same files again at once.
-	release := func() {}
-	if why == "" {
-		rel, busy := claim(r.Dir, names)
-		if busy != "" {
-			why = fmt.Sprintf("%s is being received already; try again when that ends", busy)
-		} else {
-			release = sync.OnceFunc(rel)
-		}
-	}
 	defer release()
-	if why == "" && (r.Decide == nil || !r.Decide(sess.PeerID(), offer)) {
-		why = "declined"
-	}
 	if why != "" {
 		writeJSON(st, Answer{Reason: why})
 		return
@@ -216,9 +224,27 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 	}
 }
 
-// prepare checks an offer and finds what earlier attempts left: the
+// prepare checks an offer for saving into dir and claims its names
+// there: it returns the folder, each file's clean name and what earlier
+// attempts verified, and the release of the names (which runs once; they
+// are released before the result is written, since a sender that hears
+// it may offer the same files again at once); or why not.
+func (r *Receiver) prepare(dir string, o Offer) (root *os.Root, names []string, have []int64, release func(), why string) {
+	release = func() {}
+	root, names, have, why = check(dir, o)
+	if why != "" {
+		return root, names, have, release, why
+	}
+	rel, busy := claim(dir, names)
+	if busy != "" {
+		return root, names, have, release, fmt.Sprintf("%s is being received already; try again when that ends", busy)
+	}
+	return root, names, have, sync.OnceFunc(rel), ""
+}
+
+// check checks an offer and finds what earlier attempts left in dir: the
 // folder, each file's clean name and verified bytes, or why not.
-func (r *Receiver) prepare(o Offer) (*os.Root, []string, []int64, string) {
+func check(dir string, o Offer) (*os.Root, []string, []int64, string) {
 	if len(o.Files) == 0 || len(o.Files) > maxFiles {
 		return nil, nil, nil, fmt.Sprintf("an offer holds 1 to %d files", maxFiles)
 	}
@@ -242,10 +268,10 @@ func (r *Receiver) prepare(o Offer) (*os.Root, []string, []int64, string) {
 	if total != o.Total {
 		return nil, nil, nil, "the offer's total does not add up"
 	}
-	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, nil, fmt.Sprintf("the download folder: %v", err)
 	}
-	root, err := os.OpenRoot(r.Dir)
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, nil, nil, fmt.Sprintf("the download folder: %v", err)
 	}
@@ -255,8 +281,8 @@ func (r *Receiver) prepare(o Offer) (*os.Root, []string, []int64, string) {
 		have[i] = resumable(root, o.ID, names[i], f.Size)
 		need += f.Size - have[i]
 	}
-	if free, ok := freeSpace(r.Dir); ok && free < uint64(need) {
-		return root, nil, nil, fmt.Sprintf("not enough free space in %s: %s needed, %s free", r.Dir, FormatSize(need), FormatSize(int64(free)))
+	if free, ok := freeSpace(dir); ok && free < uint64(need) {
+		return root, nil, nil, fmt.Sprintf("not enough free space in %s: %s needed, %s free", dir, FormatSize(need), FormatSize(int64(free)))
 	}
 	return root, names, have, ""
 }

@@ -123,6 +123,30 @@ func TestDecline(t *testing.T) {
 	}
 }
 
+// TestChooseFolder: the receiver's Choose saves an offer into another
+// folder than Dir, a busy name there is checked against that folder, and
+// declining through Choose declines.
+func TestChooseFolder(t *testing.T) {
+	src, dir, chosen := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "new")
+	write(t, filepath.Join(src, "a.txt"), []byte("chosen"))
+	answer := chosen
+	sess := pair(t, &Receiver{Dir: dir, Choose: func(identity.ID, Offer) (string, bool) { return answer, answer != "no" }})
+	res, _, err := Send(context.Background(), sess, []string{filepath.Join(src, "a.txt")}, nil)
+	if err != nil || len(res.Saved) != 1 {
+		t.Fatalf("saved %v, %v", res.Saved, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(chosen, "a.txt")); string(b) != "chosen" {
+		t.Errorf("the chosen folder holds %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.txt")); err == nil {
+		t.Error("the file also went into Dir")
+	}
+	answer = "no"
+	if _, _, err := Send(context.Background(), sess, []string{filepath.Join(src, "a.txt")}, nil); !errors.Is(err, ErrDeclined) {
+		t.Errorf("declined through Choose: %v", err)
+	}
+}
+
 // cutSend sends path and cuts the transfer once at bytes are done,
 // returning what it sent and how it ended.
 func cutSend(sess *session.Session, path string, at int64) (int64, error) {
