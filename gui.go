@@ -26,11 +26,15 @@ func runGUI() error {
 	if err != nil {
 		return err
 	}
+	cfgPath, err := config.Locate("")
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("P2PD_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	eng, err := engine.New(home, cfg, engine.Options{Logger: log})
+	eng, err := engine.New(home, cfg, engine.Options{Logger: log, ConfigPath: cfgPath})
 	if err != nil {
 		return err
 	}

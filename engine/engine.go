@@ -1,8 +1,11 @@
 // Package engine runs P2PD for the desktop app: it starts the node and a
 // network check in the background, remembers the last address and check
 // in the data dir so the next launch shows them at once, connects to
-// addresses and saves friends. It has no UI imports; package ui turns its
-// results into screen updates.
+// addresses and saves friends, chats and moves files with them (a
+// presence Keeper delivers what waits as soon as a friend can be
+// reached), keeps the app's settings, and starts the node again when the
+// network changes. It has no UI imports: it tells the app what happens
+// through Hooks, and package ui turns that into screen updates.
 package engine
 
 import (
@@ -17,12 +20,15 @@ import (
 	"sync"
 	"time"
 
+	"p2pd/chat"
 	"p2pd/friends"
 	"p2pd/netcore/addr"
 	"p2pd/netcore/config"
 	"p2pd/netcore/lan"
 	"p2pd/netcore/netcheck"
 	"p2pd/netcore/node"
+	"p2pd/presence"
+	"p2pd/transfer"
 )
 
 // cacheFile keeps the last address and network check in the data dir.
@@ -47,6 +53,15 @@ type Options struct {
 	// Loopback keeps the node on the loopback interface (tests, and two
 	// instances talking only to each other on one computer).
 	Loopback bool
+	// ConfigPath is where saved server settings go (default: config.json
+	// in the data dir; see config.Locate).
+	ConfigPath string
+	// Poll is how often each friend is asked whether it is online
+	// (default presence.DefaultPoll).
+	Poll time.Duration
+	// WatchEvery is how often the network is looked at for changes
+	// (default watchEvery; negative: never, as with Loopback).
+	WatchEvery time.Duration
 }
 
 // Engine is the app's node and what goes with it.
@@ -55,35 +70,111 @@ type Engine struct {
 	cfg  config.Config
 	opt  Options
 
-	mu      sync.Mutex
-	n       *node.Node
-	last    Snapshot
 	friends *friends.List
-	nearby  map[string]lan.Peer // by address text
-	beacons sync.WaitGroup
+	store   *chat.Store
+	chat    *chat.Chat
+	outbox  *transfer.Outbox
+	recv    *transfer.Receiver
+	watch   sync.WaitGroup
+
+	// runMu makes starts, restarts and closes take turns.
+	runMu sync.Mutex
+
+	mu        sync.Mutex
+	run       *running        // nil until started, and after Close
+	ctx       context.Context // Start's, until Close
+	cancel    context.CancelFunc
+	last      Snapshot
+	nearby    map[string]lan.Peer // by address text
+	hooks     Hooks
+	settings  Settings
+	transfers map[string]*Transfer // by ID
+	entryKey  map[string]string    // outbox entry id → its transfer's ID
+	asking    map[string]func(bool, string)
+}
+
+// running is one run of the node and what runs on it; a network change
+// or new settings start another.
+type running struct {
+	n      *node.Node
+	keeper *presence.Keeper
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // nearbyFor is how long a node heard on the LAN stays listed: a few of
 // its beacons.
 const nearbyFor = 4 * lan.Every
 
-// New prepares an engine on the data dir home with the servers of cfg;
-// Start brings it up.
+// New prepares an engine on the data dir home with the servers of cfg
+// (servers saved in the app's settings replace them); Start brings it up.
 func New(home string, cfg config.Config, opt Options) (*Engine, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
+	}
+	if opt.ConfigPath == "" {
+		opt.ConfigPath = filepath.Join(home, config.FileName)
+	}
+	if opt.WatchEvery == 0 {
+		opt.WatchEvery = watchEvery
 	}
 	fl, err := friends.Open(home)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{home: home, cfg: cfg, opt: opt, friends: fl}
+	e := &Engine{home: home, cfg: cfg, opt: opt, friends: fl,
+		transfers: map[string]*Transfer{}, entryKey: map[string]string{}, asking: map[string]func(bool, string){}}
+	if e.settings, err = loadSettings(home, cfg); err != nil {
+		return nil, err
+	}
+	if e.store, err = chat.OpenStore(filepath.Join(home, "chat")); err != nil {
+		return nil, err
+	}
+	e.chat = chat.New(e.store, e.onMessage)
+	if e.outbox, err = transfer.OpenOutbox(home); err != nil {
+		e.store.Close()
+		return nil, err
+	}
+	e.outbox.Report = e.onAttempt
+	e.recv = &transfer.Receiver{Dir: e.settings.DownloadDir, Choose: e.choose, Progress: e.onIncoming, Done: e.onReceived}
 	if b, err := os.ReadFile(filepath.Join(home, cacheFile)); err == nil {
 		if json.Unmarshal(b, &e.last) == nil {
 			e.last.Cached = true
 		}
 	}
 	return e, nil
+}
+
+// Hooks tell the app what happens, from the engine's goroutines (each
+// may be nil). Set them with SetHooks before Start.
+type Hooks struct {
+	// Message: a new message from a peer.
+	Message func(from Peer, m chat.Message)
+	// Presence: a friend came online or went offline, or work waiting
+	// for them was delivered (or could not be).
+	Presence func(presence.Event)
+	// Offer asks about an incoming offer; answer must be called once,
+	// with the folder to save into ("" for the download folder). An offer
+	// not answered within offerWait is declined.
+	Offer func(o Offer, answer func(accept bool, dir string))
+	// Transfer: a transfer started, moved on or ended.
+	Transfer func(t Transfer)
+	// Network: the network changed (change says how, in words) and the
+	// node started again on it; s is what the new check found.
+	Network func(s Snapshot, change string)
+}
+
+// SetHooks sets what hears the engine's events.
+func (e *Engine) SetHooks(h Hooks) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.hooks = h
+}
+
+func (e *Engine) hook() Hooks {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hooks
 }
 
 // Cached returns what the last run knew (Cached set), or what this run
@@ -96,42 +187,117 @@ func (e *Engine) Cached() Snapshot {
 
 // Start starts the node and checks the network, and returns what it
 // found. It takes a few seconds (the check's servers); run it off the UI
-// goroutine.
+// goroutine. Everything the engine runs stops when ctx ends (and Close
+// waits for it).
 func (e *Engine) Start(ctx context.Context) (Snapshot, error) {
-	n, err := node.Start(ctx, node.Options{Config: e.cfg, Home: e.home, Logger: e.opt.Logger, Loopback: e.opt.Loopback})
-	if err != nil {
-		return e.Cached(), fmt.Errorf("starting P2PD: %w", err)
-	}
+	ctx, cancel := context.WithCancel(ctx)
 	e.mu.Lock()
-	e.n = n
+	e.ctx, e.cancel = ctx, cancel
 	e.mu.Unlock()
+	e.runMu.Lock()
+	err := e.startRun(ctx)
+	e.runMu.Unlock()
+	if err != nil {
+		return e.Cached(), err
+	}
+	if !e.opt.Loopback && e.opt.WatchEvery > 0 {
+		e.watch.Go(func() { e.watchNetwork(ctx) })
+	}
+	return e.refresh(ctx)
+}
+
+// startRun starts the node with the current settings, and on it the
+// protocols, the presence Keeper and the LAN beacons; runMu is held.
+func (e *Engine) startRun(ctx context.Context) error {
+	set := e.Settings()
+	cfg := set.Config
+	if !set.Relay {
+		cfg.TURN = nil // nothing to offer or use
+	}
+	n, err := node.Start(ctx, node.Options{Config: cfg, Home: e.home, Logger: e.opt.Logger, Loopback: e.opt.Loopback, NoPortMapping: !set.UPnP})
+	if err != nil {
+		return fmt.Errorf("starting P2PD: %w", err)
+	}
+	n.Handle(chat.Proto, e.chat.Handle)
+	n.Handle(transfer.Proto, e.recv.Handle)
+	// What runs on the node lives as long as the engine, not as long
+	// as this start's caller.
+	e.mu.Lock()
+	life := e.ctx
+	e.mu.Unlock()
+	rctx, cancel := context.WithCancel(life)
+	r := &running{n: n, cancel: cancel}
+	r.keeper = presence.New(n, e.friends, presence.Options{
+		Work:   []presence.Work{{Noun: "message", Courier: e.chat}, {Noun: "file", Courier: e.outbox}},
+		Poll:   e.opt.Poll,
+		Logger: e.opt.Logger,
+		Report: func(ev presence.Event) {
+			if h := e.hook().Presence; h != nil {
+				h(ev)
+			}
+		},
+	})
+	r.wg.Go(func() { r.keeper.Run(rctx) })
 	// Nodes on this LAN find this one, and it them, with no server (not
 	// for a node kept on loopback).
 	if !e.opt.Loopback {
-		e.findNearby(ctx, n)
+		r.wg.Go(func() { e.findNearby(rctx, n) })
+	}
+	e.mu.Lock()
+	e.run = r
+	e.mu.Unlock()
+	return nil
+}
+
+// stopRun stops the running node and what runs on it; runMu is held.
+func (e *Engine) stopRun() error {
+	e.mu.Lock()
+	r := e.run
+	e.run = nil
+	e.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.cancel()
+	r.wg.Wait()
+	return r.n.Close()
+}
+
+// Restart starts the node again (new settings, a changed network) and
+// checks the network; the friends' sessions end, and the Keeper connects
+// again where work waits.
+func (e *Engine) Restart(ctx context.Context) (Snapshot, error) {
+	e.runMu.Lock()
+	if e.node() == nil {
+		e.runMu.Unlock()
+		return e.Cached(), ErrNotStarted
+	}
+	e.stopRun()
+	err := e.startRun(ctx)
+	e.runMu.Unlock()
+	if err != nil {
+		return e.Cached(), err
 	}
 	return e.refresh(ctx)
 }
 
 // findNearby runs the LAN beacons until ctx ends.
 func (e *Engine) findNearby(ctx context.Context, n *node.Node) {
-	e.beacons.Go(func() {
-		err := lan.Run(ctx, n.Address(), func(p lan.Peer) {
-			text, err := p.Address.Encode()
-			if err != nil {
-				return
-			}
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			if e.nearby == nil {
-				e.nearby = map[string]lan.Peer{}
-			}
-			e.nearby[text] = p
-		})
-		if err != nil && ctx.Err() == nil {
-			e.opt.Logger.Debug("no LAN beacons", "err", err)
+	err := lan.Run(ctx, n.Address(), func(p lan.Peer) {
+		text, err := p.Address.Encode()
+		if err != nil {
+			return
 		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.nearby == nil {
+			e.nearby = map[string]lan.Peer{}
+		}
+		e.nearby[text] = p
 	})
+	if err != nil && ctx.Err() == nil {
+		e.opt.Logger.Debug("no LAN beacons", "err", err)
+	}
 }
 
 // Nearby lists the nodes heard on the local network lately.
@@ -175,7 +341,10 @@ func (e *Engine) Check(ctx context.Context) (Snapshot, error) {
 
 func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 	n := e.node()
-	s := Snapshot{Report: netcheck.Run(ctx, e.cfg, netcheck.Options{})}
+	if n == nil {
+		return e.Cached(), ErrNotStarted
+	}
+	s := Snapshot{Report: netcheck.Run(ctx, e.Settings().Config, netcheck.Options{})}
 	a := n.Address()
 	text, err := a.Encode()
 	if err != nil {
@@ -204,7 +373,19 @@ func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 func (e *Engine) node() *node.Node {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.n
+	if e.run == nil {
+		return nil
+	}
+	return e.run.n
+}
+
+func (e *Engine) keeper() *presence.Keeper {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.run == nil {
+		return nil
+	}
+	return e.run.keeper
 }
 
 // Connect connects to the peer at a, racing every strategy, and tells
@@ -216,7 +397,11 @@ func (e *Engine) Connect(ctx context.Context, a *addr.Address, progress func(nod
 	if n == nil {
 		return "", ErrNotStarted
 	}
-	res, err := n.Connect(ctx, a, node.ConnectOptions{Progress: progress})
+	opt := node.ConnectOptions{Progress: progress}
+	if !e.Settings().Relay {
+		opt.Strategies = slices.DeleteFunc(slices.Clone(node.Strategies), func(s string) bool { return s == node.Relay })
+	}
+	res, err := n.Connect(ctx, a, opt)
 	if err != nil {
 		return "", err
 	}
@@ -229,17 +414,26 @@ func (e *Engine) SaveFriend(name string, a *addr.Address) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.friends.Add(name, text)
-	return err
+	if _, err = e.friends.Add(name, text); err != nil {
+		return err
+	}
+	if k := e.keeper(); k != nil {
+		k.Nudge() // the Keeper starts looking after them now
+	}
+	return nil
 }
 
-// Close stops the node; the context given to Start must have ended
-// first, or Close waits for it (the LAN beacons run until it does).
+// Close stops the node and everything the engine runs.
 func (e *Engine) Close() error {
-	var err error
-	if n := e.node(); n != nil {
-		err = n.Close()
+	e.mu.Lock()
+	if e.cancel != nil {
+		e.cancel()
 	}
-	e.beacons.Wait()
-	return err
+	e.mu.Unlock()
+	e.runMu.Lock()
+	err := e.stopRun()
+	e.runMu.Unlock()
+	e.watch.Wait()
+	e.declineAll()
+	return errors.Join(err, e.store.Close())
 }

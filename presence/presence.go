@@ -258,14 +258,14 @@ func (k *Keeper) Run(ctx context.Context) error {
 		case <-tick.C:
 			k.sync()
 		case <-k.nudge:
-			k.wakeAll()
+			k.sync()
 		}
 	}
 }
 
-// Nudge makes the Keeper look for waiting work now (call it after
-// queueing work in this process; work queued elsewhere is found within
-// Options.Check).
+// Nudge makes the Keeper read the friends list again and look for
+// waiting work now (call it after adding a friend or queueing work in
+// this process; what other processes do is found within Options.Check).
 func (k *Keeper) Nudge() {
 	select {
 	case k.nudge <- struct{}{}:
@@ -324,14 +324,6 @@ func (k *Keeper) sync() {
 			delete(k.friends, id)
 		}
 	}
-	for _, f := range k.friends {
-		f.poke()
-	}
-}
-
-func (k *Keeper) wakeAll() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	for _, f := range k.friends {
 		f.poke()
 	}

@@ -2,8 +2,9 @@
 // (STUN, MQTT, TURN, NTP) and where it keeps its data.
 //
 // Defaults point at public infrastructure. A JSON file given with --config
-// PATH or P2PD_CONFIG replaces any list it names and keeps the defaults for
-// the rest:
+// PATH or P2PD_CONFIG (else config.json in the data dir, where the app's
+// Settings save) replaces any list it names and keeps the defaults for the
+// rest:
 //
 //	{ "stun": ["udp://203.0.113.1:3478", "tcp://203.0.113.1:3478"],
 //	  "mqtt": ["tcp://203.0.113.1:1883"],
@@ -21,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -267,17 +269,75 @@ const EnvConfig = "P2PD_CONFIG"
 // EnvHome names the environment variable with the data dir.
 const EnvHome = "P2PD_HOME"
 
-// Resolve loads the config file named by flagPath, else by P2PD_CONFIG,
-// else returns the defaults.
-func Resolve(flagPath string) (Config, error) {
-	path := flagPath
-	if path == "" {
-		path = os.Getenv(EnvConfig)
+// FileName is the config file's name in the data dir, used when neither
+// --config nor P2PD_CONFIG names one.
+const FileName = "config.json"
+
+// Locate returns the path of the config file in use: flagPath, else
+// P2PD_CONFIG, else FileName in the data dir (which may not exist yet:
+// then the defaults apply, and that is where saved settings go).
+func Locate(flagPath string) (string, error) {
+	if flagPath != "" {
+		return flagPath, nil
 	}
-	if path == "" {
-		return Default(), nil
+	if p := os.Getenv(EnvConfig); p != "" {
+		return p, nil
+	}
+	home, err := Home()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, FileName), nil
+}
+
+// Resolve loads the config file Locate finds; with no file named and none
+// in the data dir it returns the defaults.
+func Resolve(flagPath string) (Config, error) {
+	path, err := Locate(flagPath)
+	if err != nil {
+		return Config{}, err
+	}
+	if flagPath == "" && os.Getenv(EnvConfig) == "" {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return Default(), nil
+		}
 	}
 	return Load(path)
+}
+
+// Save writes c to path as the config file, whole: beside it first, then
+// renamed over it, so a crash leaves the old file or the new one. c must
+// be valid.
+func Save(path string, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	// Every list is written, an empty one as [] (Parse refuses null): a
+	// list left out would mean the defaults.
+	for _, l := range []*[]string{&c.STUN, &c.MQTT, &c.NTP} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	if c.TURN == nil {
+		c.TURN = []TURN{}
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("saving the config: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("saving the config: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("saving the config: %w", err)
+	}
+	return nil
 }
 
 // Home returns the data dir: P2PD_HOME, or "p2pd" in the user's config dir.

@@ -84,6 +84,7 @@ func TestResolveAndHome(t *testing.T) {
 	os.WriteFile(path, []byte(`{"ntp": ["203.0.113.1"]}`), 0o644)
 
 	t.Setenv(EnvConfig, "")
+	t.Setenv(EnvHome, t.TempDir())
 	if c, err := Resolve(""); err != nil || !reflect.DeepEqual(c, Default()) {
 		t.Errorf("no file: %v, %v", c, err)
 	}
@@ -102,5 +103,41 @@ func TestResolveAndHome(t *testing.T) {
 	t.Setenv(EnvHome, dir)
 	if h, err := Home(); err != nil || h != dir {
 		t.Errorf("Home = %q, %v", h, err)
+	}
+}
+
+// TestSaveInDataDir: settings saved to the data dir's config file are
+// what Resolve finds there next time (with no file named), a named file
+// still wins, and an invalid config is refused without touching the file.
+func TestSaveInDataDir(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv(EnvHome, home)
+	t.Setenv(EnvConfig, "")
+	path, err := Locate("")
+	if err != nil || path != filepath.Join(home, FileName) {
+		t.Fatalf("Locate = %q, %v", path, err)
+	}
+	c := Default()
+	c.NTP = []string{"ntp.example.org"}
+	c.TURN = []TURN{{URL: "turn:203.0.113.1:3478", User: "u", Pass: "p", Realm: "r"}}
+	if err := Save(path, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Resolve(""); err != nil || !reflect.DeepEqual(got, c) {
+		t.Errorf("after Save: %+v, %v", got, err)
+	}
+	bad := c
+	bad.STUN = []string{"udp//nowhere"}
+	if err := Save(path, bad); err == nil {
+		t.Error("an invalid config was saved")
+	}
+	if got, _ := Resolve(""); !reflect.DeepEqual(got, c) {
+		t.Errorf("a refused save changed the file: %+v", got)
+	}
+	named := filepath.Join(t.TempDir(), "lab.json")
+	os.WriteFile(named, []byte(`{"ntp": ["203.0.113.1"]}`), 0o644)
+	t.Setenv(EnvConfig, named)
+	if got, err := Resolve(""); err != nil || got.NTP[0] != "203.0.113.1" {
+		t.Errorf("P2PD_CONFIG beside a saved file: %v, %v", got.NTP, err)
 	}
 }

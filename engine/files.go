@@ -1,0 +1,323 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"p2pd/netcore/identity"
+	"p2pd/transfer"
+)
+
+// offerWait is how long an incoming offer waits for the user's answer
+// before it is declined.
+const offerWait = 10 * time.Minute
+
+// TransferState is where a transfer stands.
+type TransferState string
+
+// Transfer states.
+const (
+	Waiting   TransferState = "waiting" // queued until the friend can be reached, or offered and not answered yet
+	Running   TransferState = "running"
+	Done      TransferState = "done"
+	Failed    TransferState = "failed"
+	Cancelled TransferState = "cancelled"
+	Declined  TransferState = "declined"
+)
+
+// Transfer is one transfer, either way.
+type Transfer struct {
+	// ID names it: an outgoing one keeps its ID when resumed.
+	ID       string
+	Peer     Peer
+	Incoming bool
+	Files    []string // what moves: names (outgoing) or the offer's paths (incoming)
+	Progress transfer.Progress
+	State    TransferState
+	// Note says more, in words: why it failed, or that it waits for the
+	// friend to be reachable.
+	Note string
+	// Dir is where an incoming transfer is saved.
+	Dir string
+	// Resumable: a cancelled or declined outgoing transfer can be sent
+	// again (Resume), from what the receiver verified.
+	Resumable bool
+
+	paths []string  // outgoing: what to send again
+	added time.Time // for the order of the list
+}
+
+// Offer is an incoming offer the user answers (Hooks.Offer).
+type Offer struct {
+	ID    string
+	From  Peer
+	Files []string // relative paths, as offered
+	Total int64
+	Dir   string // the download folder, where it goes unless another is chosen
+}
+
+// Transfers lists the transfers of this run, newest first.
+func (e *Engine) Transfers() []Transfer {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Transfer, 0, len(e.transfers))
+	for _, t := range e.transfers {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b Transfer) int { return b.added.Compare(a.added) })
+	return out
+}
+
+// update changes the transfer id under the lock and tells the app.
+func (e *Engine) update(id string, f func(t *Transfer)) {
+	e.mu.Lock()
+	t := e.transfers[id]
+	if t == nil {
+		e.mu.Unlock()
+		return
+	}
+	f(t)
+	c := *t
+	h := e.hooks.Transfer
+	e.mu.Unlock()
+	if h != nil {
+		h(c)
+	}
+}
+
+// add registers a new transfer and tells the app.
+func (e *Engine) add(t *Transfer) {
+	t.added = time.Now()
+	e.mu.Lock()
+	e.transfers[t.ID] = t
+	e.mu.Unlock()
+	e.update(t.ID, func(*Transfer) {})
+}
+
+// SendFiles sends files and folders to the friend called name: they wait
+// in the outbox (which survives a restart) and the Keeper sends them now
+// if the friend can be reached, else as soon as they can. It returns the
+// transfer's ID; Transfer hooks follow it.
+func (e *Engine) SendFiles(name string, paths []string) (string, error) {
+	id, err := e.friendID(name)
+	if err != nil {
+		return "", err
+	}
+	return e.queue(id, paths, "")
+}
+
+// queue puts paths in the outbox for peer, as the transfer key (new if
+// "").
+func (e *Engine) queue(peer identity.ID, paths []string, key string) (string, error) {
+	q, err := e.outbox.Add(peer, paths)
+	if err != nil {
+		return "", fmt.Errorf("cannot send: %w", err)
+	}
+	if key == "" {
+		key = q.ID
+	}
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		names[i] = filepath.Base(p)
+	}
+	e.mu.Lock()
+	e.entryKey[q.ID] = key
+	e.mu.Unlock()
+	e.add(&Transfer{ID: key, Peer: e.peer(peer), Files: names, State: Waiting, paths: q.Paths,
+		Note: "waiting until " + e.peer(peer).Name + " can be reached"})
+	if k := e.keeper(); k != nil {
+		k.Nudge()
+	}
+	return key, nil
+}
+
+// onAttempt follows the outbox's delivery attempts.
+func (e *Engine) onAttempt(a transfer.Attempt) {
+	e.mu.Lock()
+	key, ok := e.entryKey[a.Entry.ID]
+	e.mu.Unlock()
+	if !ok { // queued before this run (or by the command line): show it too
+		key = a.Entry.ID
+		e.mu.Lock()
+		e.entryKey[key] = key
+		e.mu.Unlock()
+		names := make([]string, len(a.Entry.Paths))
+		for i, p := range a.Entry.Paths {
+			names[i] = filepath.Base(p)
+		}
+		e.add(&Transfer{ID: key, Peer: e.peer(a.Entry.Peer), Files: names, State: Waiting, paths: a.Entry.Paths})
+	}
+	e.update(key, func(t *Transfer) {
+		switch {
+		case !a.Ended && a.Progress.Total == 0:
+			t.State, t.Note = Waiting, "offered; waiting for "+t.Peer.Name+" to accept"
+		case !a.Ended:
+			t.State, t.Note, t.Progress = Running, "", a.Progress
+		case a.Err == nil:
+			t.State, t.Note = Done, ""
+			t.Progress.Done = t.Progress.Total
+		case errors.Is(a.Err, transfer.ErrCancelledHere):
+			t.State, t.Note, t.Resumable = Cancelled, "", true
+		case errors.Is(a.Err, transfer.ErrDeclined), errors.Is(a.Err, transfer.ErrCancelled):
+			// The friend said no: not tried again on its own.
+			e.outbox.Remove(a.Entry.ID)
+			t.State, t.Note, t.Resumable = Declined, a.Err.Error(), true
+			if errors.Is(a.Err, transfer.ErrCancelled) {
+				t.State = Cancelled
+			}
+		default:
+			t.State, t.Note = Failed, a.Err.Error()+"; trying again when "+t.Peer.Name+" can be reached"
+		}
+	})
+}
+
+// choose asks the app about an incoming offer and waits for the answer.
+func (e *Engine) choose(from identity.ID, o transfer.Offer) (string, bool) {
+	h := e.hook().Offer
+	if h == nil {
+		return "", false
+	}
+	dir := e.Settings().DownloadDir
+	files := make([]string, len(o.Files))
+	for i, f := range o.Files {
+		files[i] = f.Path
+	}
+	p := e.peer(from)
+	e.add(&Transfer{ID: o.ID, Peer: p, Incoming: true, Files: files, State: Waiting,
+		Progress: transfer.Progress{ID: o.ID, Total: o.Total}, Note: "waiting for your answer"})
+	type answer struct {
+		ok  bool
+		dir string
+	}
+	got := make(chan answer, 1)
+	once := func(ok bool, dir string) {
+		select {
+		case got <- answer{ok, dir}:
+		default:
+		}
+	}
+	e.mu.Lock()
+	e.asking[o.ID] = once
+	life := e.ctx
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.asking, o.ID)
+		e.mu.Unlock()
+	}()
+	h(Offer{ID: o.ID, From: p, Files: files, Total: o.Total, Dir: dir}, once)
+	timer := time.NewTimer(offerWait)
+	defer timer.Stop()
+	var a answer
+	select {
+	case a = <-got:
+	case <-timer.C:
+	case <-life.Done():
+	}
+	if a.dir == "" {
+		a.dir = dir
+	}
+	e.update(o.ID, func(t *Transfer) {
+		if a.ok {
+			t.State, t.Note, t.Dir = Running, "", a.dir
+		} else {
+			t.State, t.Note = Declined, "declined"
+		}
+	})
+	return a.dir, a.ok
+}
+
+func (e *Engine) onIncoming(p transfer.Progress) {
+	e.update(p.ID, func(t *Transfer) { t.Progress = p })
+}
+
+func (e *Engine) onReceived(o transfer.Offer, r transfer.Result) {
+	e.update(o.ID, func(t *Transfer) {
+		switch {
+		case r.OK:
+			t.State, t.Note = Done, ""
+			t.Progress.Done = t.Progress.Total
+		case r.Cancelled:
+			t.State, t.Note = Cancelled, "the verified part is kept: if "+t.Peer.Name+" sends it again, it resumes"
+		default:
+			t.State, t.Note = Failed, r.Error
+		}
+	})
+}
+
+// Cancel stops the transfer id: an outgoing one leaves the outbox (the
+// receiver keeps what it verified, so Resume continues from there), an
+// incoming one ends (its verified part is kept) or, still being asked
+// about, is declined.
+func (e *Engine) Cancel(id string) error {
+	e.mu.Lock()
+	t, ok := e.transfers[id]
+	var incoming bool
+	var entries []string
+	if ok {
+		incoming = t.Incoming
+		for entry, key := range e.entryKey {
+			if key == id {
+				entries = append(entries, entry)
+			}
+		}
+	}
+	ask := e.asking[id]
+	e.mu.Unlock()
+	switch {
+	case !ok:
+		return fmt.Errorf("no transfer %s", id)
+	case ask != nil:
+		ask(false, "")
+	case incoming:
+		if !e.recv.Cancel(id) {
+			return errors.New("that transfer is not running")
+		}
+	default:
+		running := false
+		for _, entry := range entries {
+			r, err := e.outbox.Cancel(entry)
+			if err != nil {
+				return err
+			}
+			running = running || r
+		}
+		if !running { // not under way: no attempt will report the end
+			e.update(id, func(t *Transfer) { t.State, t.Note, t.Resumable = Cancelled, "", true })
+		}
+	}
+	return nil
+}
+
+// Resume sends a cancelled or declined outgoing transfer again; the
+// receiver keeps what it verified, so only the rest moves.
+func (e *Engine) Resume(id string) error {
+	e.mu.Lock()
+	t, ok := e.transfers[id]
+	var c Transfer
+	if ok {
+		c = *t
+	}
+	e.mu.Unlock()
+	if !ok || c.Incoming || !c.Resumable {
+		return errors.New("only a cancelled or declined transfer you sent can be sent again")
+	}
+	_, err := e.queue(c.Peer.ID, c.paths, id)
+	return err
+}
+
+// declineAll answers every open question with no (the engine closes).
+func (e *Engine) declineAll() {
+	e.mu.Lock()
+	asks := make([]func(bool, string), 0, len(e.asking))
+	for _, a := range e.asking {
+		asks = append(asks, a)
+	}
+	e.mu.Unlock()
+	for _, a := range asks {
+		a(false, "")
+	}
+}

@@ -1,0 +1,303 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"p2pd/chat"
+	"p2pd/netcore/addr"
+	"p2pd/netcore/config"
+	"p2pd/presence"
+	"p2pd/transfer"
+)
+
+// recorder keeps what an engine's hooks heard.
+type recorder struct {
+	mu        sync.Mutex
+	messages  []chat.Message
+	presence  []presence.Event
+	transfers map[string]Transfer // the latest of each
+	answer    func(o Offer) (bool, string)
+	changed   chan struct{}
+}
+
+func newRecorder() *recorder {
+	return &recorder{transfers: map[string]Transfer{}, changed: make(chan struct{}, 1)}
+}
+
+func (r *recorder) hooks() Hooks {
+	poke := func() {
+		select {
+		case r.changed <- struct{}{}:
+		default:
+		}
+	}
+	return Hooks{
+		Message: func(_ Peer, m chat.Message) {
+			r.mu.Lock()
+			r.messages = append(r.messages, m)
+			r.mu.Unlock()
+			poke()
+		},
+		Presence: func(e presence.Event) {
+			r.mu.Lock()
+			r.presence = append(r.presence, e)
+			r.mu.Unlock()
+			poke()
+		},
+		Offer: func(o Offer, answer func(bool, string)) {
+			r.mu.Lock()
+			f := r.answer
+			r.mu.Unlock()
+			go answer(f(o)) // the app answers later, from the UI
+		},
+		Transfer: func(t Transfer) {
+			r.mu.Lock()
+			r.transfers[t.ID] = t
+			r.mu.Unlock()
+			poke()
+		},
+	}
+}
+
+func (r *recorder) setAnswer(f func(o Offer) (bool, string)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.answer = f
+}
+
+// wait waits until ok holds for what r heard.
+func (r *recorder) wait(t *testing.T, what string, ok func(r *recorder) bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		r.mu.Lock()
+		done := ok(r)
+		r.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-r.changed:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			t.Fatalf("waited 20 s for %s; presence events heard: %v", what, r.presence)
+		}
+	}
+}
+
+// friendsPair starts two engines that are each other's friends "a" and
+// "b", with hooks recording what they hear.
+func friendsPair(t *testing.T) (a, b *Engine, ra, rb *recorder) {
+	t.Helper()
+	ra, rb = newRecorder(), newRecorder()
+	a, sa := startWith(t, t.TempDir(), ra.hooks())
+	b, sb := startWith(t, t.TempDir(), rb.hooks())
+	for _, p := range []struct {
+		e    *Engine
+		name string
+		s    Snapshot
+	}{{a, "b", sb}, {b, "a", sa}} {
+		to, err := addr.Parse(p.s.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.e.SaveFriend(p.name, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a, b, ra, rb
+}
+
+func startWith(t *testing.T, home string, h Hooks) (*Engine, Snapshot) {
+	t.Helper()
+	e, err := New(home, config.Config{}, Options{Loopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetHooks(h)
+	t.Cleanup(func() { e.Close() })
+	// Start's context is the engine's life.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s, err := e.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, s
+}
+
+// TestChatBetweenEngines: a message written in one app reaches the other
+// (its hook hears it once) and comes back delivered in the writer's
+// history.
+func TestChatBetweenEngines(t *testing.T) {
+	a, b, _, rb := friendsPair(t)
+	m, err := a.SendMessage("b", "hello from a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb.wait(t, "the message at b", func(r *recorder) bool { return len(r.messages) == 1 && r.messages[0].Text == "hello from a" })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		h, err := a.History("b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h) == 1 && h[0].ID == m.ID && h[0].Out && h[0].Delivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a's history: %+v", h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if h, _ := b.History("a"); len(h) != 1 || h[0].Out || h[0].Text != "hello from a" {
+		t.Errorf("b's history: %+v", h)
+	}
+	if _, err := a.SendMessage("nobody", "x"); err == nil {
+		t.Error("a message to someone who is no friend was accepted")
+	}
+	if _, err := a.SendMessage("b", string([]byte{0xff})); err == nil {
+		t.Error("a message that is not UTF-8 was accepted")
+	}
+}
+
+func randomFile(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	rand.Read(b)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestFilesBetweenEngines: a file sent from one app is offered in the
+// other, accepted into a folder chosen there, and both sides see the
+// transfer done; a declined one ends declined on the sender's side and
+// leaves its outbox.
+func TestFilesBetweenEngines(t *testing.T) {
+	a, _, ra, rb := friendsPair(t)
+	src, chosen := t.TempDir(), filepath.Join(t.TempDir(), "chosen")
+	data := randomFile(t, filepath.Join(src, "photo.jpg"), 3*transfer.ChunkSize+5)
+	rb.setAnswer(func(o Offer) (bool, string) { return true, chosen })
+	id, err := a.SendFiles("b", []string{filepath.Join(src, "photo.jpg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the transfer done at a", func(r *recorder) bool { return r.transfers[id].State == Done })
+	rb.wait(t, "the transfer done at b", func(r *recorder) bool {
+		for _, tr := range r.transfers {
+			return tr.State == Done && tr.Incoming && tr.Dir == chosen && tr.Progress.Done == int64(len(data))
+		}
+		return false
+	})
+	if got, _ := os.ReadFile(filepath.Join(chosen, "photo.jpg")); !bytes.Equal(got, data) {
+		t.Error("photo.jpg did not arrive whole in the chosen folder")
+	}
+
+	rb.setAnswer(func(Offer) (bool, string) { return false, "" })
+	randomFile(t, filepath.Join(src, "no.txt"), 10)
+	id, err = a.SendFiles("b", []string{filepath.Join(src, "no.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the declined transfer at a", func(r *recorder) bool { return r.transfers[id].State == Declined && r.transfers[id].Resumable })
+	if q, _ := a.outbox.List(); len(q) != 0 {
+		t.Errorf("the declined files stay queued: %+v", q)
+	}
+}
+
+// TestCancelAndResume: the sender cancels a running transfer; it ends
+// cancelled on both sides, and Resume sends it again under the same ID
+// and it arrives whole (package transfer tests that only the part not
+// verified moves).
+func TestCancelAndResume(t *testing.T) {
+	a, _, ra, rb := friendsPair(t)
+	src, dir := t.TempDir(), t.TempDir()
+	data := randomFile(t, filepath.Join(src, "big.bin"), 256*transfer.ChunkSize)
+	rb.setAnswer(func(o Offer) (bool, string) { return true, dir })
+	id, err := a.SendFiles("b", []string{filepath.Join(src, "big.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the transfer running", func(r *recorder) bool { return r.transfers[id].Progress.Done > 4*transfer.ChunkSize })
+	if err := a.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the transfer cancelled at a", func(r *recorder) bool { return r.transfers[id].State == Cancelled && r.transfers[id].Resumable })
+	rb.wait(t, "the transfer ended at b", func(r *recorder) bool {
+		for _, tr := range r.transfers {
+			return tr.State == Failed || tr.State == Cancelled
+		}
+		return false
+	})
+	if err := a.Resume(id); err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the resumed transfer done", func(r *recorder) bool { return r.transfers[id].State == Done })
+	if got, _ := os.ReadFile(filepath.Join(dir, "big.bin")); !bytes.Equal(got, data) {
+		t.Error("big.bin did not arrive whole after resuming")
+	}
+	if err := a.Resume(id); err == nil {
+		t.Error("a finished transfer was resumed")
+	}
+}
+
+// TestSettings: saved settings come back in the next run (the servers
+// from the config file, the rest from the data dir), a wrong one is
+// refused with what is wrong and nothing saved, and new servers start the
+// node again.
+func TestSettings(t *testing.T) {
+	home := t.TempDir()
+	e, _ := startWith(t, home, Hooks{})
+	before := e.node()
+	s := e.Settings()
+	if !s.UPnP || !s.Relay || !s.Notifications || s.Theme != ThemeSystem || s.DownloadDir == "" {
+		t.Errorf("the defaults: %+v", s)
+	}
+	bad := s
+	bad.DownloadDir = "relative/dir"
+	if err := e.SaveSettings(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "full path") {
+		t.Errorf("a relative download folder: %v", err)
+	}
+	bad = s
+	bad.Config.STUN = []string{"udp//nowhere"}
+	if err := e.SaveSettings(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "stun") {
+		t.Errorf("a bad STUN server: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, config.FileName)); err == nil {
+		t.Error("a refused save wrote the config file")
+	}
+
+	s.DownloadDir, s.Theme, s.Relay = filepath.Join(home, "in"), ThemeDark, false
+	s.Config.NTP = []string{"ntp.example.org"}
+	if err := e.SaveSettings(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if e.node() == before || e.node() == nil {
+		t.Error("new servers did not start the node again")
+	}
+	e.Close()
+	cfg, err := config.Load(filepath.Join(home, config.FileName))
+	if err != nil || cfg.NTP[0] != "ntp.example.org" {
+		t.Fatalf("the config file: %+v, %v", cfg, err)
+	}
+	next, err := New(home, cfg, Options{Loopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	if got := next.Settings(); got.DownloadDir != s.DownloadDir || got.Theme != ThemeDark || got.Relay || got.Config.NTP[0] != "ntp.example.org" {
+		t.Errorf("the next run's settings: %+v", got)
+	}
+}
