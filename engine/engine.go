@@ -214,7 +214,16 @@ func (e *Engine) startRun(ctx context.Context) error {
 	if !set.Relay {
 		cfg.TURN = nil // nothing to offer or use
 	}
-	n, err := node.Start(ctx, node.Options{Config: cfg, Home: e.home, Logger: e.opt.Logger, Loopback: e.opt.Loopback, NoPortMapping: !set.UPnP})
+	opt := node.Options{Config: cfg, Home: e.home, Logger: e.opt.Logger, Loopback: e.opt.Loopback, NoPortMapping: !set.UPnP}
+	// The last run's port again, so the address friends saved stays
+	// right where the network did not change; any port if it is taken.
+	opt.Port = e.Cached().Port
+	n, err := node.Start(ctx, opt)
+	if err != nil && opt.Port != 0 {
+		e.opt.Logger.Info("engine: the last port is taken", "port", opt.Port, "err", err)
+		opt.Port = 0
+		n, err = node.Start(ctx, opt)
+	}
 	if err != nil {
 		return fmt.Errorf("starting P2PD: %w", err)
 	}

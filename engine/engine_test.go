@@ -12,10 +12,14 @@ import (
 	"p2pd/friends"
 	"p2pd/netcore/addr"
 	"p2pd/netcore/config"
+	"p2pd/netcore/natlab"
 	"p2pd/netcore/node"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	natlab.ChildMain(map[string]natlab.ChildFunc{"watch": watchChild})
+	goleak.VerifyTestMain(m)
+}
 
 func start(t *testing.T, home string) (*Engine, Snapshot) {
 	t.Helper()

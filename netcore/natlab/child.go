@@ -48,14 +48,21 @@ func ChildMain(children map[string]ChildFunc) {
 // binary, re-executed there, so the code under test sees only that host's
 // network) and returns its standard output.
 func (l *Lab) Run(ctx context.Context, ns, name string, args ...string) ([]byte, error) {
-	cmd := l.Command(ctx, ns, os.Args[0], append([]string{"--"}, args...)...)
-	cmd.Env = append(cmd.Env, childEnv+"="+name)
+	cmd := l.ChildCommand(ctx, ns, name, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return stdout.Bytes(), fmt.Errorf("%s in %s: %w: %s", name, ns, err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
+}
+
+// ChildCommand prepares the child function name to run in namespace ns,
+// for a child that runs alongside the test (Run waits for it).
+func (l *Lab) ChildCommand(ctx context.Context, ns, name string, args ...string) *exec.Cmd {
+	cmd := l.Command(ctx, ns, os.Args[0], append([]string{"--"}, args...)...)
+	cmd.Env = append(cmd.Env, childEnv+"="+name)
+	return cmd
 }
 
 // Command prepares a command to run inside namespace ns, with this
