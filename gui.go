@@ -39,7 +39,12 @@ func runGUI() error {
 		return err
 	}
 	defer eng.Close()
-	ui.Run(eng)
+	var opt ui.Options
+	if os.Getenv("P2PD_UI_DRIVE") == "1" {
+		// The smoke test works the window through stdin (ui.Options.Drive).
+		opt.Drive, opt.Report = os.Stdin, os.Stdout
+	}
+	ui.Run(eng, opt)
 	return nil
 }
 

@@ -37,8 +37,8 @@ func TestGUISmoke(t *testing.T) {
 	ns, cfg := appNetwork(t)
 	app := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^$")
 	app.Env = append(os.Environ(), "P2PD_RUN_MAIN=1", "DISPLAY="+display, "HOME="+t.TempDir(), "P2PD_HOME="+t.TempDir(), "P2PD_CONFIG="+cfg)
-	var appOut bytes.Buffer
-	app.Stdout, app.Stderr = &appOut, &appOut
+	appOut := &syncBuffer{}
+	app.Stdout, app.Stderr = appOut, appOut
 	// The app's own children (a session bus Fyne starts) may hold its
 	// output open after it is killed: kill them with it, and stop waiting
 	// for their output soon after.
@@ -93,6 +93,9 @@ func TestGUISmoke(t *testing.T) {
 	}
 	if b := img.Bounds(); b.Dx() < 400 || b.Dy() < 300 || uniform(img) {
 		t.Errorf("screenshot %v looks empty", b)
+	}
+	if strings.Contains(appOut.String(), threadError) {
+		t.Errorf("the app changed widgets off the UI goroutine:\n%s", appOut.String())
 	}
 	if out := os.Getenv("P2PD_SCREENSHOT"); out != "" {
 		if err := os.WriteFile(out, shot.Bytes(), 0o644); err != nil {

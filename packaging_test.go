@@ -22,6 +22,9 @@ type fyneApp struct {
 		GenericName, Comment string
 		Categories, Keywords []string
 	}
+	// Migrations: fyneDo builds packages with migrated_fynedo, which
+	// TestGUITwoApps (checks on, no thread errors) vouches for.
+	Migrations map[string]bool
 }
 
 func readFyneApp(t *testing.T) fyneApp {

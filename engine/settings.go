@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,10 +96,11 @@ func (e *Engine) Settings() Settings {
 
 // SaveSettings checks s, saves it (the servers in the config file, the
 // rest in the data dir) and puts it to use: new servers, UPnP or relay
-// settings start the node again (the friends' sessions end and the
-// Keeper connects again where work waits). A setting that is wrong is an
-// error that says which, and nothing is saved.
-func (e *Engine) SaveSettings(ctx context.Context, s Settings) error {
+// settings start the node again in the background (the friends' sessions
+// end and the Keeper connects again where work waits; the Network hook
+// tells when it is up). A setting that is wrong is an error that says
+// which, and nothing is saved.
+func (e *Engine) SaveSettings(s Settings) error {
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -125,10 +125,22 @@ func (e *Engine) SaveSettings(ctx context.Context, s Settings) error {
 	e.settings = s
 	e.mu.Unlock()
 	restart := !reflect.DeepEqual(old.Config, s.Config) || old.UPnP != s.UPnP || old.Relay != s.Relay
-	if restart && e.node() != nil {
-		if _, err := e.Restart(ctx); err != nil {
-			return fmt.Errorf("the settings are saved, but P2PD did not start again with them: %w", err)
-		}
+	e.mu.Lock()
+	life := e.ctx
+	e.mu.Unlock()
+	if restart && life != nil && life.Err() == nil {
+		// Starting again takes seconds (the servers): not on the
+		// caller's time. The Network hook says how it went.
+		e.watch.Go(func() {
+			snap, err := e.Restart(life)
+			change := "the settings changed: P2PD started again with them"
+			if err != nil {
+				change = "the settings changed, but P2PD did not start again with them: " + err.Error()
+			}
+			if h := e.hook().Network; h != nil && life.Err() == nil {
+				h(snap, change)
+			}
+		})
 	}
 	return nil
 }

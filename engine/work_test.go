@@ -267,12 +267,12 @@ func TestSettings(t *testing.T) {
 	}
 	bad := s
 	bad.DownloadDir = "relative/dir"
-	if err := e.SaveSettings(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "full path") {
+	if err := e.SaveSettings(bad); err == nil || !strings.Contains(err.Error(), "full path") {
 		t.Errorf("a relative download folder: %v", err)
 	}
 	bad = s
 	bad.Config.STUN = []string{"udp//nowhere"}
-	if err := e.SaveSettings(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "stun") {
+	if err := e.SaveSettings(bad); err == nil || !strings.Contains(err.Error(), "stun") {
 		t.Errorf("a bad STUN server: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(home, config.FileName)); err == nil {
@@ -281,11 +281,13 @@ func TestSettings(t *testing.T) {
 
 	s.DownloadDir, s.Theme, s.Relay = filepath.Join(home, "in"), ThemeDark, false
 	s.Config.NTP = []string{"ntp.example.org"}
-	if err := e.SaveSettings(context.Background(), s); err != nil {
+	if err := e.SaveSettings(s); err != nil {
 		t.Fatal(err)
 	}
-	if e.node() == before || e.node() == nil {
-		t.Error("new servers did not start the node again")
+	for deadline := time.Now().Add(20 * time.Second); e.node() == before || e.node() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("new servers did not start the node again")
+		}
 	}
 	e.Close()
 	cfg, err := config.Load(filepath.Join(home, config.FileName))

@@ -1,5 +1,6 @@
 // Package ui is P2PD's desktop app, built with Fyne. It holds screens
-// only (one subpackage per screen: home, connect, diag); what they show
+// only (one subpackage per screen: home, connect, friends, chat,
+// transfers, diag, settings); what they show
 // comes from the engine through the small Engine interface, and this
 // file is the thin layer that turns the engine's results and events into
 // fyne.Do updates. Screens are tested with Fyne's headless driver and
@@ -9,6 +10,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -17,16 +19,20 @@ import (
 	"fyne.io/fyne/v2/theme"
 
 	"p2pd/assets"
+	"p2pd/chat"
 	"p2pd/engine"
 	pfriends "p2pd/friends"
 	"p2pd/netcore/addr"
 	"p2pd/netcore/identity"
 	"p2pd/netcore/lan"
 	"p2pd/netcore/node"
+	uchat "p2pd/ui/chat"
 	"p2pd/ui/connect"
 	"p2pd/ui/diag"
 	"p2pd/ui/friends"
 	"p2pd/ui/home"
+	"p2pd/ui/settings"
+	"p2pd/ui/transfers"
 )
 
 // AppID identifies the app to the desktop (preferences, notifications); it
@@ -52,6 +58,23 @@ type Engine interface {
 	RemoveFriend(name string) error
 	// Nearby lists the nodes heard on the local network lately.
 	Nearby() []lan.Peer
+	// Online says which friends are online now, by name.
+	Online() map[string]bool
+	// SetHooks sets what hears the engine's events (before Start).
+	SetHooks(h engine.Hooks)
+	// History is the conversation with a friend; SendMessage writes to
+	// them (delivered now or when they can be reached).
+	History(name string) ([]chat.Line, error)
+	SendMessage(name, text string) (chat.Message, error)
+	// SendFiles sends files to a friend; Cancel and Resume act on a
+	// transfer by its ID.
+	SendFiles(name string, paths []string) (string, error)
+	Cancel(id string) error
+	Resume(id string) error
+	// Settings are the settings in use; SaveSettings checks, saves and
+	// applies new ones.
+	Settings() engine.Settings
+	SaveSettings(s engine.Settings) error
 }
 
 // refreshEvery spaces the Friends screen's updates (LAN beacons come
@@ -72,19 +95,49 @@ const connectTimeout = time.Minute
 // Icon is the app icon as a Fyne resource.
 var Icon = fyne.NewStaticResource("icon.png", assets.IconPNG)
 
+// Options tune Run.
+type Options struct {
+	// Drive, if set, is read for commands that work the window as a user
+	// would, each answered by one JSON line on Report: the hook a smoke
+	// test of the real binary drives two apps through (see drive).
+	Drive  io.Reader
+	Report io.Writer
+}
+
 // Run opens the main window and blocks until the user closes it.
-func Run(eng Engine) {
+func Run(eng Engine, opt Options) {
 	a := app.NewWithID(AppID)
 	a.SetIcon(Icon)
-	w, stop := NewMainWindow(a, eng)
+	applyTheme(a, eng.Settings().Theme)
+	m, stop := newMainWindow(a, eng)
 	defer stop()
-	w.ShowAndRun()
+	if opt.Drive != nil {
+		go m.drive(m.ctx, opt.Drive, opt.Report)
+	}
+	m.win.ShowAndRun()
+}
+
+// mainWindow is the window and its screens.
+type mainWindow struct {
+	ctx   context.Context // ends with the window
+	win   fyne.Window
+	tabs  *container.AppTabs
+	home  *home.Home
+	conn  *connect.Connect
+	chat  *uchat.Screen
+	trans *transfers.Screen
+	drop  func(fyne.Position, []fyne.URI) // files dropped on the window
 }
 
 // NewMainWindow builds the main window of app a, shows what the engine
 // remembers at once and starts the engine off the UI goroutine. stop
 // cancels what is under way.
 func NewMainWindow(a fyne.App, eng Engine) (fyne.Window, func()) {
+	m, stop := newMainWindow(a, eng)
+	return m.win, stop
+}
+
+func newMainWindow(a fyne.App, eng Engine) (*mainWindow, func()) {
 	ctx, stop := context.WithCancel(context.Background())
 	w := a.NewWindow("P2PD")
 	h := home.New()
@@ -92,29 +145,67 @@ func NewMainWindow(a fyne.App, eng Engine) (fyne.Window, func()) {
 	c.Do = do
 	d := diag.New()
 	f := friends.New(w)
+	ch := uchat.New(w)
+	tr := transfers.New(w)
+	st := settings.New(w)
 	tabs := container.NewAppTabs(
 		container.NewTabItemWithIcon("Home", theme.HomeIcon(), h),
 		container.NewTabItemWithIcon("Connect", theme.LoginIcon(), c),
 		container.NewTabItemWithIcon("Friends", theme.AccountIcon(), f),
+		container.NewTabItemWithIcon("Chat", theme.MailComposeIcon(), ch),
+		container.NewTabItemWithIcon("Transfers", theme.DownloadIcon(), tr),
 		container.NewTabItemWithIcon("Diagnostics", theme.InfoIcon(), d.Content()),
+		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), st.Content()),
 	)
+	tabs.SetTabLocation(container.TabLocationLeading)
 	w.SetContent(tabs)
-	w.SetOnDropped(func(pos fyne.Position, uris []fyne.URI) {
-		tabs.SelectIndex(1)
+	// Files dropped on the window go to the open chat; a picture dropped
+	// anywhere else is a QR code to scan.
+	dropped := func(pos fyne.Position, uris []fyne.URI) {
+		if tabs.SelectedIndex() == tabChat {
+			ch.Dropped(pos, uris)
+			return
+		}
+		tabs.SelectIndex(tabConnect)
 		c.Dropped(pos, uris)
-	})
-	w.Resize(fyne.NewSize(760, 620))
+	}
+	w.SetOnDropped(dropped)
+	w.Resize(fyne.NewSize(860, 640))
 
+	var last home.Status
 	show := func(s engine.Snapshot, err error) {
-		h.ShowStatus(status(s, err))
+		event := last.Event
+		last = status(s, err)
+		last.Event = event
+		h.ShowStatus(last)
 		d.Show(s.Report)
+	}
+	network := func(s engine.Snapshot, change string) {
+		last.Event = change
+		show(s, nil)
 	}
 	if cached := eng.Cached(); cached.Address != "" || cached.Report != nil {
 		cached.Cached = true
-		h.ShowStatus(status(cached, nil))
+		last = status(cached, nil)
+		h.ShowStatus(last)
 		d.Show(cached.Report)
 	}
 	d.Checking()
+
+	refresh := func() {
+		list, err := eng.Friends()
+		near := eng.Nearby()
+		online := eng.Online()
+		do(func() {
+			if err == nil {
+				f.ShowFriends(friendRows(list, online))
+				ch.SetPeers(chatPeers(list, online))
+			}
+			f.ShowNearby(nearbyRows(near, list))
+		})
+	}
+	eng.SetHooks(wireWork(screens{win: w, chat: ch, trans: tr, note: newNotifier(a, eng), show: tabs.SelectIndex},
+		eng, st, func(s engine.Settings) { applyTheme(a, s.Theme) }, refresh, network))
 	go func() {
 		s, err := eng.Start(ctx)
 		do(func() { show(s, err) })
@@ -143,20 +234,15 @@ func NewMainWindow(a fyne.App, eng Engine) (fyne.Window, func()) {
 	}
 	c.OnSaveFriend = eng.SaveFriend
 
-	refresh := func() {
-		list, err := eng.Friends()
-		near := eng.Nearby()
-		do(func() {
-			if err == nil {
-				f.ShowFriends(friendRows(list))
-			}
-			f.ShowNearby(nearbyRows(near, list))
-		})
-	}
 	f.OnConnect = func(address string) {
-		tabs.SelectIndex(1)
+		tabs.SelectIndex(tabConnect)
 		c.SetAddress(address)
 	}
+	f.OnChat = func(name string) {
+		tabs.SelectIndex(tabChat)
+		ch.Open(name)
+	}
+	f.OnSendFiles = ch.OnSendFiles
 	changed := func(err error) error {
 		if err == nil {
 			go refresh()
@@ -177,15 +263,31 @@ func NewMainWindow(a fyne.App, eng Engine) (fyne.Window, func()) {
 			}
 		}
 	}()
-	return w, stop
+	return &mainWindow{ctx: ctx, win: w, tabs: tabs, home: h, conn: c, chat: ch, trans: tr, drop: dropped}, stop
 }
 
-// friendRows turns the friends list into the screen's rows.
-func friendRows(list []pfriends.Friend) []friends.Friend {
+// friendRows turns the friends list into the screen's rows: online as the
+// engine's Keeper sees them, or (before it has looked) seen lately.
+func friendRows(list []pfriends.Friend, online map[string]bool) []friends.Friend {
 	out := make([]friends.Friend, 0, len(list))
 	for _, f := range list {
-		out = append(out, friends.Friend{Name: f.Name, Address: f.Address, LastSeen: f.LastSeen,
-			Online: !f.LastSeen.IsZero() && time.Since(f.LastSeen) < onlineWithin})
+		out = append(out, friends.Friend{Name: f.Name, Address: f.Address, LastSeen: f.LastSeen, Online: isOnline(f, online)})
+	}
+	return out
+}
+
+func isOnline(f pfriends.Friend, online map[string]bool) bool {
+	if on, known := online[f.Name]; known {
+		return on
+	}
+	return !f.LastSeen.IsZero() && time.Since(f.LastSeen) < onlineWithin
+}
+
+// chatPeers turns the friends list into the Chat screen's picker.
+func chatPeers(list []pfriends.Friend, online map[string]bool) []uchat.Peer {
+	out := make([]uchat.Peer, 0, len(list))
+	for _, f := range list {
+		out = append(out, uchat.Peer{Name: f.Name, Online: isOnline(f, online)})
 	}
 	return out
 }

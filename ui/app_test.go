@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -14,14 +15,19 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"p2pd/chat"
 	"p2pd/engine"
 	pfriends "p2pd/friends"
 	"p2pd/netcore/addr"
+	"p2pd/netcore/config"
 	"p2pd/netcore/identity"
 	"p2pd/netcore/lan"
 	"p2pd/netcore/netcheck"
 	"p2pd/netcore/node"
+	"p2pd/presence"
+	"p2pd/transfer"
 	"p2pd/ui/connect"
+	"p2pd/ui/transfers"
 )
 
 // ui serialises the app's updates from other goroutines with the test's
@@ -43,7 +49,8 @@ func read[T any](f func() T) T {
 	return f()
 }
 
-// fakeEngine answers with fixed data; Start waits for started.
+// fakeEngine answers with fixed data and records what it is asked;
+// Start waits for started.
 type fakeEngine struct {
 	cached, fresh engine.Snapshot
 	started       chan struct{}
@@ -51,6 +58,73 @@ type fakeEngine struct {
 	connected     *addr.Address
 	friends       []pfriends.Friend
 	nearby        []lan.Peer
+	online        map[string]bool
+	hooks         engine.Hooks
+	history       map[string][]chat.Line
+	sent          []string // "name: text" of each message
+	files         []string // "name: path" of each file sent
+	settings      engine.Settings
+	saved         []engine.Settings
+}
+
+func (f *fakeEngine) Online() map[string]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.online
+}
+
+func (f *fakeEngine) SetHooks(h engine.Hooks) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hooks = h
+}
+
+func (f *fakeEngine) hook() engine.Hooks {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hooks
+}
+
+func (f *fakeEngine) History(name string) ([]chat.Line, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]chat.Line(nil), f.history[name]...), nil
+}
+
+func (f *fakeEngine) SendMessage(name, text string) (chat.Message, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, name+": "+text)
+	return chat.Message{ID: fmt.Sprint("m", len(f.sent)), Time: time.Now(), Text: text}, nil
+}
+
+func (f *fakeEngine) SendFiles(name string, paths []string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range paths {
+		f.files = append(f.files, name+": "+p)
+	}
+	return "t1", nil
+}
+
+func (f *fakeEngine) Cancel(string) error { return nil }
+func (f *fakeEngine) Resume(string) error { return nil }
+
+func (f *fakeEngine) Settings() engine.Settings {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.settings.Theme == "" {
+		return engine.DefaultSettings(config.Config{})
+	}
+	return f.settings
+}
+
+func (f *fakeEngine) SaveSettings(s engine.Settings) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.saved = append(f.saved, s)
+	f.settings = s
+	return nil
 }
 
 func (f *fakeEngine) Cached() engine.Snapshot { return f.cached }
@@ -272,5 +346,103 @@ func TestFriendsTab(t *testing.T) {
 	entry := read(func() *widget.Entry { return first(tabs.Items[1].Content, func(*widget.Entry) bool { return true }) })
 	if entry == nil || read(func() string { return entry.Text }) != bob {
 		t.Errorf("the Connect tab's address is not Bob's")
+	}
+}
+
+// newWindow opens the main window on a fake engine that has started.
+func newWindow(t *testing.T, eng *fakeEngine) *mainWindow {
+	t.Helper()
+	a := test.NewApp()
+	t.Cleanup(a.Quit)
+	if eng.started == nil {
+		eng.started = make(chan struct{})
+		close(eng.started)
+	}
+	m, stop := newMainWindow(a, eng)
+	t.Cleanup(func() { read(func() bool { m.win.Close(); return true }) })
+	t.Cleanup(stop)
+	return m
+}
+
+// TestChatFromWindow: Chat on a friend opens the conversation; Enter
+// sends through the engine; a message the engine hears shows, and a
+// delivery brings the history (with its marks) again.
+func TestChatFromWindow(t *testing.T) {
+	eng := &fakeEngine{
+		friends: []pfriends.Friend{{Name: "Bob", Address: address(t)}},
+		online:  map[string]bool{"Bob": true},
+		history: map[string][]chat.Line{"Bob": {{Message: chat.Message{ID: "old", Time: time.Now(), Text: "earlier"}}}},
+	}
+	m := newWindow(t, eng)
+	screen := m.tabs.Items[tabFriends].Content
+	talk := func() *widget.Button { return first(screen, button("Chat")) }
+	eventually(t, "Bob's Chat button", func() bool { return read(talk) != nil })
+	read(func() bool { test.Tap(talk()); return true })
+	if got := read(m.tabs.SelectedIndex); got != tabChat || read(m.chat.Current) != "Bob" {
+		t.Fatalf("Chat on Bob shows tab %d with %q", got, read(m.chat.Current))
+	}
+	eventually(t, "the history", func() bool {
+		return read(func() bool { l := m.chat.Lines(); return len(l) == 1 && l[0].Text == "earlier" })
+	})
+	if said := read(func() string { return m.chat.SendText("hello Bob") }); said != "" {
+		t.Fatalf("sending says %q", said)
+	}
+	eng.mu.Lock()
+	sent := fmt.Sprint(eng.sent)
+	eng.mu.Unlock()
+	if sent != "[Bob: hello Bob]" {
+		t.Errorf("the engine was asked to send %s", sent)
+	}
+	eng.hook().Message(engine.Peer{Name: "Bob"}, chat.Message{ID: "in", Time: time.Now(), Text: "hi Ann"})
+	lines := read(m.chat.Lines)
+	if len(lines) != 3 || lines[1].Text != "hello Bob" || !lines[1].Out || lines[2].Text != "hi Ann" || lines[2].Out {
+		t.Errorf("the conversation: %+v", lines)
+	}
+
+	eng.mu.Lock()
+	eng.history["Bob"] = append(eng.history["Bob"], chat.Line{Message: chat.Message{ID: lines[1].ID, Text: "hello Bob"}, Out: true, Delivered: true})
+	eng.mu.Unlock()
+	eng.hook().Presence(presence.Event{Kind: presence.Delivered, Friend: "Bob", What: "1 message"})
+	eventually(t, "the delivery mark", func() bool {
+		return read(func() bool { l := m.chat.Lines(); return len(l) == 2 && l[1].Delivered })
+	})
+}
+
+// TestOfferFromWindow: an incoming offer brings the Transfers tab up with
+// its question; Accept answers the engine with the download folder; the
+// engine's transfer events fill the row.
+func TestOfferFromWindow(t *testing.T) {
+	eng := &fakeEngine{}
+	m := newWindow(t, eng)
+	answers := make(chan string, 2)
+	eng.hook().Offer(engine.Offer{ID: "o1", From: engine.Peer{Name: "Bob"}, Files: []string{"a.txt"}, Total: 5, Dir: "/home/ann/Downloads"},
+		func(ok bool, dir string) { answers <- fmt.Sprint(ok, " ", dir) })
+	if got := read(m.tabs.SelectedIndex); got != tabTransfers {
+		t.Errorf("an offer shows tab %d", got)
+	}
+	if !read(func() bool { return m.trans.Answer("o1", true) }) {
+		t.Fatal("no question about the offer")
+	}
+	if got := <-answers; got != "true /home/ann/Downloads" {
+		t.Errorf("the engine heard %q", got)
+	}
+	eng.hook().Transfer(engine.Transfer{ID: "o1", Peer: engine.Peer{Name: "Bob"}, Incoming: true, Files: []string{"a.txt"}, State: engine.Done,
+		Progress: transfer.Progress{Done: 5, Total: 5}, Dir: "/home/ann/Downloads"})
+	rows := read(m.trans.Rows)
+	if len(rows) != 1 || rows[0].State != transfers.Done || rows[0].Where != "/home/ann/Downloads" || rows[0].Name != "a.txt" {
+		t.Errorf("the transfer rows: %+v", rows)
+	}
+}
+
+// TestNetworkChangeShows: the engine's word of a network change shows on
+// Home with the new address.
+func TestNetworkChangeShows(t *testing.T) {
+	eng := &fakeEngine{}
+	m := newWindow(t, eng)
+	fresh := address(t)
+	eng.hook().Network(engine.Snapshot{Address: fresh}, "the network changed (new: 10.0.0.7 on wlan0)")
+	st := read(m.home.Status)
+	if st.Address != fresh || !strings.Contains(st.Event, "the network changed (new: 10.0.0.7 on wlan0)") {
+		t.Errorf("Home shows %+v", st)
 	}
 }

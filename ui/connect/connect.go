@@ -534,3 +534,31 @@ func markColor(st node.State) color.Color {
 	}
 	return theme.Color(theme.ColorNameDisabled)
 }
+
+// Submit does what the Connect button does: connect to the address typed
+// or pasted, if it is valid and no connect runs.
+func (c *Connect) Submit() {
+	if !c.connect.Disabled() {
+		c.connect.OnTapped()
+	}
+}
+
+// Result is the connect's outcome in words ("" until one ends).
+func (c *Connect) Result() string {
+	if !c.result.Visible() {
+		return ""
+	}
+	return c.result.Text
+}
+
+// SaveAs does what typing name and Save as friend do after a connect, and
+// returns what the screen then says ("" if the offer to save is not
+// showing).
+func (c *Connect) SaveAs(name string) string {
+	if !c.friend.Visible() {
+		return ""
+	}
+	c.friendName.SetText(name)
+	c.save.OnTapped()
+	return c.saveMsg.Text
+}

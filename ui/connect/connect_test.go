@@ -385,3 +385,28 @@ func TestTicksStop(t *testing.T) {
 		t.Fatal("the ticker goroutine did not end")
 	}
 }
+
+// TestSubmitAndSaveAs: Submit, Result and SaveAs go the buttons' ways.
+func TestSubmitAndSaveAs(t *testing.T) {
+	h := newHarness(t)
+	var asked int
+	h.c.OnConnect = func(*addr.Address) { asked++ }
+	h.c.OnSaveFriend = func(string, *addr.Address) error { return nil }
+	h.c.Submit()
+	if asked != 0 {
+		t.Error("Submit connected with no address")
+	}
+	h.c.SetAddress(friendText(t))
+	h.c.Submit()
+	h.c.Submit() // a connect runs: no second one
+	if asked != 1 || h.c.Result() != "" || h.c.SaveAs("Ann") != "" {
+		t.Fatalf("while connecting: %d connects, result %q", asked, h.c.Result())
+	}
+	h.c.Done(node.Direct, nil)
+	if !strings.HasPrefix(h.c.Result(), "Connected") {
+		t.Errorf("Result = %q", h.c.Result())
+	}
+	if got := h.c.SaveAs("Ann"); got != "Saved as Ann." {
+		t.Errorf("SaveAs = %q", got)
+	}
+}

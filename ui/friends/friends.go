@@ -38,6 +38,11 @@ type Screen struct {
 	// OnConnect asks to connect to the peer at address (a friend's or a
 	// nearby node's).
 	OnConnect func(address string)
+	// OnChat opens the conversation with the friend called name.
+	OnChat func(name string)
+	// OnSendFiles sends files (picked in a file dialog) to the friend
+	// called name.
+	OnSendFiles func(name string, paths []string)
 	// OnRename and OnRemove change the list; their errors are shown.
 	OnRename func(name, to string) error
 	OnRemove func(name string) error
@@ -114,9 +119,30 @@ func (s *Screen) friendRow(f Friend) fyne.CanvasObject {
 			s.OnConnect(f.Address)
 		}
 	})
+	talk := widget.NewButtonWithIcon("Chat", theme.MailComposeIcon(), func() {
+		if s.OnChat != nil {
+			s.OnChat(f.Name)
+		}
+	})
+	send := widget.NewButtonWithIcon("Send file", theme.UploadIcon(), func() { s.pickFile(f.Name) })
 	rename := widget.NewButtonWithIcon("", theme.DocumentCreateIcon(), func() { s.askRename(f.Name) })
 	remove := widget.NewButtonWithIcon("", theme.DeleteIcon(), func() { s.askRemove(f.Name) })
-	return container.NewBorder(nil, nil, mark, container.NewHBox(connect, rename, remove), container.NewHBox(name, seen))
+	return container.NewBorder(nil, nil, mark, container.NewHBox(talk, send, connect, rename, remove), container.NewHBox(name, seen))
+}
+
+// pickFile asks for a file to send to the friend called name.
+func (s *Screen) pickFile(name string) {
+	dialog.ShowFileOpen(func(r fyne.URIReadCloser, err error) {
+		if err != nil {
+			dialog.ShowError(err, s.win)
+			return
+		}
+		if r == nil || s.OnSendFiles == nil {
+			return // cancelled
+		}
+		r.Close()
+		s.OnSendFiles(name, []string{r.URI().Path()})
+	}, s.win)
 }
 
 func (s *Screen) askRename(name string) {

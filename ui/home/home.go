@@ -50,6 +50,9 @@ type Status struct {
 	Refreshing bool
 	// Err is why the node is not running, if it is not.
 	Err error
+	// Event says what last happened to the node in words (e.g. "18:20:
+	// the network changed …; your address is updated"); empty if nothing.
+	Event string
 }
 
 // Home is the Home screen. Create it with New; call ShowStatus on the UI
@@ -64,6 +67,7 @@ type Home struct {
 	qr      *canvas.Image
 	hint    *widget.Label // "Refreshing…"
 	err     *widget.Label
+	event   *widget.Label
 
 	signaling, nat, mapping, listening line
 }
@@ -115,6 +119,7 @@ func New() *Home {
 		qr:        canvas.NewImageFromImage(nil),
 		hint:      widget.NewLabelWithStyle("Refreshing…", fyne.TextAlignLeading, fyne.TextStyle{Italic: true}),
 		err:       widget.NewLabel(""),
+		event:     widget.NewLabel(""),
 		signaling: newLine(), nat: newLine(), mapping: newLine(), listening: newLine(),
 	}
 	// The address wraps anywhere (it has no spaces), and is selectable so
@@ -132,6 +137,9 @@ func New() *Home {
 	h.hint.Importance = widget.LowImportance
 	h.err.Importance = widget.DangerImportance
 	h.err.Wrapping = fyne.TextWrapWord
+	h.event.Importance = widget.HighImportance
+	h.event.Wrapping = fyne.TextWrapWord
+	h.event.Hide()
 	h.ExtendBaseWidget(h)
 	h.showAddress("")
 	h.ShowStatus(Status{Refreshing: true})
@@ -148,7 +156,7 @@ func (h *Home) CreateRenderer() fyne.WidgetRenderer {
 	text := container.NewVBox(title, help, h.address, container.NewHBox(h.copy, h.copied))
 	share := container.NewBorder(nil, nil, nil, container.NewCenter(h.qr), text)
 	status := widget.NewCard("Status", "", container.NewVBox(
-		h.err, h.hint, h.signaling.object(), h.nat.object(), h.mapping.object(), h.listening.object()))
+		h.err, h.event, h.hint, h.signaling.object(), h.nat.object(), h.mapping.object(), h.listening.object()))
 	return widget.NewSimpleRenderer(container.NewVScroll(container.NewPadded(container.NewVBox(share, status))))
 }
 
@@ -162,6 +170,9 @@ func (h *Home) ShowStatus(s Status) {
 
 	h.hint.Hidden = !s.Refreshing
 	h.hint.Refresh()
+	h.event.SetText(s.Event)
+	h.event.Hidden = s.Event == ""
+	h.event.Refresh()
 	if s.Err != nil {
 		h.err.SetText("P2PD is not running: " + s.Err.Error())
 		h.err.Show()
@@ -279,3 +290,6 @@ func (h *Home) copyAddress() {
 	h.copied.Show()
 	h.Refresh()
 }
+
+// Status returns what the screen shows.
+func (h *Home) Status() Status { return h.status }
