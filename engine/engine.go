@@ -281,13 +281,52 @@ func (e *Engine) Restart(ctx context.Context) (Snapshot, error) {
 		e.runMu.Unlock()
 		return e.Cached(), ErrNotStarted
 	}
+	// The friends connected now are connected again on the new node.
+	var were []string
+	for _, st := range e.keeper().States() {
+		if st.Sessions > 0 {
+			were = append(were, st.Name)
+		}
+	}
 	e.stopRun()
 	err := e.startRun(ctx)
 	e.runMu.Unlock()
 	if err != nil {
 		return e.Cached(), err
 	}
+	for _, name := range were {
+		e.watch.Go(func() { e.reconnect(name) })
+	}
 	return e.refresh(ctx)
+}
+
+// reconnectWait bounds connecting to a friend again after a restart.
+const reconnectWait = 30 * time.Second
+
+// reconnect connects to the friend called name again (at their newest
+// address, asked for first: their side may have changed too); the
+// session joins the Keeper's.
+func (e *Engine) reconnect(name string) {
+	n := e.node()
+	f, err := e.friends.Get(name)
+	if n == nil || err != nil {
+		return
+	}
+	e.mu.Lock()
+	life := e.ctx
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(life, reconnectWait)
+	defer cancel()
+	to, err := addr.Parse(f.Address)
+	if err != nil {
+		return
+	}
+	if fresh, err := n.FreshAddress(ctx, to); err == nil {
+		to = fresh
+	}
+	if _, err := e.Connect(ctx, to, nil); err != nil {
+		e.opt.Logger.Info("engine: could not reconnect", "friend", name, "err", err)
+	}
 }
 
 // findNearby runs the LAN beacons until ctx ends.

@@ -303,3 +303,31 @@ func TestSettings(t *testing.T) {
 		t.Errorf("the next run's settings: %+v", got)
 	}
 }
+
+// TestRestartReconnects: a friend connected before the node starts again
+// (a changed network, new settings) is connected again after, with
+// nothing waiting for them.
+func TestRestartReconnects(t *testing.T) {
+	a, _, _, _ := friendsPair(t)
+	if _, err := a.SendMessage("b", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	online := func() bool { return a.Online()["b"] }
+	for deadline := time.Now().Add(20 * time.Second); !online(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("b never came online")
+		}
+	}
+	before := a.node()
+	if _, err := a.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a.node() == before {
+		t.Fatal("the node did not start again")
+	}
+	for deadline := time.Now().Add(20 * time.Second); !online(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("b is not connected again after the restart: %+v", a.keeper().States())
+		}
+	}
+}

@@ -127,6 +127,7 @@ type mainWindow struct {
 	chat  *uchat.Screen
 	trans *transfers.Screen
 	drop  func(fyne.Position, []fyne.URI) // files dropped on the window
+	note  *notifier
 }
 
 // NewMainWindow builds the main window of app a, shows what the engine
@@ -204,7 +205,8 @@ func newMainWindow(a fyne.App, eng Engine) (*mainWindow, func()) {
 			f.ShowNearby(nearbyRows(near, list))
 		})
 	}
-	eng.SetHooks(wireWork(screens{win: w, chat: ch, trans: tr, note: newNotifier(a, eng), show: tabs.SelectIndex},
+	note := newNotifier(a, eng)
+	eng.SetHooks(wireWork(screens{win: w, chat: ch, trans: tr, note: note, show: tabs.SelectIndex},
 		eng, st, func(s engine.Settings) { applyTheme(a, s.Theme) }, refresh, network))
 	go func() {
 		s, err := eng.Start(ctx)
@@ -263,7 +265,7 @@ func newMainWindow(a fyne.App, eng Engine) (*mainWindow, func()) {
 			}
 		}
 	}()
-	return &mainWindow{ctx: ctx, win: w, tabs: tabs, home: h, conn: c, chat: ch, trans: tr, drop: dropped}, stop
+	return &mainWindow{ctx: ctx, win: w, tabs: tabs, home: h, conn: c, chat: ch, trans: tr, drop: dropped, note: note}, stop
 }
 
 // friendRows turns the friends list into the screen's rows: online as the

@@ -446,3 +446,21 @@ func TestNetworkChangeShows(t *testing.T) {
 		t.Errorf("Home shows %+v", st)
 	}
 }
+
+// TestNotifications: a message that arrives while the window is in the
+// background raises a system notification, unless they are turned off;
+// none while the window has the focus.
+func TestNotifications(t *testing.T) {
+	eng := &fakeEngine{friends: []pfriends.Friend{{Name: "Bob", Address: address(t)}}}
+	m := newWindow(t, eng)
+	msg := func() {
+		eng.hook().Message(engine.Peer{Name: "Bob"}, chat.Message{ID: "x", Time: time.Now(), Text: "hi"})
+	}
+	test.AssertNotificationSent(t, nil, msg) // focused
+	read(func() bool { m.note.focused = false; return true })
+	test.AssertNotificationSent(t, fyne.NewNotification("Message from Bob", "hi"), msg)
+	off := engine.DefaultSettings(config.Config{})
+	off.Notifications = false
+	eng.SaveSettings(off)
+	test.AssertNotificationSent(t, nil, msg)
+}
