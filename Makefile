@@ -64,9 +64,10 @@ bench: deps-test croc
 croc:
 	@packaging/gotool.sh $(TOOLS) croc github.com/schollz/croc/v10 v10.2.2
 
-# Refreshes the README's screenshot from a real run of the app under Xvfb.
+# Refreshes the README's screenshots (docs/screens, one per screen) from
+# two real apps worked through their windows under Xvfb.
 screenshot: deps-test
-	P2PD_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(GO) test -count=1 -run '^TestGUISmoke$$' .
+	P2PD_SCREENSHOTS=$(CURDIR)/docs/screens $(GO) test -count=1 -run '^TestGUITwoApps$$' .
 
 # The Linux package: Fyne's packager makes the release build; the archive
 # holds it with the desktop entry, icon and AppStream metadata from

@@ -99,14 +99,26 @@ func TestIfs(t *testing.T) {
 	}
 }
 
-func TestScreenshotIsPNG(t *testing.T) {
-	// The committed README screenshot must stay a readable image.
-	f, err := os.Open("docs/screenshot.png")
+// TestScreenshotsArePNG: the README's screenshots (one per screen,
+// docs/screens) stay readable images, and the README shows each.
+func TestScreenshotsArePNG(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if _, err := png.Decode(f); err != nil {
-		t.Fatalf("docs/screenshot.png: %v", err)
+	for _, name := range []string{"home", "connect", "friends", "chat", "transfers", "diagnostics", "settings", "offer"} {
+		path := "docs/screens/" + name + ".png"
+		f, err := os.Open(path)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if _, err := png.Decode(f); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+		f.Close()
+		if !strings.Contains(string(readme), "("+path+")") {
+			t.Errorf("the README does not show %s", path)
+		}
 	}
 }

@@ -203,9 +203,12 @@ func TestMetainfo(t *testing.T) {
 	if len(m.Releases) == 0 || m.Releases[0].Version != app.Details.Version {
 		t.Errorf("%s: newest release %+v, want FyneApp.toml's Version %s", path, m.Releases, app.Details.Version)
 	}
-	if _, err := os.Stat("docs/screenshot.png"); err == nil {
-		if len(m.Screenshots) == 0 || !strings.HasSuffix(m.Screenshots[0], "/docs/screenshot.png") {
-			t.Errorf("%s: screenshots %v, want the README's docs/screenshot.png", path, m.Screenshots)
+	if len(m.Screenshots) == 0 || !strings.HasSuffix(m.Screenshots[0], "/docs/screens/home.png") {
+		t.Errorf("%s: screenshots %v, want the README's docs/screens/home.png first", path, m.Screenshots)
+	}
+	for _, u := range m.Screenshots {
+		if _, err := os.Stat(u[strings.Index(u, "/docs/")+1:]); err != nil {
+			t.Errorf("%s: screenshot %s is not in the repository: %v", path, u, err)
 		}
 	}
 }
