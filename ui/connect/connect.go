@@ -26,6 +26,7 @@ import (
 
 	"p2pd/netcore/addr"
 	"p2pd/netcore/node"
+	"p2pd/ui/wording"
 )
 
 // tickEvery is how often a running strategy's elapsed time is redrawn:
@@ -171,7 +172,7 @@ func (c *Connect) check(text string) {
 	}
 	a, err := addr.Parse(text)
 	if err != nil {
-		c.say(sentence(err.Error()), widget.DangerImportance)
+		c.say(wording.Sentence(err.Error()), widget.DangerImportance)
 	} else {
 		c.parsed = a
 		c.say("This is a valid address.", widget.SuccessImportance)
@@ -255,7 +256,7 @@ func (c *Connect) scanFrom(r fyne.URIReadCloser) {
 				return // the user went on with the address already there
 			}
 			if err != nil {
-				c.say(sentence(err.Error()), widget.DangerImportance)
+				c.say(wording.Sentence(err.Error()), widget.DangerImportance)
 				return
 			}
 			c.entry.SetText(text)
@@ -397,7 +398,7 @@ func (c *Connect) failure(err error) string {
 	if slices.ContainsFunc(c.order, func(s string) bool { st := c.rows[s].st; return st == node.Failed || st == node.Skipped }) {
 		return "Could not connect: none of the ways worked. Each one's reason is above."
 	}
-	return "Could not connect: " + sentence(err.Error())
+	return "Could not connect: " + wording.Sentence(err.Error())
 }
 
 func (c *Connect) saveFriend() {
@@ -513,7 +514,7 @@ func (r *row) showState(now time.Time) {
 	case node.Cancelled:
 		s = "Stopped after " + t
 	default:
-		s = sentence(string(r.st)) // a state from a newer engine
+		s = wording.Sentence(string(r.st)) // a state from a newer engine
 	}
 	if why != "" && r.st != node.Started && r.st != node.Succeeded {
 		s += ": " + why

@@ -4,10 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"p2pd/netcore/node"
+	"p2pd/ui/wording"
 )
 
 // strategyNames names each strategy for someone who does not know the
@@ -82,21 +81,7 @@ func plainReason(reason string) (string, bool) {
 			return p.plain, true
 		}
 	}
-	return sentence(reason), false
-}
-
-// sentence starts s with a capital and ends it with a full stop.
-func sentence(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return s
-	}
-	r, n := utf8.DecodeRuneInString(s)
-	s = string(unicode.ToUpper(r)) + s[n:]
-	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
-		s += "."
-	}
-	return s
+	return wording.Sentence(reason), false
 }
 
 // seconds formats an elapsed time the way a person reads a stopwatch.

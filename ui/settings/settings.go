@@ -20,6 +20,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"p2pd/netcore/config"
+	"p2pd/ui/wording"
 )
 
 // Values are the settings the screen edits.
@@ -309,7 +310,7 @@ func (s *Screen) turns() ([]config.TURN, error) {
 func (s *Screen) saveTapped() {
 	v, err := s.Values()
 	if err != nil {
-		s.setStatus(sentence(err.Error()), widget.DangerImportance)
+		s.setStatus(wording.Sentence(err.Error()), widget.DangerImportance)
 		var fe *fieldError
 		if errors.As(err, &fe) {
 			s.point(fe)
@@ -320,7 +321,7 @@ func (s *Screen) saveTapped() {
 		return
 	}
 	if err := s.OnSave(v); err != nil {
-		s.setStatus("Not saved: "+sentence(err.Error()), widget.DangerImportance)
+		s.setStatus("Not saved: "+wording.Sentence(err.Error()), widget.DangerImportance)
 		return
 	}
 	s.setStatus("Saved.", widget.SuccessImportance)
@@ -360,7 +361,7 @@ func (s *Screen) chooseFolder() {
 // folderChosen puts the folder picked in the entry.
 func (s *Screen) folderChosen(u fyne.ListableURI, err error) {
 	if err != nil {
-		s.setStatus("Could not open that folder: "+sentence(err.Error()), widget.DangerImportance)
+		s.setStatus("Could not open that folder: "+wording.Sentence(err.Error()), widget.DangerImportance)
 		return
 	}
 	if u == nil {

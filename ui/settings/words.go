@@ -69,18 +69,3 @@ func words(line string) ([]string, error) {
 		line = line[end:]
 	}
 }
-
-// sentence makes an error message read as a sentence: capital first,
-// full stop last.
-func sentence(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return s
-	}
-	r, n := utf8.DecodeRuneInString(s)
-	s = string(unicode.ToUpper(r)) + s[n:]
-	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
-		s += "."
-	}
-	return s
-}
