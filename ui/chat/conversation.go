@@ -5,9 +5,7 @@ import (
 	"image/color"
 	"math"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -15,6 +13,8 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"p2pd/ui/wording"
 )
 
 // page is how many lines a conversation shows at first, and how many more
@@ -203,22 +203,8 @@ func (s *Screen) when(t time.Time) string {
 	return t.Format("2 Jan 2006 15:04")
 }
 
-// clean makes text from a peer safe to show: control characters other
-// than newline and tab, and the bidirectional overrides that reorder what
-// follows them (a line could read differently from what it says), become
-// U+FFFD, as do invalid UTF-8 bytes. A CR LF is a newline.
-func clean(text string) string {
-	text = strings.ReplaceAll(text, "\r\n", "\n")
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\t':
-			return r
-		case unicode.IsControl(r), r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
-			return unicode.ReplacementChar
-		}
-		return r
-	}, text)
-}
+// clean makes text from a peer fit to show (wording.Shown).
+func clean(text string) string { return wording.Shown(text, true) }
 
 // row is one line of the conversation on screen.
 type row struct {

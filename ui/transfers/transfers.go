@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -20,6 +19,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"p2pd/transfer"
+	"p2pd/ui/wording"
 )
 
 // State is where a transfer stands.
@@ -323,22 +323,8 @@ func etaWords(eta time.Duration) string {
 	return fmt.Sprintf("about %d h %d min left", h, m)
 }
 
-// clean makes text from a peer safe to show: control characters (a line
-// break would fake a second line) and the invisible marks that reorder
-// text (which make "gpj.exe" read as "exe.jpg") become U+FFFD, as does
-// invalid UTF-8.
-func clean(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case unicode.IsControl(r),
-			r == '\u061c', r == '\u200e', r == '\u200f', // the letter marks
-			r >= '\u202a' && r <= '\u202e', // embeddings and overrides
-			r >= '\u2066' && r <= '\u2069': // isolates
-			return unicode.ReplacementChar
-		}
-		return r
-	}, s)
-}
+// clean makes text from a peer fit to show on one line (wording.Shown).
+func clean(s string) string { return wording.Shown(s, false) }
 
 // Rows returns what the rows show, newest first.
 func (s *Screen) Rows() []Row {

@@ -15,3 +15,21 @@ func TestSentence(t *testing.T) {
 		}
 	}
 }
+
+func TestShown(t *testing.T) {
+	for _, c := range []struct {
+		in        string
+		multiline bool
+		want      string
+	}{
+		{"photo\u202egpj.exe", false, "photo\ufffdgpj.exe"},
+		{"a\x1b[2Jb", false, "a\ufffd[2Jb"},
+		{"line one\r\nline\ttwo", true, "line one\nline\ttwo"},
+		{"line one\nline two", false, "line one\ufffdline two"},
+		{"bad \xff byte", false, "bad \ufffd byte"},
+	} {
+		if got := Shown(c.in, c.multiline); got != c.want {
+			t.Errorf("Shown(%q, %v) = %q, want %q", c.in, c.multiline, got, c.want)
+		}
+	}
+}
