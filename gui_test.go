@@ -44,6 +44,7 @@ func TestGUISmoke(t *testing.T) {
 	// for their output soon after.
 	app.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	app.WaitDelay = 5 * time.Second
+	started := time.Now()
 	if err := app.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +80,8 @@ func TestGUISmoke(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Measured, not asserted (machines differ): the goal is 1 s.
+	t.Logf("the window appeared %v after the start", time.Since(started).Round(10*time.Millisecond))
 	time.Sleep(time.Second) // let the network summary arrive and render
 
 	var shot bytes.Buffer
