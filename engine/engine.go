@@ -162,6 +162,10 @@ type Hooks struct {
 	// Network: the network changed (change says how, in words) and the
 	// node started again on it; s is what the new check found.
 	Network func(s Snapshot, change string)
+	// Address: the node is up (started, or started again) with the
+	// address in s; the check follows, and s carries the last one
+	// (Cached set) until then.
+	Address func(s Snapshot)
 }
 
 // SetHooks sets what hears the engine's events.
@@ -392,20 +396,18 @@ func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 	if n == nil {
 		return e.Cached(), ErrNotStarted
 	}
-	s := Snapshot{Report: netcheck.Run(ctx, e.Settings().Config, netcheck.Options{})}
-	a := n.Address()
-	text, err := a.Encode()
+	// The address is known once the node is up: the app shows it while
+	// the check (seconds) runs.
+	s, err := addressOf(n)
 	if err != nil {
 		return e.Cached(), err
 	}
-	s.Address = text
-	for _, i := range a.Interfaces {
-		for _, ep := range []*addr.Endpoint{i.V4, i.V6} {
-			if ep != nil && s.Port == 0 {
-				s.Port = ep.Port
-			}
-		}
+	if h := e.hook().Address; h != nil {
+		early := s
+		early.Report, early.Cached = e.Cached().Report, true
+		h(early)
 	}
+	s.Report = netcheck.Run(ctx, e.Settings().Config, netcheck.Options{})
 	e.mu.Lock()
 	e.last = s
 	e.mu.Unlock()
@@ -413,6 +415,24 @@ func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 		tmp := filepath.Join(e.home, cacheFile+".tmp")
 		if os.WriteFile(tmp, b, 0o600) == nil {
 			os.Rename(tmp, filepath.Join(e.home, cacheFile))
+		}
+	}
+	return s, nil
+}
+
+// addressOf is the snapshot of n's address, without a check.
+func addressOf(n *node.Node) (Snapshot, error) {
+	a := n.Address()
+	text, err := a.Encode()
+	if err != nil {
+		return Snapshot{}, err
+	}
+	s := Snapshot{Address: text}
+	for _, i := range a.Interfaces {
+		for _, ep := range []*addr.Endpoint{i.V4, i.V6} {
+			if ep != nil && s.Port == 0 {
+				s.Port = ep.Port
+			}
 		}
 	}
 	return s, nil

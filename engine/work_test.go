@@ -331,3 +331,20 @@ func TestRestartReconnects(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressBeforeCheck: the address is told as soon as the node is up,
+// marked as waiting for the check, before Start returns with the check.
+func TestAddressBeforeCheck(t *testing.T) {
+	var mu sync.Mutex
+	var early []Snapshot
+	_, s := startWith(t, t.TempDir(), Hooks{Address: func(s Snapshot) {
+		mu.Lock()
+		early = append(early, s)
+		mu.Unlock()
+	}})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(early) != 1 || early[0].Address != s.Address || !early[0].Cached || early[0].Port != s.Port {
+		t.Errorf("told early %+v; the start found %+v", early, s)
+	}
+}

@@ -181,6 +181,14 @@ func newMainWindow(a fyne.App, eng Engine) (*mainWindow, func()) {
 		h.ShowStatus(last)
 		d.Show(s.Report)
 	}
+	// The address as soon as the node is up; Diagnostics waits for the
+	// check.
+	early := func(s engine.Snapshot) {
+		event := last.Event
+		last = status(s, nil)
+		last.Event = event
+		h.ShowStatus(last)
+	}
 	network := func(s engine.Snapshot, change string) {
 		last.Event = change
 		show(s, nil)
@@ -207,7 +215,7 @@ func newMainWindow(a fyne.App, eng Engine) (*mainWindow, func()) {
 	}
 	note := newNotifier(a, eng)
 	eng.SetHooks(wireWork(screens{win: w, chat: ch, trans: tr, note: note, show: tabs.SelectIndex},
-		eng, st, func(s engine.Settings) { applyTheme(a, s.Theme) }, refresh, network))
+		eng, st, func(s engine.Settings) { applyTheme(a, s.Theme) }, refresh, network, early))
 	go func() {
 		s, err := eng.Start(ctx)
 		do(func() { show(s, err) })

@@ -120,8 +120,9 @@ const (
 // wireWork connects the Chat, Transfers and Settings screens to the
 // engine, and returns the hooks that carry the engine's events to them
 // (from its goroutines, through do). refresh updates the friends' rows;
-// network shows a network change on Home.
-func wireWork(s screens, eng Engine, st *settings.Screen, apply func(engine.Settings), refresh func(), network func(engine.Snapshot, string)) engine.Hooks {
+// network shows a network change on Home, early the address the node has
+// as soon as it is up.
+func wireWork(s screens, eng Engine, st *settings.Screen, apply func(engine.Settings), refresh func(), network func(engine.Snapshot, string), early func(engine.Snapshot)) engine.Hooks {
 	openHistory := func(name string) {
 		go func() {
 			h, err := eng.History(name)
@@ -218,6 +219,9 @@ func wireWork(s screens, eng Engine, st *settings.Screen, apply func(engine.Sett
 		},
 		Network: func(snap engine.Snapshot, change string) {
 			do(func() { network(snap, time.Now().Format("15:04")+": "+change) })
+		},
+		Address: func(snap engine.Snapshot) {
+			do(func() { early(snap) })
 		},
 	}
 }
