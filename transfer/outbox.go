@@ -202,6 +202,9 @@ func (o *Outbox) Deliver(ctx context.Context, sess *session.Session) (int, error
 			errs = append(errs, ctx.Err())
 			break
 		}
+		if !o.holds(q.ID) {
+			continue // cancelled (or delivered by another process) meanwhile
+		}
 		err := o.send(ctx, sess, q)
 		if errors.Is(err, ErrCancelledHere) {
 			continue // taken out of the outbox by Cancel
@@ -236,6 +239,12 @@ func (o *Outbox) send(ctx context.Context, sess *session.Session, q Queued) erro
 	}
 	o.report(Attempt{Entry: q, Ended: true, Err: err})
 	return err
+}
+
+// holds reports whether the entry id is still queued.
+func (o *Outbox) holds(id string) bool {
+	all, _, err := o.read()
+	return err == nil && slices.ContainsFunc(all, func(q Queued) bool { return q.ID == id })
 }
 
 // note records a failed attempt on the entry id.

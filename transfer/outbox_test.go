@@ -301,3 +301,27 @@ func TestOutboxStaleLock(t *testing.T) {
 		t.Errorf("outbox %+v, %v", all, err)
 	}
 }
+
+// TestOutboxSkipsCancelledEntry: an entry cancelled while an earlier one
+// is being delivered is not sent after it.
+func TestOutboxSkipsCancelledEntry(t *testing.T) {
+	home, src, dst := t.TempDir(), t.TempDir(), t.TempDir()
+	a, _ := queueFile(t, src, "a.bin", 16*ChunkSize)
+	b, _ := queueFile(t, src, "b.txt", 10)
+	sess := queueSession(t, &Receiver{Dir: dst, Decide: acceptQueued})
+	o := openOutbox(t, home)
+	o.Add(sess.PeerID(), []string{a})
+	second, _ := o.Add(sess.PeerID(), []string{b})
+	var once sync.Once
+	o.Report = func(at Attempt) {
+		if at.Progress.Done > 0 {
+			once.Do(func() { o.Cancel(second.ID) })
+		}
+	}
+	if n, err := o.Deliver(context.Background(), sess); n != 1 || err != nil {
+		t.Fatalf("delivered %d: %v", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "b.txt")); err == nil {
+		t.Error("the cancelled b.txt was sent anyway")
+	}
+}

@@ -39,8 +39,9 @@ type Receiver struct {
 	Decide func(peer identity.ID, o Offer) bool
 	// Choose, if set, is asked instead of Decide, and names the folder
 	// to save the offer into ("" for Dir); the checks are made again for
-	// another folder.
-	Choose func(peer identity.ID, o Offer) (dir string, accept bool)
+	// another folder. Its ctx ends when the sender goes away (or the
+	// node stops): the answer is moot then.
+	Choose func(ctx context.Context, peer identity.ID, o Offer) (dir string, accept bool)
 	// Progress, if set, hears how each accepted transfer goes.
 	Progress func(Progress)
 	// Done, if set, hears how each accepted transfer ended.
@@ -48,6 +49,23 @@ type Receiver struct {
 
 	mu      sync.Mutex
 	running map[string]*stopper // by offer id, for Cancel
+	dir     string              // set by SetDir, else Dir
+}
+
+// SetDir changes the download folder while offers may be coming in.
+func (r *Receiver) SetDir(dir string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dir = dir
+}
+
+func (r *Receiver) folder() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dir != "" {
+		return r.dir
+	}
+	return r.Dir
 }
 
 // Cancel stops the running transfer of the offer with id (Progress.ID):
@@ -165,34 +183,54 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 		return
 	}
 	st.SetReadDeadline(time.Time{})
-	dir := r.Dir
-	root, names, have, release, why := r.prepare(dir, offer)
+	dir := r.folder()
+	root, names, have, release, why, busy := r.prepare(dir, offer)
+	accepted := false
 	if why == "" {
-		accept, chosen := false, ""
+		chosen := ""
 		switch {
 		case r.Choose != nil:
-			chosen, accept = r.Choose(sess.PeerID(), offer)
+			// The question ends with the sender's session.
+			cctx, cancel := context.WithCancel(ctx)
+			go func() {
+				select {
+				case <-sess.Done():
+					cancel()
+				case <-cctx.Done():
+				}
+			}()
+			chosen, accepted = r.Choose(cctx, sess.PeerID(), offer)
+			cancel()
 		case r.Decide != nil:
-			accept = r.Decide(sess.PeerID(), offer)
+			accepted = r.Decide(sess.PeerID(), offer)
 		}
-		if !accept {
+		if !accepted {
 			why = "declined"
 		} else if chosen != "" && chosen != dir {
 			release()
 			root.Close()
 			dir = chosen
-			root, names, have, release, why = r.prepare(dir, offer)
+			root, names, have, release, why, busy = r.prepare(dir, offer)
 		}
 	}
 	if root != nil {
 		defer root.Close()
 	}
 	defer release()
+	// An offer accepted here always ends with Done, so the one who
+	// accepted hears how it went.
+	fail := func(why string) {
+		if accepted && r.Done != nil {
+			r.Done(offer, Result{Error: why})
+		}
+	}
 	if why != "" {
-		writeJSON(st, Answer{Reason: why})
+		writeJSON(st, Answer{Reason: why, Busy: busy})
+		fail(why)
 		return
 	}
 	if err := writeJSON(st, Answer{Accept: true, Have: have}); err != nil {
+		fail("the sender went away before the files came")
 		return
 	}
 	m := &meter{id: offer.ID, total: offer.Total, start: time.Now(), report: r.Progress}
@@ -228,18 +266,19 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 // there: it returns the folder, each file's clean name and what earlier
 // attempts verified, and the release of the names (which runs once; they
 // are released before the result is written, since a sender that hears
-// it may offer the same files again at once); or why not.
-func (r *Receiver) prepare(dir string, o Offer) (root *os.Root, names []string, have []int64, release func(), why string) {
+// it may offer the same files again at once); or why not, and whether
+// only for now (busy).
+func (r *Receiver) prepare(dir string, o Offer) (root *os.Root, names []string, have []int64, release func(), why string, busy bool) {
 	release = func() {}
 	root, names, have, why = check(dir, o)
 	if why != "" {
-		return root, names, have, release, why
+		return root, names, have, release, why, false
 	}
-	rel, busy := claim(dir, names)
-	if busy != "" {
-		return root, names, have, release, fmt.Sprintf("%s is being received already; try again when that ends", busy)
+	rel, taken := claim(dir, names)
+	if taken != "" {
+		return root, names, have, release, fmt.Sprintf("%s is being received already; try again when that ends", taken), true
 	}
-	return root, names, have, sync.OnceFunc(rel), ""
+	return root, names, have, sync.OnceFunc(rel), "", false
 }
 
 // check checks an offer and finds what earlier attempts left in dir: the

@@ -117,6 +117,9 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 	if err := readJSON(st, &ans); err != nil {
 		return Result{}, 0, fail(fmt.Errorf("waiting for the answer: %w", err))
 	}
+	if !ans.Accept && ans.Busy {
+		return Result{}, 0, fmt.Errorf("%w: %s", ErrBusy, ans.Reason)
+	}
 	if !ans.Accept {
 		return Result{}, 0, fmt.Errorf("%w: %s", ErrDeclined, ans.Reason)
 	}

@@ -63,9 +63,12 @@ type Offer struct {
 
 // Answer is the receiver's reply to an offer.
 type Answer struct {
-	Accept bool    `json:"accept"`
-	Reason string  `json:"reason,omitempty"` // why declined
-	Have   []int64 `json:"have,omitempty"`   // per file, verified bytes already held
+	Accept bool   `json:"accept"`
+	Reason string `json:"reason,omitempty"` // why declined
+	// Busy: declined for now (the same files are being received); the
+	// sender may offer them again later.
+	Busy bool    `json:"busy,omitempty"`
+	Have []int64 `json:"have,omitempty"` // per file, verified bytes already held
 }
 
 // Result is the receiver's last word, after the files.
@@ -91,6 +94,9 @@ type Progress struct {
 var (
 	// ErrDeclined: the receiver declined the offer.
 	ErrDeclined = errors.New("the receiver declined")
+	// ErrBusy: the receiver is still receiving these files (an earlier
+	// attempt it has not given up on yet); offer them again later.
+	ErrBusy = errors.New("the receiver is busy with these files")
 	// ErrCancelled: the receiver cancelled the transfer while it ran.
 	ErrCancelled = errors.New("the transfer was cancelled")
 )

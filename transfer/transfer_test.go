@@ -130,7 +130,7 @@ func TestChooseFolder(t *testing.T) {
 	src, dir, chosen := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "new")
 	write(t, filepath.Join(src, "a.txt"), []byte("chosen"))
 	answer := chosen
-	sess := pair(t, &Receiver{Dir: dir, Choose: func(identity.ID, Offer) (string, bool) { return answer, answer != "no" }})
+	sess := pair(t, &Receiver{Dir: dir, Choose: func(_ context.Context, _ identity.ID, _ Offer) (string, bool) { return answer, answer != "no" }})
 	res, _, err := Send(context.Background(), sess, []string{filepath.Join(src, "a.txt")}, nil)
 	if err != nil || len(res.Saved) != 1 {
 		t.Fatalf("saved %v, %v", res.Saved, err)
@@ -238,7 +238,7 @@ func TestHostileOffers(t *testing.T) {
 	writeJSON(second, Offer{ID: "q", Files: []File{{Path: "same.txt", Size: 5}}, Total: 5})
 	var a2 Answer
 	readJSON(second, &a2)
-	if !a1.Accept || a2.Accept || !strings.Contains(a2.Reason, "being received") {
+	if !a1.Accept || a2.Accept || !a2.Busy || !strings.Contains(a2.Reason, "being received") {
 		t.Errorf("concurrent offers of one name: %+v, %+v", a1, a2)
 	}
 	// Through the symlink: accepted by name, refused by os.Root.
