@@ -160,8 +160,9 @@ type Hooks struct {
 	// Transfer: a transfer started, moved on or ended.
 	Transfer func(t Transfer)
 	// Network: the network changed (change says how, in words) and the
-	// node started again on it; s is what the new check found.
-	Network func(s Snapshot, change string)
+	// node started again on it; s is what the new check found, err why
+	// the node could not start again.
+	Network func(s Snapshot, change string, err error)
 	// Address: the node is up (started, or started again) with the
 	// address in s; the check follows, and s carries the last one
 	// (Cached set) until then.
@@ -201,11 +202,13 @@ func (e *Engine) Start(ctx context.Context) (Snapshot, error) {
 	e.runMu.Lock()
 	err := e.startRun(ctx)
 	e.runMu.Unlock()
-	if err != nil {
-		return e.Cached(), err
-	}
+	// The watch runs even if the start failed (no network yet, say): a
+	// network that comes up starts the node.
 	if !e.opt.Loopback && e.opt.WatchEvery > 0 {
 		e.watch.Go(func() { e.watchNetwork(ctx) })
+	}
+	if err != nil {
+		return e.failed(), err
 	}
 	return e.refresh(ctx)
 }
@@ -276,27 +279,31 @@ func (e *Engine) stopRun() error {
 	return r.n.Close()
 }
 
-// Restart starts the node again (new settings, a changed network) and
-// checks the network; the friends' sessions end, and the Keeper connects
-// again where work waits.
+// Restart starts the node again (new settings, a changed network, or
+// after a start that failed) and checks the network; the friends'
+// sessions end, and those connected are connected again.
 func (e *Engine) Restart(ctx context.Context) (Snapshot, error) {
-	e.runMu.Lock()
-	if e.node() == nil {
-		e.runMu.Unlock()
+	e.mu.Lock()
+	life := e.ctx
+	e.mu.Unlock()
+	if life == nil || life.Err() != nil {
 		return e.Cached(), ErrNotStarted
 	}
+	e.runMu.Lock()
 	// The friends connected now are connected again on the new node.
 	var were []string
-	for _, st := range e.keeper().States() {
-		if st.Sessions > 0 {
-			were = append(were, st.Name)
+	if k := e.keeper(); k != nil {
+		for _, st := range k.States() {
+			if st.Sessions > 0 {
+				were = append(were, st.Name)
+			}
 		}
 	}
 	e.stopRun()
 	err := e.startRun(ctx)
 	e.runMu.Unlock()
 	if err != nil {
-		return e.Cached(), err
+		return e.failed(), err
 	}
 	for _, name := range were {
 		e.watch.Go(func() { e.reconnect(name) })
@@ -408,6 +415,11 @@ func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 		h(early)
 	}
 	s.Report = netcheck.Run(ctx, e.Settings().Config, netcheck.Options{})
+	if e.node() != n {
+		// The node started again meanwhile (a restart overlapped this
+		// check): its own check tells the newer address.
+		return e.Cached(), nil
+	}
 	e.mu.Lock()
 	e.last = s
 	e.mu.Unlock()
@@ -418,6 +430,14 @@ func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// failed is what the app shows while the node is not running: the last
+// known address and check, not marked as being refreshed.
+func (e *Engine) failed() Snapshot {
+	s := e.Cached()
+	s.Cached = false
+	return s
 }
 
 // addressOf is the snapshot of n's address, without a check.

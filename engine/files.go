@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -161,6 +162,10 @@ func (e *Engine) onAttempt(a transfer.Attempt) {
 			t.Progress.Done = t.Progress.Total
 		case errors.Is(a.Err, transfer.ErrCancelledHere):
 			t.State, t.Note, t.Resumable = Cancelled, "", true
+		case errors.Is(a.Err, context.Canceled):
+			// P2PD started again (a changed network, new settings): the
+			// entry stays queued and resumes.
+			t.State, t.Note = Waiting, "P2PD started again; it resumes when "+t.Peer.Name+" can be reached"
 		case errors.Is(a.Err, transfer.ErrDeclined), errors.Is(a.Err, transfer.ErrCancelled):
 			// The friend said no: not tried again on its own.
 			e.outbox.Remove(a.Entry.ID)
@@ -175,7 +180,7 @@ func (e *Engine) onAttempt(a transfer.Attempt) {
 }
 
 // choose asks the app about an incoming offer and waits for the answer.
-func (e *Engine) choose(from identity.ID, o transfer.Offer) (string, bool) {
+func (e *Engine) choose(ctx context.Context, from identity.ID, o transfer.Offer) (string, bool) {
 	h := e.hook().Offer
 	if h == nil {
 		return "", false
@@ -212,18 +217,26 @@ func (e *Engine) choose(from identity.ID, o transfer.Offer) (string, bool) {
 	timer := time.NewTimer(offerWait)
 	defer timer.Stop()
 	var a answer
+	gone := ""
 	select {
 	case a = <-got:
 	case <-timer.C:
+		gone = "not answered in time"
+	case <-ctx.Done():
+		gone = p.Name + " went away before you answered"
 	case <-life.Done():
+		gone = "P2PD stopped"
 	}
 	if a.dir == "" {
 		a.dir = dir
 	}
 	e.update(o.ID, func(t *Transfer) {
-		if a.ok {
+		switch {
+		case gone != "":
+			t.State, t.Note = Failed, gone
+		case a.ok:
 			t.State, t.Note, t.Dir = Running, "", a.dir
-		} else {
+		default:
 			t.State, t.Note = Declined, "declined"
 		}
 	})
@@ -286,7 +299,11 @@ func (e *Engine) Cancel(id string) error {
 			running = running || r
 		}
 		if !running { // not under way: no attempt will report the end
-			e.update(id, func(t *Transfer) { t.State, t.Note, t.Resumable = Cancelled, "", true })
+			e.update(id, func(t *Transfer) {
+				if t.State == Waiting || t.State == Failed { // not done meanwhile
+					t.State, t.Note, t.Resumable = Cancelled, "", true
+				}
+			})
 		}
 	}
 	return nil

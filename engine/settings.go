@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
+	"slices"
 
 	"p2pd/netcore/config"
 )
@@ -105,7 +105,7 @@ func (e *Engine) SaveSettings(s Settings) error {
 		return err
 	}
 	old := e.Settings()
-	if !reflect.DeepEqual(old.Config, s.Config) {
+	if !sameServers(old.Config, s.Config) {
 		if err := config.Save(e.opt.ConfigPath, s.Config); err != nil {
 			return err
 		}
@@ -124,7 +124,8 @@ func (e *Engine) SaveSettings(s Settings) error {
 	e.mu.Lock()
 	e.settings = s
 	e.mu.Unlock()
-	restart := !reflect.DeepEqual(old.Config, s.Config) || old.UPnP != s.UPnP || old.Relay != s.Relay
+	e.recv.SetDir(s.DownloadDir)
+	restart := !sameServers(old.Config, s.Config) || old.UPnP != s.UPnP || old.Relay != s.Relay
 	e.mu.Lock()
 	life := e.ctx
 	e.mu.Unlock()
@@ -133,14 +134,16 @@ func (e *Engine) SaveSettings(s Settings) error {
 		// caller's time. The Network hook says how it went.
 		e.watch.Go(func() {
 			snap, err := e.Restart(life)
-			change := "the settings changed: P2PD started again with them"
-			if err != nil {
-				change = "the settings changed, but P2PD did not start again with them: " + err.Error()
-			}
 			if h := e.hook().Network; h != nil && life.Err() == nil {
-				h(snap, change)
+				h(snap, "the settings changed: P2PD started again with them", err)
 			}
 		})
 	}
 	return nil
+}
+
+// sameServers reports whether a and b list the same servers (an empty
+// list and none are the same).
+func sameServers(a, b config.Config) bool {
+	return slices.Equal(a.STUN, b.STUN) && slices.Equal(a.MQTT, b.MQTT) && slices.Equal(a.NTP, b.NTP) && slices.Equal(a.TURN, b.TURN)
 }

@@ -107,11 +107,8 @@ func (e *Engine) watchNetwork(ctx context.Context) {
 		known, pending = now, nil
 		e.opt.Logger.Info("engine: "+change+"; starting again", "state", fmt.Sprint(now))
 		s, err := e.Restart(ctx)
-		if err != nil {
-			change += "; P2PD could not start again: " + err.Error()
-		}
 		if h := e.hook().Network; h != nil {
-			h(s, change)
+			h(s, change, err)
 		}
 	}
 }

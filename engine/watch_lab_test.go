@@ -40,7 +40,12 @@ func watchChild(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	out := json.NewEncoder(os.Stdout)
-	e.SetHooks(Hooks{Network: func(s Snapshot, change string) { out.Encode(watchLine{Change: change, Address: s.Address}) }})
+	e.SetHooks(Hooks{Network: func(s Snapshot, change string, err error) {
+		if err != nil {
+			change += "; not started again: " + err.Error()
+		}
+		out.Encode(watchLine{Change: change, Address: s.Address})
+	}})
 	s, err := e.Start(ctx)
 	if err != nil {
 		return err

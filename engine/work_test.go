@@ -14,6 +14,7 @@ import (
 	"p2pd/chat"
 	"p2pd/netcore/addr"
 	"p2pd/netcore/config"
+	"p2pd/netcore/identity"
 	"p2pd/presence"
 	"p2pd/transfer"
 )
@@ -347,4 +348,75 @@ func TestAddressBeforeCheck(t *testing.T) {
 	if len(early) != 1 || early[0].Address != s.Address || !early[0].Cached || early[0].Port != s.Port {
 		t.Errorf("told early %+v; the start found %+v", early, s)
 	}
+}
+
+// TestRestartAfterFailedStart: a node that could not start (here: a
+// damaged key file) is started by a later Restart once the cause is gone,
+// as the network watch does when a network comes up.
+func TestRestartAfterFailedStart(t *testing.T) {
+	home := t.TempDir()
+	key := filepath.Join(home, identity.KeyFile)
+	if err := os.WriteFile(key, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(home, config.Config{}, Options{Loopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if s, err := e.Start(ctx); err == nil || e.node() != nil || s.Cached {
+		t.Fatalf("a start with a damaged key: %v, node %v, snapshot %+v", err, e.node(), s)
+	}
+	os.Remove(key)
+	if _, err := e.Restart(ctx); err != nil || e.node() == nil {
+		t.Fatalf("Restart after a failed start: %v", err)
+	}
+}
+
+// TestThemeAloneKeepsTheNode: a save that changes no server (empty lists
+// as the screen returns them: nil) neither rewrites the config nor starts
+// the node again.
+func TestThemeAloneKeepsTheNode(t *testing.T) {
+	home := t.TempDir()
+	e, _ := startWith(t, home, Hooks{})
+	before := e.node()
+	s := e.Settings()
+	s.Config = config.Config{STUN: []string{}, MQTT: nil}
+	s.Theme = ThemeDark
+	if err := e.SaveSettings(s); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a restart would have begun
+	if e.node() != before {
+		t.Error("a theme change started the node again")
+	}
+	if _, err := os.Stat(filepath.Join(home, config.FileName)); err == nil {
+		t.Error("a theme change wrote the config file")
+	}
+}
+
+// TestMessageNotHeldByFile: a message written while a file waits for the
+// friend's answer reaches them before they answer.
+func TestMessageNotHeldByFile(t *testing.T) {
+	a, _, _, rb := friendsPair(t)
+	release := make(chan struct{})
+	defer close(release)
+	rb.setAnswer(func(Offer) (bool, string) { <-release; return false, "" })
+	src := t.TempDir()
+	randomFile(t, filepath.Join(src, "big.bin"), 1<<20)
+	if _, err := a.SendFiles("b", []string{filepath.Join(src, "big.bin")}); err != nil {
+		t.Fatal(err)
+	}
+	rb.wait(t, "the offer at b", func(r *recorder) bool {
+		for _, tr := range r.transfers {
+			return tr.Incoming && tr.State == Waiting
+		}
+		return false
+	})
+	if _, err := a.SendMessage("b", "did you get the file?"); err != nil {
+		t.Fatal(err)
+	}
+	rb.wait(t, "the message while the offer waits", func(r *recorder) bool { return len(r.messages) == 1 })
 }

@@ -376,6 +376,9 @@ func (k *Keeper) onSession(s *session.Session) {
 	})
 }
 
+// Session returns a live session with the friend id, or nil.
+func (k *Keeper) Session(id identity.ID) *session.Session { return k.session(id) }
+
 // session returns a live session with id, or nil.
 func (k *Keeper) session(id identity.ID) *session.Session {
 	k.mu.Lock()

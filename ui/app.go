@@ -189,9 +189,9 @@ func newMainWindow(a fyne.App, eng Engine) (*mainWindow, func()) {
 		last.Event = event
 		h.ShowStatus(last)
 	}
-	network := func(s engine.Snapshot, change string) {
+	network := func(s engine.Snapshot, change string, err error) {
 		last.Event = change
-		show(s, nil)
+		show(s, err)
 	}
 	if cached := eng.Cached(); cached.Address != "" || cached.Report != nil {
 		cached.Cached = true

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -440,10 +441,14 @@ func TestNetworkChangeShows(t *testing.T) {
 	eng := &fakeEngine{}
 	m := newWindow(t, eng)
 	fresh := address(t)
-	eng.hook().Network(engine.Snapshot{Address: fresh}, "the network changed (new: 10.0.0.7 on wlan0)")
+	eng.hook().Network(engine.Snapshot{Address: fresh}, "the network changed (new: 10.0.0.7 on wlan0)", nil)
 	st := read(m.home.Status)
-	if st.Address != fresh || !strings.Contains(st.Event, "the network changed (new: 10.0.0.7 on wlan0)") {
+	if st.Address != fresh || !strings.Contains(st.Event, "the network changed (new: 10.0.0.7 on wlan0)") || st.Err != nil {
 		t.Errorf("Home shows %+v", st)
+	}
+	eng.hook().Network(engine.Snapshot{Address: fresh}, "the network changed (gone: 10.0.0.7 on wlan0)", errors.New("no usable network address"))
+	if st := read(m.home.Status); st.Err == nil || !strings.Contains(st.Event, "gone: 10.0.0.7") {
+		t.Errorf("a restart that failed shows %+v", st)
 	}
 }
 

@@ -131,11 +131,18 @@ func (m *mainWindow) step(ctx context.Context, cmd, arg string) (string, error) 
 		}
 		return res, nil
 	case "say":
-		return onUI(func() string {
+		// The friend joins the chat's list with the next refresh.
+		if _, err := until(ctx, name+" in the chat's list", func() (string, bool) {
 			m.tabs.SelectIndex(tabChat)
 			m.chat.Open(name)
-			return m.chat.SendText(text)
-		}), nil
+			return "", m.chat.Current() == name
+		}); err != nil {
+			return "", err
+		}
+		if said := onUI(func() string { return m.chat.SendText(text) }); said != "" {
+			return said, errors.New(said)
+		}
+		return "", nil
 	case "line":
 		return until(ctx, "the line "+strconv.Quote(text), func() (string, bool) {
 			if m.chat.Current() != name {
@@ -150,11 +157,16 @@ func (m *mainWindow) step(ctx context.Context, cmd, arg string) (string, error) 
 			return "", false
 		})
 	case "drop":
-		onUI(func() bool {
+		if !onUI(func() bool {
 			m.tabs.SelectIndex(tabChat)
+			if m.chat.Current() == "" {
+				return false
+			}
 			m.drop(fyne.NewPos(10, 10), []fyne.URI{storage.NewFileURI(arg)})
 			return true
-		})
+		}) {
+			return "", errors.New("no chat is open to drop the file in")
+		}
 		return "", nil
 	case "asking":
 		return until(ctx, "an offer", func() (string, bool) {

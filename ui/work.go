@@ -122,7 +122,7 @@ const (
 // (from its goroutines, through do). refresh updates the friends' rows;
 // network shows a network change on Home, early the address the node has
 // as soon as it is up.
-func wireWork(s screens, eng Engine, st *settings.Screen, apply func(engine.Settings), refresh func(), network func(engine.Snapshot, string), early func(engine.Snapshot)) engine.Hooks {
+func wireWork(s screens, eng Engine, st *settings.Screen, apply func(engine.Settings), refresh func(), network func(engine.Snapshot, string, error), early func(engine.Snapshot)) engine.Hooks {
 	openHistory := func(name string) {
 		go func() {
 			h, err := eng.History(name)
@@ -217,8 +217,8 @@ func wireWork(s screens, eng Engine, st *settings.Screen, apply func(engine.Sett
 		Transfer: func(t engine.Transfer) {
 			do(func() { s.trans.Update(transferRow(t)) })
 		},
-		Network: func(snap engine.Snapshot, change string) {
-			do(func() { network(snap, time.Now().Format("15:04")+": "+change) })
+		Network: func(snap engine.Snapshot, change string, err error) {
+			do(func() { network(snap, time.Now().Format("15:04")+": "+change, err) })
 		},
 		Address: func(snap engine.Snapshot) {
 			do(func() { early(snap) })
