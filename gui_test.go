@@ -24,14 +24,7 @@ import (
 // with no arguments) on a virtual X display, waits for its window and
 // takes a screenshot of it. P2PD_SCREENSHOT=path keeps the picture.
 func TestGUISmoke(t *testing.T) {
-	for _, tool := range []string{"Xvfb", "xwininfo", "xwd", "xwdtopnm", "pnmtopng"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("GUI smoke test cannot run under CI: %s is missing (packaging/deps.sh test installs it)", tool)
-			}
-			t.Skipf("%s is missing", tool)
-		}
-	}
+	requireTool(t, screenTools...)
 	display, xvfbLog := startXvfb(t)
 
 	ns, cfg := appNetwork(t)
@@ -70,9 +63,7 @@ func TestGUISmoke(t *testing.T) {
 			t.Fatalf("the app exited (%v) before showing a window:\n%s\nXvfb %s: %s", waitErr, appOut.String(), display, xvfbLog.String())
 		default:
 		}
-		out, err := exec.Command("xwininfo", "-display", display, "-name", "P2PD").Output()
-		if err == nil {
-			fmt.Sscanf(string(bytes.SplitN(out, []byte("Window id: "), 2)[1]), "%s", &id)
+		if id, _ = windowID(display, "P2PD"); id != "" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -84,13 +75,8 @@ func TestGUISmoke(t *testing.T) {
 	t.Logf("the window appeared %v after the start", time.Since(started).Round(10*time.Millisecond))
 	time.Sleep(time.Second) // let the network summary arrive and render
 
-	var shot bytes.Buffer
-	cmd := exec.Command("sh", "-c", fmt.Sprintf("xwd -silent -display %s -id %s | xwdtopnm 2>/dev/null | pnmtopng", display, id))
-	cmd.Stdout = &shot
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	img, err := png.Decode(bytes.NewReader(shot.Bytes()))
+	shot := screenshot(t, display, id)
+	img, err := png.Decode(bytes.NewReader(shot))
 	if err != nil {
 		t.Fatalf("screenshot is not a PNG: %v", err)
 	}
@@ -101,10 +87,38 @@ func TestGUISmoke(t *testing.T) {
 		t.Errorf("the app changed widgets off the UI goroutine:\n%s", appOut.String())
 	}
 	if out := os.Getenv("P2PD_SCREENSHOT"); out != "" {
-		if err := os.WriteFile(out, shot.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(out, shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// screenTools are what the GUI tests need to run an app on a virtual
+// display and take pictures of its window.
+var screenTools = []string{"Xvfb", "xwininfo", "xwd", "xwdtopnm", "pnmtopng"}
+
+// windowID returns the X id of the window titled title on display, if
+// there is one.
+func windowID(display, title string) (string, bool) {
+	out, err := exec.Command("xwininfo", "-display", display, "-name", title).Output()
+	if err != nil {
+		return "", false
+	}
+	var id string
+	fmt.Sscanf(string(bytes.SplitN(out, []byte("Window id: "), 2)[1]), "%s", &id)
+	return id, id != ""
+}
+
+// screenshot takes a picture of the window id on display, as PNG.
+func screenshot(t *testing.T, display, id string) []byte {
+	t.Helper()
+	var shot bytes.Buffer
+	cmd := exec.Command("sh", "-c", fmt.Sprintf("xwd -silent -display %s -id %s | xwdtopnm 2>/dev/null | pnmtopng", display, id))
+	cmd.Stdout = &shot
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	return shot.Bytes()
 }
 
 // syncBuffer is a bytes.Buffer safe to read while a process writes it.

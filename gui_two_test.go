@@ -104,22 +104,15 @@ func (d *driven) try(cmd string) (string, error) {
 func (d *driven) shot(dir, file string) {
 	d.t.Helper()
 	time.Sleep(500 * time.Millisecond) // a frame or two to draw the change
-	out, err := exec.Command("xwininfo", "-display", d.display, "-name", "P2PD "+d.name).Output()
-	if err != nil {
-		d.t.Fatalf("no window P2PD %s: %v", d.name, err)
+	id, ok := windowID(d.display, "P2PD "+d.name)
+	if !ok {
+		d.t.Fatalf("no window P2PD %s", d.name)
 	}
-	var id string
-	fmt.Sscanf(string(bytes.SplitN(out, []byte("Window id: "), 2)[1]), "%s", &id)
-	var img bytes.Buffer
-	cmd := exec.Command("sh", "-c", fmt.Sprintf("xwd -silent -display %s -id %s | xwdtopnm 2>/dev/null | pnmtopng", d.display, id))
-	cmd.Stdout = &img
-	if err := cmd.Run(); err != nil {
-		d.t.Fatalf("screenshot: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, file), img.Bytes(), 0o644); err != nil {
+	img := screenshot(d.t, d.display, id)
+	if err := os.WriteFile(filepath.Join(dir, file), img, 0o644); err != nil {
 		d.t.Fatal(err)
 	}
-	pic, err := png.Decode(bytes.NewReader(img.Bytes()))
+	pic, err := png.Decode(bytes.NewReader(img))
 	if err != nil || uniform(pic) {
 		d.t.Fatalf("the screenshot %s is empty or broken: %v", file, err)
 	}
@@ -133,14 +126,7 @@ func (d *driven) shot(dir, file string) {
 // arrives whole. Screenshots of every screen (and of the offer's
 // question) are saved in P2PD_SCREENSHOTS, default test-artifacts/screens.
 func TestGUITwoApps(t *testing.T) {
-	for _, tool := range []string{"Xvfb", "xwininfo", "xwd", "xwdtopnm", "pnmtopng"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("the two-app GUI test cannot run under CI: %s is missing (packaging/deps.sh test installs it)", tool)
-			}
-			t.Skipf("%s is missing", tool)
-		}
-	}
+	requireTool(t, screenTools...)
 	shots := os.Getenv("P2PD_SCREENSHOTS")
 	if shots == "" {
 		shots = filepath.Join("test-artifacts", "screens")
