@@ -423,11 +423,8 @@ func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 	e.mu.Lock()
 	e.last = s
 	e.mu.Unlock()
-	if b, err := json.MarshalIndent(s, "", "  "); err == nil {
-		tmp := filepath.Join(e.home, cacheFile+".tmp")
-		if os.WriteFile(tmp, b, 0o600) == nil {
-			os.Rename(tmp, filepath.Join(e.home, cacheFile))
-		}
+	if err := saveJSON(filepath.Join(e.home, cacheFile), s); err != nil {
+		e.opt.Logger.Debug("engine: cannot remember the address for the next launch", "err", err)
 	}
 	return s, nil
 }

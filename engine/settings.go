@@ -110,15 +110,7 @@ func (e *Engine) SaveSettings(s Settings) error {
 			return err
 		}
 	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(e.home, settingsFile)
-	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
-		return fmt.Errorf("saving the app's settings: %w", err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
+	if err := saveJSON(filepath.Join(e.home, settingsFile), s); err != nil {
 		return fmt.Errorf("saving the app's settings: %w", err)
 	}
 	e.mu.Lock()
@@ -146,4 +138,17 @@ func (e *Engine) SaveSettings(s Settings) error {
 // list and none are the same).
 func sameServers(a, b config.Config) bool {
 	return slices.Equal(a.STUN, b.STUN) && slices.Equal(a.MQTT, b.MQTT) && slices.Equal(a.NTP, b.NTP) && slices.Equal(a.TURN, b.TURN)
+}
+
+// saveJSON writes v to path as JSON, whole: beside it first, then renamed
+// over it, so a crash leaves the old file or the new one.
+func saveJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
 }
