@@ -44,15 +44,20 @@ func (n *Node) planBirthday(to *addr.Address) string {
 // if it filters by address alone.
 func (n *Node) birthdayPair(to *addr.Address) (natPair, bool) {
 	for _, p := range n.natPairs(to) {
-		easy, hard := p.mine, p.peer
-		if !easy.Predictable {
-			easy, hard = hard, easy
-		}
-		if easy.Predictable && !hard.Predictable && (easy.Independent || hard.Lenient) {
+		if birthdayMeets(p.mine, p.peer) {
 			return p, true
 		}
 	}
 	return natPair{}, false
+}
+
+// birthdayMeets is birthdayPair's test for two NATs (either order).
+func birthdayMeets(a, b punchNAT) bool {
+	easy, hard := a, b
+	if !easy.Predictable {
+		easy, hard = hard, easy
+	}
+	return easy.Predictable && !hard.Predictable && (easy.Independent || hard.Lenient)
 }
 
 // birthdaySockets opens this side's sockets for birthday probing on ep:

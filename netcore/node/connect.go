@@ -401,8 +401,7 @@ func (n *Node) reachableBy(to *addr.Address) bool {
 	for _, ep := range n.endpoints {
 		// An open filter helps only where the peer knows the port: the
 		// router maps endpoint-independently, or does not translate.
-		if ep.mapped.IsValid() || (ep.profile != nil && ep.profile.Filtering == stun.EndpointIndependent &&
-			(!ep.profile.NAT || ep.profile.Mapping == stun.EndpointIndependent)) {
+		if ep.mapped.IsValid() || (ep.profile != nil && reachableProfile(natProfile(ep.profile))) {
 			return true
 		}
 	}

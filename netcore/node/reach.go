@@ -47,13 +47,7 @@ func Reach(me, friend addr.NATProfile) Path {
 	if reaches(a, b) || reaches(b, a) {
 		return PathPunch
 	}
-	// birthdayPair's test: the easy side's probes must leave from one
-	// endpoint, or reach a hard side that filters by address alone.
-	easy, hard := a, b
-	if !easy.Predictable {
-		easy, hard = hard, easy
-	}
-	if easy.Predictable && !hard.Predictable && (easy.Independent || hard.Lenient) {
+	if birthdayMeets(a, b) {
 		return PathBirthday
 	}
 	return PathRelay

@@ -92,18 +92,21 @@ func (n *Node) allocate(ctx context.Context) (*relay.Allocation, error) {
 	return nil, errors.New(strings.Join(errs, "; "))
 }
 
+// unmapped is ap with an IPv4-mapped IPv6 address as plain IPv4.
+func unmapped(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
 // externalIPs lists the external addresses in an address: where its
 // node's packets come from, as the internet sees them.
 func externalIPs(a *addr.Address) []netip.Addr {
-	var out []netip.Addr
 	if a == nil {
 		return nil
 	}
-	for _, ifc := range a.Interfaces {
-		for _, ep := range []*addr.Endpoint{ifc.V4, ifc.V6} {
-			if ep != nil && ep.External.IsValid() && !slices.Contains(out, ep.External.Unmap()) {
-				out = append(out, ep.External.Unmap())
-			}
+	var out []netip.Addr
+	for _, ap := range externals(a) {
+		if ip := ap.Addr().Unmap(); !slices.Contains(out, ip) {
+			out = append(out, ip)
 		}
 	}
 	return out
@@ -207,7 +210,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 		}
 		return nil, "", fmt.Errorf("the peer did not open a session, from its socket or its relay %v: %w", ans.Relayed, err)
 	}
-	if from, ok := s.RemoteAddr().(*net.UDPAddr); ok && netip.AddrPortFrom(addrOf(from.IP), uint16(from.Port)) != ans.Relayed {
+	if from, ok := s.RemoteAddr().(*net.UDPAddr); ok && unmapped(from.AddrPort()) != ans.Relayed {
 		return s, fmt.Sprintf("relayed by %v: the peer's own socket %v to %v (QUIC, one relay)", a.Server(), from, a.Relayed()), nil
 	}
 	return s, fmt.Sprintf("relayed by %v: %v to %v (QUIC, relay to relay)", a.Server(), a.Relayed(), ans.Relayed), nil
@@ -340,10 +343,4 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to netip.Ad
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-// addrOf converts an IP that may be in 16-byte form to an Addr.
-func addrOf(ip net.IP) netip.Addr {
-	a, _ := netip.AddrFromSlice(ip)
-	return a.Unmap()
 }
