@@ -238,9 +238,7 @@ func (e *Engine) startRun(ctx context.Context) error {
 	n.Handle(transfer.Proto, e.recv.Handle)
 	// What runs on the node lives as long as the engine, not as long
 	// as this start's caller.
-	e.mu.Lock()
-	life := e.ctx
-	e.mu.Unlock()
+	life := e.life()
 	rctx, cancel := context.WithCancel(life)
 	r := &running{n: n, cancel: cancel}
 	r.keeper = presence.New(n, e.friends, presence.Options{
@@ -283,9 +281,7 @@ func (e *Engine) stopRun() error {
 // after a start that failed) and checks the network; the friends'
 // sessions end, and those connected are connected again.
 func (e *Engine) Restart(ctx context.Context) (Snapshot, error) {
-	e.mu.Lock()
-	life := e.ctx
-	e.mu.Unlock()
+	life := e.life()
 	if life == nil || life.Err() != nil {
 		return e.Cached(), ErrNotStarted
 	}
@@ -323,9 +319,7 @@ func (e *Engine) reconnect(name string) {
 	if n == nil || err != nil {
 		return
 	}
-	e.mu.Lock()
-	life := e.ctx
-	e.mu.Unlock()
+	life := e.life()
 	ctx, cancel := context.WithTimeout(life, reconnectWait)
 	defer cancel()
 	to, err := addr.Parse(f.Address)
@@ -453,6 +447,14 @@ func addressOf(n *node.Node) (Snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// life is the context Start was given (nil before): it ends with the
+// engine.
+func (e *Engine) life() context.Context {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ctx
 }
 
 func (e *Engine) node() *node.Node {

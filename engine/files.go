@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"p2pd/netcore/identity"
@@ -48,7 +47,7 @@ type Transfer struct {
 	Resumable bool
 
 	paths []string  // outgoing: what to send again
-	added time.Time // for the order of the list
+	told  time.Time // when the app last heard of it
 }
 
 // Offer is an incoming offer the user answers (Hooks.Offer).
@@ -60,18 +59,6 @@ type Offer struct {
 	Dir   string // the download folder, where it goes unless another is chosen
 }
 
-// Transfers lists the transfers of this run, newest first.
-func (e *Engine) Transfers() []Transfer {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make([]Transfer, 0, len(e.transfers))
-	for _, t := range e.transfers {
-		out = append(out, *t)
-	}
-	slices.SortFunc(out, func(a, b Transfer) int { return b.added.Compare(a.added) })
-	return out
-}
-
 // update changes the transfer id under the lock and tells the app.
 func (e *Engine) update(id string, f func(t *Transfer)) {
 	e.mu.Lock()
@@ -80,7 +67,16 @@ func (e *Engine) update(id string, f func(t *Transfer)) {
 		e.mu.Unlock()
 		return
 	}
+	state, note := t.State, t.Note
 	f(t)
+	// Progress comes per chunk (a hundred a second on a LAN): the app
+	// hears it at most every progressEvery; every change of state at once.
+	now := time.Now()
+	if t.State == state && t.Note == note && !t.told.IsZero() && now.Sub(t.told) < progressEvery {
+		e.mu.Unlock()
+		return
+	}
+	t.told = now
 	c := *t
 	h := e.hooks.Transfer
 	e.mu.Unlock()
@@ -89,9 +85,11 @@ func (e *Engine) update(id string, f func(t *Transfer)) {
 	}
 }
 
+// progressEvery spaces the progress a transfer reports to the app.
+const progressEvery = 100 * time.Millisecond
+
 // add registers a new transfer and tells the app.
 func (e *Engine) add(t *Transfer) {
-	t.added = time.Now()
 	e.mu.Lock()
 	e.transfers[t.ID] = t
 	e.mu.Unlock()
@@ -120,19 +118,25 @@ func (e *Engine) queue(peer identity.ID, paths []string, key string) (string, er
 	if key == "" {
 		key = q.ID
 	}
-	names := make([]string, len(paths))
-	for i, p := range paths {
-		names[i] = filepath.Base(p)
-	}
 	e.mu.Lock()
 	e.entryKey[q.ID] = key
 	e.mu.Unlock()
-	e.add(&Transfer{ID: key, Peer: e.peer(peer), Files: names, State: Waiting, paths: q.Paths,
-		Note: "waiting until " + e.peer(peer).Name + " can be reached"})
+	p := e.peer(peer)
+	e.add(&Transfer{ID: key, Peer: p, Files: baseNames(paths), State: Waiting, paths: q.Paths,
+		Note: "waiting until " + p.Name + " can be reached"})
 	if k := e.keeper(); k != nil {
 		k.Nudge()
 	}
 	return key, nil
+}
+
+// baseNames are the last elements of paths: what a transfer shows.
+func baseNames(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Base(p)
+	}
+	return out
 }
 
 // onAttempt follows the outbox's delivery attempts.
@@ -145,11 +149,7 @@ func (e *Engine) onAttempt(a transfer.Attempt) {
 		e.mu.Lock()
 		e.entryKey[key] = key
 		e.mu.Unlock()
-		names := make([]string, len(a.Entry.Paths))
-		for i, p := range a.Entry.Paths {
-			names[i] = filepath.Base(p)
-		}
-		e.add(&Transfer{ID: key, Peer: e.peer(a.Entry.Peer), Files: names, State: Waiting, paths: a.Entry.Paths})
+		e.add(&Transfer{ID: key, Peer: e.peer(a.Entry.Peer), Files: baseNames(a.Entry.Paths), State: Waiting, paths: a.Entry.Paths})
 	}
 	e.update(key, func(t *Transfer) {
 		switch {
@@ -206,8 +206,8 @@ func (e *Engine) choose(ctx context.Context, from identity.ID, o transfer.Offer)
 	}
 	e.mu.Lock()
 	e.asking[o.ID] = once
-	life := e.ctx
 	e.mu.Unlock()
+	life := e.life()
 	defer func() {
 		e.mu.Lock()
 		delete(e.asking, o.ID)

@@ -118,9 +118,7 @@ func (e *Engine) SaveSettings(s Settings) error {
 	e.mu.Unlock()
 	e.recv.SetDir(s.DownloadDir)
 	restart := !sameServers(old.Config, s.Config) || old.UPnP != s.UPnP || old.Relay != s.Relay
-	e.mu.Lock()
-	life := e.ctx
-	e.mu.Unlock()
+	life := e.life()
 	if restart && life != nil && life.Err() == nil {
 		// Starting again takes seconds (the servers): not on the
 		// caller's time. The Network hook says how it went.

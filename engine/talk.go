@@ -100,9 +100,7 @@ const deliverWait = 30 * time.Second
 // deliverNow delivers what waits for the friend over sess, and tells the
 // app as the Keeper would; what fails stays for the Keeper.
 func (e *Engine) deliverNow(name string, id identity.ID, sess *session.Session) {
-	e.mu.Lock()
-	life := e.ctx
-	e.mu.Unlock()
+	life := e.life()
 	ctx, cancel := context.WithTimeout(life, deliverWait)
 	defer cancel()
 	n, err := e.chat.Deliver(ctx, sess)
