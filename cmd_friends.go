@@ -13,6 +13,7 @@ import (
 	"p2pd/netcore/config"
 	"p2pd/netcore/identity"
 	"p2pd/netcore/node"
+	"p2pd/presence"
 )
 
 // openFriends opens the friends list in the data dir.
@@ -81,11 +82,11 @@ func cmdFriends(args []string, stdout io.Writer) error {
 		if *asJSON {
 			type withOnline struct {
 				friends.Friend
-				Online bool `json:"online"` // seen within onlineWithin
+				Online bool `json:"online"` // presence.SeenLately
 			}
 			out := []withOnline{}
 			for _, f := range all {
-				out = append(out, withOnline{f, seenLately(f)})
+				out = append(out, withOnline{f, presence.SeenLately(f)})
 			}
 			return writeJSON(stdout, out)
 		}
@@ -97,7 +98,7 @@ func cmdFriends(args []string, stdout io.Writer) error {
 		for _, f := range all {
 			seen := "never seen"
 			switch {
-			case seenLately(f):
+			case presence.SeenLately(f):
 				seen = "online"
 			case !f.LastSeen.IsZero():
 				seen = "seen " + f.LastSeen.Local().Format(time.DateTime)

@@ -46,8 +46,18 @@ func addNodeFlags(fs interface {
 	}
 }
 
+// envLogger is the log of a command or the app: debug lines on stderr
+// when P2PD_LOG is set, nothing otherwise (stdout is for the command's
+// output).
+func envLogger() *slog.Logger {
+	if os.Getenv("P2PD_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 // startNode starts a node with the flags' settings; its log goes to
-// stderr only when P2PD_LOG is set (stdout is for the command's output).
+// stderr only when P2PD_LOG is set (envLogger).
 func startNode(ctx context.Context, f nodeFlags) (*node.Node, error) {
 	if *f.port > 65535 {
 		return nil, usageError{"--port must be 0 to 65535"}
@@ -56,10 +66,7 @@ func startNode(ctx context.Context, f nodeFlags) (*node.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("P2PD_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := envLogger()
 	return node.Start(ctx, node.Options{Config: cfg, Port: uint16(*f.port), Logger: log})
 }
 

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -21,16 +19,6 @@ import (
 	"p2pd/presence"
 	"p2pd/transfer"
 )
-
-// onlineWithin is how recently a friend must have been seen for
-// `p2pd friends` to call them online: two of a running node's polls.
-const onlineWithin = 2 * presence.DefaultPoll
-
-// seenLately reports whether f was seen within onlineWithin: a running
-// node sees an online friend every poll.
-func seenLately(f friends.Friend) bool {
-	return !f.LastSeen.IsZero() && time.Since(f.LastSeen) < onlineWithin
-}
 
 // friendOf returns the friend whose key a has, if any.
 func friendOf(a *addr.Address) (friends.Friend, bool) {
@@ -98,10 +86,7 @@ func runPresence(ctx context.Context, n *node.Node, c *chat.Chat, home string, p
 	if err != nil {
 		return nil, err
 	}
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("P2PD_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := envLogger()
 	k := presence.New(n, list, presence.Options{
 		Work:   []presence.Work{{Noun: "message", Courier: c}, {Noun: "file", Courier: outbox}},
 		Poll:   poll,

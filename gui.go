@@ -4,7 +4,6 @@ package main
 
 import (
 	"errors"
-	"log/slog"
 	"os"
 	"runtime"
 
@@ -30,10 +29,7 @@ func runGUI() error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("P2PD_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := envLogger()
 	eng, err := engine.New(home, cfg, engine.Options{Logger: log, ConfigPath: cfgPath})
 	if err != nil {
 		return err

@@ -47,6 +47,17 @@ const (
 // hops through a broker.
 const queryTimeout = 5 * time.Second
 
+// OnlineWithin is how recently a friend must have been seen to count as
+// online where no Keeper looks (another process, before the Keeper's
+// first look): two of a running Keeper's polls.
+const OnlineWithin = 2 * DefaultPoll
+
+// SeenLately reports whether f was seen within OnlineWithin: a running
+// Keeper sees an online friend every poll and records it in the list.
+func SeenLately(f friends.Friend) bool {
+	return !f.LastSeen.IsZero() && time.Since(f.LastSeen) < OnlineWithin
+}
+
 // Courier holds one kind of work for friends, and delivers it.
 type Courier interface {
 	// Waiting returns how many items wait for peer.

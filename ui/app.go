@@ -26,6 +26,7 @@ import (
 	"p2pd/netcore/identity"
 	"p2pd/netcore/lan"
 	"p2pd/netcore/node"
+	"p2pd/presence"
 	uchat "p2pd/ui/chat"
 	"p2pd/ui/connect"
 	"p2pd/ui/diag"
@@ -80,10 +81,6 @@ type Engine interface {
 // refreshEvery spaces the Friends screen's updates (LAN beacons come
 // every lan.Every).
 const refreshEvery = lan.Every
-
-// onlineWithin is how recently a friend must have been seen to show as
-// online.
-const onlineWithin = 2 * time.Minute
 
 // do runs f on the UI goroutine: every update from the engine's
 // goroutines goes through it (tests serialise it with their reads).
@@ -290,7 +287,7 @@ func isOnline(f pfriends.Friend, online map[string]bool) bool {
 	if on, known := online[f.Name]; known {
 		return on
 	}
-	return !f.LastSeen.IsZero() && time.Since(f.LastSeen) < onlineWithin
+	return presence.SeenLately(f)
 }
 
 // chatPeers turns the friends list into the Chat screen's picker.
