@@ -85,18 +85,28 @@ func familyVerdict(f *Family, pm *PortMapping) string {
 	}
 	switch {
 	case pm == nil || !pm.Tried:
-	case pm.Worked && pm.External.Addr() == p.External.Addr():
+	case pm.Reaches(p):
 		s += " Your router also opens ports on request (" + string(pm.Method) + "), so friends can reach you directly."
 	case pm.Worked:
 		s += " Your router opens ports on request, but it sits behind another NAT (it calls itself " + pm.External.Addr().String() +
 			", the internet sees " + p.External.Addr().String() + "), so that does not help friends reach you."
 	default:
-		s += " Your router answers " + offered(pm) + " but refused to open a port."
+		s += " Your router answers " + pm.Offered() + " but refused to open a port."
 	}
 	return s
 }
 
-func offered(pm *PortMapping) string {
+// Reaches reports whether the mapping lets friends reach the computer
+// whose NAT profile is p: it worked, on the router that faces the internet
+// (one behind another NAT maps a port nobody outside sees). A nil mapping
+// reaches nobody.
+func (pm *PortMapping) Reaches(p *stun.Profile) bool {
+	return pm != nil && p != nil && pm.Worked && pm.External.Addr() == p.External.Addr()
+}
+
+// Offered names the ways the router offers to open ports ("NAT-PMP and
+// UPnP").
+func (pm *PortMapping) Offered() string {
 	var p []string
 	if pm.Gateway.NATPMP {
 		p = append(p, "NAT-PMP")

@@ -21,6 +21,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"p2pd/ui/wording"
 )
 
 // Peer is a friend one can chat with.
@@ -277,11 +279,7 @@ func notSent(err error) string {
 	if !strings.HasPrefix(strings.ToLower(msg), "not sent") {
 		msg = "Not sent: " + msg
 	}
-	msg = strings.ToUpper(msg[:1]) + msg[1:]
-	if !strings.HasSuffix(msg, ".") {
-		msg += "."
-	}
-	return msg
+	return wording.Sentence(msg)
 }
 
 // say shows msg under the input.

@@ -159,7 +159,7 @@ func mappingFinding(pm *netcheck.PortMapping, p *stun.Profile) (Finding, bool) {
 		return Finding{}, false
 	case !pm.Tried:
 		return Finding{Note, "Your router does not offer to open ports (UPnP or NAT-PMP): P2PD uses hole punching instead."}, true
-	case pm.Worked && pm.External.Addr() == p.External.Addr():
+	case pm.Reaches(p):
 		return Finding{Good, fmt.Sprintf("%s mapped port %d: friends can reach you directly.", pm.Method, pm.External.Port())}, true
 	case pm.Worked:
 		return Finding{Fair, fmt.Sprintf("Your router opened port %d with %s, but it sits behind another NAT (it calls itself %v, the internet sees %v): that does not help friends reach you.",
@@ -169,18 +169,7 @@ func mappingFinding(pm *netcheck.PortMapping, p *stun.Profile) (Finding, bool) {
 	if pm.Error != "" {
 		why = " (" + pm.Error + ")"
 	}
-	return Finding{Fair, fmt.Sprintf("Your router answers %s but refused to open a port%s: turn on UPnP or NAT-PMP in its settings and friends can reach you directly.", offered(pm), why)}, true
-}
-
-func offered(pm *netcheck.PortMapping) string {
-	var p []string
-	if pm.Gateway.NATPMP {
-		p = append(p, "NAT-PMP")
-	}
-	if pm.Gateway.UPnP {
-		p = append(p, "UPnP")
-	}
-	return strings.Join(p, " and ")
+	return Finding{Fair, fmt.Sprintf("Your router answers %s but refused to open a port%s: turn on UPnP or NAT-PMP in its settings and friends can reach you directly.", pm.Offered(), why)}, true
 }
 
 // clockFinding explains the clock offset; nothing when no time server

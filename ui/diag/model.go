@@ -129,7 +129,7 @@ func gatewayBox(f netcheck.Family, pm *netcheck.PortMapping) box {
 	if p.External.IsValid() {
 		b.lines = append(b.lines, "public "+p.External.Addr().String())
 	}
-	if f.Family == netif.IPv4 && pm != nil && pm.Worked && pm.External.Addr() == p.External.Addr() {
+	if f.Family == netif.IPv4 && pm.Reaches(p) {
 		b.lines = append(b.lines, fmt.Sprintf("%s port %d open", pm.Method, pm.External.Port()))
 	}
 	if !p.UDP {
@@ -224,7 +224,7 @@ func chartColumns(r *netcheck.Report) []chartColumn {
 		}
 		p := f.Profile
 		pm := r.PortMapping
-		mapped := fam == netif.IPv4 && p.NAT && pm != nil && pm.Worked && pm.External.Addr() == p.External.Addr()
+		mapped := fam == netif.IPv4 && p.NAT && pm.Reaches(p)
 		title := "You, " + fam.String()
 		switch {
 		case mapped:

@@ -57,7 +57,7 @@ func familyLevel(f *netcheck.Family, pm *netcheck.PortMapping, v4 bool) Level {
 		return Poor
 	}
 	// A mapping helps only when the router it is on faces the internet.
-	if v4 && pm != nil && pm.Worked && pm.External.Addr() == p.External.Addr() {
+	if v4 && pm.Reaches(p) {
 		return Good
 	}
 	switch p.Type() {
