@@ -362,6 +362,9 @@ func newWindow(t *testing.T, eng *fakeEngine) *mainWindow {
 	m, stop := newMainWindow(a, eng)
 	t.Cleanup(func() { read(func() bool { m.win.Close(); return true }) })
 	t.Cleanup(stop)
+	// The start's own update lands first: a test's later ones must not
+	// race with it.
+	eventually(t, "the start shown", func() bool { return !read(m.home.Status).Refreshing })
 	return m
 }
 

@@ -35,12 +35,6 @@ func NewReachChart() *ReachChart {
 	return c
 }
 
-// set shows the chart for these columns; call it on the UI goroutine.
-func (c *ReachChart) set(cols []chartColumn) {
-	c.columns = cols
-	c.Refresh()
-}
-
 // CreateRenderer draws the chart.
 func (c *ReachChart) CreateRenderer() fyne.WidgetRenderer {
 	r := &chartRenderer{c: c}

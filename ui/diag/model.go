@@ -14,10 +14,9 @@ import (
 // box is one thing in the picture of the path: a title, up to a few
 // short lines under it, and a colour.
 type box struct {
-	title  string
-	lines  []string
-	level  Level
-	family netif.Family // gateways: the family they carry
+	title string
+	lines []string
+	level Level
 }
 
 // picture is the path from this computer to the servers, left to right.
@@ -90,7 +89,7 @@ func pictureOf(r *netcheck.Report) picture {
 // one family, coloured by how it maps ports: the same port for everyone
 // (or no NAT) green, a predictable new port amber, a random one red.
 func gatewayBox(f netcheck.Family, pm *netcheck.PortMapping) box {
-	b := box{title: "Router (" + f.Family.String() + ")", family: f.Family}
+	b := box{title: "Router (" + f.Family.String() + ")"}
 	p := f.Profile
 	switch {
 	case p == nil:

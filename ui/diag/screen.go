@@ -108,9 +108,6 @@ func New() *Screen {
 // Content is what to put in a window or tab.
 func (s *Screen) Content() fyne.CanvasObject { return s.root }
 
-// Report returns the report shown, or nil.
-func (s *Screen) Report() *netcheck.Report { return s.report }
-
 // Checking shows that a check is running: until Show, Run again waits
 // and the previous report (if any) stays in view.
 func (s *Screen) Checking() {
@@ -142,7 +139,6 @@ func (s *Screen) Show(r *netcheck.Report) {
 	s.bannerBg.StrokeColor = levelColor(level)
 	s.bannerBg.StrokeWidth = 1
 	s.banner.Hidden = trouble == ""
-	s.banner.Refresh()
 
 	switch {
 	case r == nil:
@@ -151,20 +147,15 @@ func (s *Screen) Show(r *netcheck.Report) {
 		s.verdict.SetText(r.Verdict)
 	}
 	s.picture.set(pictureOf(r))
-	if cols := chartColumns(r); len(cols) > 0 {
-		s.chart.set(cols)
-		s.chart.Show()
-		s.noChart.Hide()
-	} else {
-		s.chart.set(nil)
-		s.chart.Hide()
-		s.noChart.Show()
-	}
+	// The body's refresh below redraws the banner, chart and findings,
+	// once each.
+	s.chart.columns = chartColumns(r)
+	s.chart.Hidden = len(s.chart.columns) == 0
+	s.noChart.Hidden = !s.chart.Hidden
 	s.findings.Objects = nil
 	for _, f := range Findings(r) {
-		s.findings.Add(findingRow(f))
+		s.findings.Objects = append(s.findings.Objects, findingRow(f))
 	}
-	s.findings.Refresh()
 	s.ifaces.SetText(describeInterfaces(r))
 	s.body.Refresh()
 }
