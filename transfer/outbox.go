@@ -188,24 +188,27 @@ func (o *Outbox) Waiting(peer identity.ID) (int, error) {
 // stopped). It returns how many files and folders were delivered.
 func (o *Outbox) Deliver(ctx context.Context, sess *session.Session) (int, error) {
 	peer := sess.PeerID()
-	all, _, err := o.read()
-	if err != nil {
-		return 0, err
-	}
 	delivered := 0
 	var errs []error
-	for _, q := range all {
-		if q.Peer != peer {
-			continue
+	tried := map[string]bool{}
+	for {
+		// Read again before each entry: one cancelled (or delivered by
+		// another process) meanwhile is gone.
+		all, _, err := o.read()
+		if err != nil {
+			return delivered, errors.Join(append(errs, err)...)
 		}
+		i := slices.IndexFunc(all, func(q Queued) bool { return q.Peer == peer && !tried[q.ID] })
+		if i < 0 {
+			break
+		}
+		q := all[i]
+		tried[q.ID] = true
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
 			break
 		}
-		if !o.holds(q.ID) {
-			continue // cancelled (or delivered by another process) meanwhile
-		}
-		err := o.send(ctx, sess, q)
+		err = o.send(ctx, sess, q)
 		if errors.Is(err, ErrCancelledHere) {
 			continue // taken out of the outbox by Cancel
 		}
@@ -239,12 +242,6 @@ func (o *Outbox) send(ctx context.Context, sess *session.Session, q Queued) erro
 	}
 	o.report(Attempt{Entry: q, Ended: true, Err: err})
 	return err
-}
-
-// holds reports whether the entry id is still queued.
-func (o *Outbox) holds(id string) bool {
-	all, _, err := o.read()
-	return err == nil && slices.ContainsFunc(all, func(q Queued) bool { return q.ID == id })
 }
 
 // note records a failed attempt on the entry id.

@@ -49,22 +49,18 @@ type Receiver struct {
 
 	mu      sync.Mutex
 	running map[string]*stopper // by offer id, for Cancel
-	dir     string              // set by SetDir, else Dir
 }
 
-// SetDir changes the download folder while offers may be coming in.
+// SetDir changes the download folder (Dir) while offers may be coming in.
 func (r *Receiver) SetDir(dir string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.dir = dir
+	r.Dir = dir
 }
 
 func (r *Receiver) folder() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.dir != "" {
-		return r.dir
-	}
 	return r.Dir
 }
 
