@@ -161,7 +161,9 @@ func TestOutboxDeliver(t *testing.T) {
 // queued; the next one resumes from what the receiver verified.
 func TestOutboxResumesCutDelivery(t *testing.T) {
 	home, src, dst := t.TempDir(), t.TempDir(), t.TempDir()
-	big, data := queueFile(t, src, "big.bin", 8*ChunkSize)
+	// More than a stream's window (16 MiB) after the cut: the sender
+	// cannot have written it all before its cancel closes the stream.
+	big, data := queueFile(t, src, "big.bin", 24*ChunkSize)
 	ended := make(chan Result, 2)
 	sess := queueSession(t, &Receiver{Dir: dst, Decide: acceptQueued, Done: func(_ Offer, r Result) { ended <- r }})
 	o := openOutbox(t, home)

@@ -26,6 +26,8 @@ const (
 	partState  = ".p2pd-part.json"
 	// saveEvery spaces the saves of a part's state.
 	saveEvery = 250 * time.Millisecond
+	// flushEvery spaces the requests to write a file out as it arrives.
+	flushEvery = 8 << 20
 	// offerTimeout bounds reading the offer once the stream is open.
 	offerTimeout = 10 * time.Second
 )
@@ -379,6 +381,8 @@ func receiveFile(r io.Reader, root *os.Root, id, name string, size, have int64, 
 	// a crash loses at most that much, and the disk is not asked for a
 	// write per chunk.
 	saved, lastSave := have, time.Now()
+	flush, flushed := startFlusher(f, have), have
+	defer flush.stop()
 	defer func() {
 		if state.Verified > saved {
 			side.save(state)
@@ -418,6 +422,10 @@ func receiveFile(r io.Reader, root *os.Root, id, name string, size, have int64, 
 		}
 		whole.add(sum)
 		state.Verified += int64(n)
+		if state.Verified-flushed >= flushEvery {
+			flush.written(state.Verified)
+			flushed = state.Verified
+		}
 		if time.Since(lastSave) >= saveEvery {
 			if err := side.save(state); err != nil {
 				return "", fmt.Errorf("writing %s (is the disk full?): %w; the verified part is kept", name, bare(err))
