@@ -9,23 +9,34 @@ import (
 	"p2pd/netcore/node"
 )
 
-// TestRelayPaths: between two random symmetric NATs the relay takes the
-// one-sided path (B's own socket to A's relayed address) when it can; when
-// B's router lets UDP out only to the TURN server's and NTP's ports, as
-// strict office firewalls do, B cannot reach A's relayed port, and the
-// relay-to-relay path connects instead.
+// TestRelayPaths: between two random symmetric NATs the relay takes B's
+// TCP connection to A's relayed TCP address (RFC 6062) when it can; when
+// B's router lets no TCP out to the relay's ports, B's own UDP socket to
+// A's relayed address (QUIC, one relay); when it also lets UDP out only
+// to the TURN server's and NTP's ports, as strict office firewalls do, B
+// cannot reach A's relayed ports at all, and the relay-to-relay path
+// connects instead.
 func TestRelayPaths(t *testing.T) {
 	hard := natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF}
 	l := natlab.New(t, natlab.Config{A: hard, B: hard, TURN: true, MQTT: true, NTP: true})
 	b := nodeIn(t, l, l.B.Host, "b")
 	to := v4Only(t, b.addr)
-	mustConnect(t, l, l.A.Host, "a", to, node.Relay, "(QUIC, one relay)")
+	mustConnect(t, l, l.A.Host, "a", to, node.Relay, "(TLS over TCP, one relay)")
 
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if out, err := l.Exec(ctx, l.B.Router, "nft", "insert", "rule", "inet", "fw", "forward",
-		`iifname "lan" oifname "wan" udp dport != { 123, 3478, 3479 } drop`); err != nil {
-		t.Fatalf("firewalling B: %v %s", err, out)
+	for i, rule := range []string{
+		`iifname "lan" oifname "wan" tcp dport 49152-49999 drop`,
+		`iifname "lan" oifname "wan" udp dport != { 123, 3478, 3479 } drop`,
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		out, err := l.Exec(ctx, l.B.Router, "nft", "insert", "rule", "inet", "fw", "forward", rule)
+		cancel()
+		if err != nil {
+			t.Fatalf("firewalling B: %v %s", err, out)
+		}
+		if i == 0 {
+			mustConnect(t, l, l.A.Host, "a-no-tcp", to, node.Relay, "(QUIC, one relay)")
+		} else {
+			mustConnect(t, l, l.A.Host, "a-no-udp", to, node.Relay, "(QUIC, relay to relay)")
+		}
 	}
-	mustConnect(t, l, l.A.Host, "a-again", to, node.Relay, "(QUIC, relay to relay)")
 }

@@ -43,14 +43,29 @@ const (
 	// port, or reaches it from an address the initiator did not permit,
 	// and then waiting longer only delays the fallback.
 	relayPairDelay = time.Second
+	// relayTCPHeadStart is the head start of the TCP path (the
+	// responder's TCP connection to the initiator's relayed TCP address)
+	// over the one-sided QUIC path: both go through one relay, and TCP
+	// carries bulk data several times faster through it (the TURN server
+	// splices two TCP streams instead of relaying datagram by datagram),
+	// so it is given the time its extra round trips take (a TCP and a
+	// TLS handshake, and the server's ConnectionBind) before QUIC starts.
+	relayTCPHeadStart = 500 * time.Millisecond
+	// tcpAllocateGrace is how long the offer waits for the TCP allocation
+	// once the UDP one is made: a server that does not relay TCP, or a
+	// network that blocks TCP to it, only loses the TCP path.
+	tcpAllocateGrace = 300 * time.Millisecond
 )
 
 // relayMsg is the body of kindRelayOffer and kindRelayAnswer: a relayed
 // address to send to.
 type relayMsg struct {
-	ID      string           `json:"id"`
-	Relayed netip.AddrPort   `json:"relayed,omitzero"`
-	Brokers []netip.AddrPort `json:"brokers,omitempty"` // offer: where the initiator listens, for the answer
+	ID      string         `json:"id"`
+	Relayed netip.AddrPort `json:"relayed,omitzero"`
+	// RelayedTCP, in the offer, is the initiator's relayed TCP address
+	// (RFC 6062), where the responder may connect by TCP.
+	RelayedTCP netip.AddrPort   `json:"relayedTCP,omitzero"`
+	Brokers    []netip.AddrPort `json:"brokers,omitempty"` // offer: where the initiator listens, for the answer
 	// Direct, in the answer, lists the responder's external addresses:
 	// it also sends from its own socket to the initiator's relay, which
 	// must permit them.
@@ -92,6 +107,48 @@ func (n *Node) allocate(ctx context.Context) (*relay.Allocation, error) {
 	return nil, errors.New(strings.Join(errs, "; "))
 }
 
+// allocateTCP allocates a TCP relay on the first configured TURN server
+// that grants one, or returns nil.
+func (n *Node) allocateTCP(ctx context.Context) *relay.TCPAllocation {
+	for _, t := range n.opt.Config.TURN {
+		actx, cancel := context.WithTimeout(ctx, allocateTimeout)
+		a, err := relay.AllocateTCP(actx, t)
+		cancel()
+		if err == nil {
+			return a
+		}
+		n.log.Debug("node: no TCP relay", "err", err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil
+}
+
+// tcpRelayConn is a connection accepted on a TCP allocation, which it
+// holds: closing it frees the allocation.
+type tcpRelayConn struct {
+	net.Conn
+	a *relay.TCPAllocation
+}
+
+func (c tcpRelayConn) Close() error {
+	err := c.Conn.Close()
+	c.a.Close()
+	return err
+}
+
+// acceptTCPRelay waits for the peer's connection to a and secures it as
+// the TLS server; the session then holds a.
+func (n *Node) acceptTCPRelay(ctx context.Context, a *relay.TCPAllocation, want ed25519.PublicKey) (*session.Session, error) {
+	c, err := a.Accept(ctx)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return session.Server(ctx, tcpRelayConn{c, a}, n.id, want)
+}
+
 // unmapped is ap with an IPv4-mapped IPv6 address as plain IPv4.
 func unmapped(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
@@ -112,68 +169,132 @@ func externalIPs(a *addr.Address) []netip.Addr {
 	return out
 }
 
-// permitOwn permits on a those of ips that are of its relayed address's
-// family, for the one-sided path. A server may refuse some addresses,
-// which only costs that path.
-func permitOwn(ctx context.Context, a *relay.Allocation, ips []netip.Addr) error {
-	var peers []netip.AddrPort
+// ofFamily returns those of ips in the family of a relayed address (a
+// server may refuse some addresses, which only costs the path from them).
+func ofFamily(ips []netip.Addr, relayed netip.AddrPort) ([]netip.Addr, error) {
+	var out []netip.Addr
 	for _, ip := range ips {
-		if ip.Is4() == a.Relayed().Addr().Is4() {
-			peers = append(peers, netip.AddrPortFrom(ip, 0))
+		if ip.Is4() == relayed.Addr().Is4() {
+			out = append(out, ip)
 		}
 	}
-	if len(peers) == 0 {
-		return errors.New("the peer has no external address of the relay's family")
+	if len(out) == 0 {
+		return nil, errors.New("the peer has no external address of the relay's family")
+	}
+	return out, nil
+}
+
+// permitOwn permits on a those of ips that are of its relayed address's
+// family, for the one-sided path.
+func permitOwn(ctx context.Context, a *relay.Allocation, ips []netip.Addr) error {
+	peers, err := ofFamily(ips, a.Relayed())
+	if err != nil {
+		return err
+	}
+	ports := make([]netip.AddrPort, len(peers))
+	for i, ip := range peers {
+		ports[i] = netip.AddrPortFrom(ip, 0)
+	}
+	return a.Permit(ctx, ports...)
+}
+
+// permitOwnTCP is permitOwn for a TCP allocation.
+func permitOwnTCP(ctx context.Context, a *relay.TCPAllocation, ips []netip.Addr) error {
+	peers, err := ofFamily(ips, a.Relayed())
+	if err != nil {
+		return err
 	}
 	return a.Permit(ctx, peers...)
 }
 
 // relayTo runs the initiator's side of the relay: allocate, offer the
-// relayed address, and wait for the peer's QUIC session to it. The peer
-// races two paths, as ICE pairs this node's relayed candidate with the
-// peer's reflexive one: its own UDP socket to this node's relayed
-// address (one relay, and quic-go on a socket of its own), and after
+// relayed addresses, and wait for the peer's session to one of them. The
+// peer races three paths, as ICE pairs this node's relayed candidates
+// with the peer's reflexive one: a TCP connection from its own address to
+// this node's relayed TCP address (RFC 6062; the TURN server splices two
+// TCP streams, which it does several times faster than it relays
+// datagrams), its own UDP socket to this node's relayed UDP address (one
+// relay, QUIC) after relayTCPHeadStart or once TCP fails, and after
 // relayPairDelay its relayed address to this node's (relay to relay, the
 // path that works wherever both reach the TURN server at all). wait is
 // the head start to give the other strategies first.
 //
-// This node's relay forwards the one-sided path's packets because it
-// permitted the peer's external IPs; the peer's NAT lets the replies in
-// because they come from the very address it sent to. The initiator is
-// usually the side that sends (a file), and it is better placed at the
-// relay: its packets reach the TURN server as ChannelData on the server's
-// main socket, while a relayed address's own socket, where the peer's
-// packets arrive, often has a small receive buffer (coturn's: 128 KiB).
+// This node's relay lets the one-sided paths in because it permitted the
+// peer's external IPs; the peer's NAT lets the replies in because they
+// come from the very address it sent to. The initiator is usually the
+// side that sends (a file), and it is better placed at the relay: its
+// packets reach the TURN server as ChannelData on the server's main
+// socket, while a relayed address's own socket, where the peer's packets
+// arrive, often has a small receive buffer (coturn's: 128 KiB).
 func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration, note noter) (*session.Session, string, error) {
 	select {
 	case <-time.After(wait):
 	case <-ctx.Done():
 		return nil, "", ctx.Err()
 	}
+	tcpAlloc := make(chan *relay.TCPAllocation, 1)
+	go func() { tcpAlloc <- n.allocateTCP(ctx) }()
+	// A TCP allocation not made in time, or not used, is freed.
+	var ta *relay.TCPAllocation
+	tcpOwned := false
+	defer func() {
+		if ta != nil && !tcpOwned {
+			ta.Close()
+		}
+	}()
+	freeLate := func() {
+		go func() {
+			if t := <-tcpAlloc; t != nil {
+				t.Close()
+			}
+		}()
+	}
 	a, err := n.allocate(ctx)
 	if err != nil {
+		freeLate()
 		return nil, "", err
 	}
-	// The peer's first packets from its own socket pass once its
-	// addresses are permitted; those its answer brings are permitted then.
+	select {
+	case ta = <-tcpAlloc:
+	case <-time.After(tcpAllocateGrace):
+		freeLate()
+	}
+	// The peer's first packets (and TCP connection) from its own address
+	// pass once its addresses are permitted; those its answer brings are
+	// permitted then.
 	early := externalIPs(to)
-	permitted := make(chan error, 1)
+	permits := 1
+	permitted := make(chan error, 2)
 	go func() { permitted <- permitOwn(ctx, a, early) }()
+	var offerTCP netip.AddrPort
+	if ta != nil {
+		permits++
+		offerTCP = ta.Relayed()
+		go func() { permitted <- permitOwnTCP(ctx, ta, early) }()
+	}
 	l, err := session.ListenQUIC(&quic.Transport{Conn: a.PacketConn()}, n.id, to.Key)
 	if err != nil {
-		<-permitted
+		for range permits {
+			<-permitted
+		}
 		a.Close()
 		return nil, "", err
 	}
 	// The session accepted keeps the transport and the allocation;
 	// without one, closing the listener frees them.
 	defer l.Close()
-	note.say("allocated %v on %v; offering it over signaling", a.Relayed(), a.Server())
+	if ta != nil {
+		note.say("allocated %v (and %v for TCP) on %v; offering them over signaling", a.Relayed(), ta.Relayed(), a.Server())
+	} else {
+		note.say("allocated %v on %v; offering it over signaling", a.Relayed(), a.Server())
+	}
 	ans, err := exchange(ctx, n, &n.relayAnswers, to, kindRelayOffer, "relay", relayAnswerTimeout, func(id string) any {
-		return relayMsg{ID: id, Relayed: a.Relayed(), Brokers: n.brokers}
+		return relayMsg{ID: id, Relayed: a.Relayed(), RelayedTCP: offerTCP, Brokers: n.brokers}
 	})
-	if perr := <-permitted; perr != nil {
-		n.log.Debug("node: the relay does not permit the peer's addresses yet", "err", perr)
+	for range permits {
+		if perr := <-permitted; perr != nil {
+			n.log.Debug("node: the relay does not permit the peer's addresses yet", "err", perr)
+		}
 	}
 	if err != nil {
 		return nil, "", err
@@ -196,20 +317,64 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 				n.log.Debug("node: the relay does not permit the peer's addresses", "err", err)
 			}
 		}()
+		if ta != nil {
+			go func() {
+				if err := permitOwnTCP(ctx, ta, fresh); err != nil {
+					n.log.Debug("node: the TCP relay does not permit the peer's addresses", "err", err)
+				}
+			}()
+		}
 	}
 	if err := a.Permit(ctx, ans.Relayed); err != nil {
 		return nil, "", err
 	}
-	note.say("the peer relays from %v; waiting for its session from its own socket, or relay to relay after %v", ans.Relayed, relayPairDelay)
+	note.say("the peer relays from %v; waiting for its session: by TCP, from its own socket, or relay to relay after %v", ans.Relayed, relayPairDelay)
 	actx, cancel := context.WithTimeout(ctx, relayPairDelay+dialTimeout)
 	defer cancel()
-	s, err := l.Accept(actx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, "", ctx.Err()
-		}
-		return nil, "", fmt.Errorf("the peer did not open a session, from its socket or its relay %v: %w", ans.Relayed, err)
+	type accepted struct {
+		s   *session.Session
+		tcp bool
+		err error
 	}
+	results := make(chan accepted, 2)
+	go func() {
+		s, err := l.Accept(actx)
+		results <- accepted{s, false, err}
+	}()
+	waiting := 1
+	if ta != nil {
+		waiting++
+		tcpOwned = true // acceptTCPRelay frees it, or its session holds it
+		go func() {
+			s, err := n.acceptTCPRelay(actx, ta, to.Key)
+			results <- accepted{s, true, err}
+		}()
+	}
+	var won accepted
+	var errs []string
+	for range waiting {
+		r := <-results
+		switch {
+		case r.err != nil:
+			if won.s == nil {
+				errs = append(errs, r.err.Error())
+			}
+		case won.s == nil:
+			won = r
+			cancel() // the other path stops waiting
+		default:
+			r.s.Close() // both got through: the first is kept
+		}
+	}
+	switch {
+	case won.s == nil && ctx.Err() != nil:
+		return nil, "", ctx.Err()
+	case won.s == nil:
+		return nil, "", fmt.Errorf("the peer did not open a session, by TCP, from its socket or its relay %v: %s", ans.Relayed, strings.Join(errs, "; "))
+	case won.tcp:
+		return won.s, fmt.Sprintf("relayed by %v: the peer's TCP connection to %v (TLS over TCP, one relay)", ta.Server(), ta.Relayed()), nil
+	}
+	s := won.s
 	if from, ok := s.RemoteAddr().(*net.UDPAddr); ok && unmapped(from.AddrPort()) != ans.Relayed {
 		return s, fmt.Sprintf("relayed by %v: the peer's own socket %v to %v (QUIC, one relay)", a.Server(), from, a.Relayed()), nil
 	}
@@ -230,7 +395,7 @@ func (n *Node) answerRelay(m signal.Message) {
 		return
 	}
 	n.spawn(func() {
-		ctx, cancel := context.WithTimeout(n.ctx, relayAnswerTimeout+relayPairDelay+dialTimeout)
+		ctx, cancel := context.WithTimeout(n.ctx, relayAnswerTimeout+relayTCPHeadStart+relayPairDelay+dialTimeout)
 		defer cancel()
 		answer := func(msg relayMsg) error {
 			msg.ID = offer.ID
@@ -257,18 +422,19 @@ func (n *Node) answerRelay(m signal.Message) {
 			n.log.Info("node: could not answer a relay offer", "peer", m.From, "err", err)
 			return
 		}
-		if err := n.dialRelayed(ctx, a, offer.Relayed, m.From); err != nil {
+		if err := n.dialRelayed(ctx, a, offer.Relayed, offer.RelayedTCP, m.From); err != nil {
 			n.log.Info("node: relayed session failed", "peer", m.From, "err", err)
 		}
 	})
 }
 
-// dialRelayed opens QUIC sessions to the initiator's relayed address to:
-// from a new socket of this node's own at once, and from a's relayed
-// address after relayPairDelay or when the first fails. It stops the
-// other once one is secured, serves each session made, and frees a
-// unless its session is served.
-func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to netip.AddrPort, want ed25519.PublicKey) error {
+// dialRelayed opens sessions to the initiator's relayed addresses: by
+// TCP to tcpTo (if offered) at once, by QUIC to to from a new socket of
+// this node's own after relayTCPHeadStart or when TCP fails, and from a's
+// relayed address after relayPairDelay or when the socket's fails. It
+// stops the others once one is secured, serves each session made, and
+// frees a unless its session is served.
+func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to, tcpTo netip.AddrPort, want ed25519.PublicKey) error {
 	network := "udp4"
 	if !to.Addr().Is4() {
 		network = "udp6"
@@ -281,9 +447,48 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to netip.Ad
 		s    *session.Session
 		err  error
 	}
-	results := make(chan path, 2)
+	results := make(chan path, 3)
+	// after waits for d, for failed to close, or for dctx to end.
+	after := func(d time.Duration, failed <-chan struct{}) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-failed:
+		case <-dctx.Done():
+			return false
+		}
+		return true
+	}
+	paths := 2
+	tcpFailed := make(chan struct{})
+	if tcpTo.IsValid() {
+		paths++
+		go func() {
+			s, err := func() (*session.Session, error) {
+				hctx, hcancel := context.WithTimeout(dctx, dialTimeout)
+				defer hcancel()
+				var d net.Dialer
+				c, err := d.DialContext(hctx, "tcp", tcpTo.String())
+				if err != nil {
+					return nil, err
+				}
+				return session.Client(hctx, c, n.id, want)
+			}()
+			if err != nil {
+				close(tcpFailed)
+			}
+			results <- path{"by TCP", s, err}
+		}()
+	} else {
+		close(tcpFailed)
+	}
 	directFailed := make(chan struct{})
 	go func() {
+		if !after(relayTCPHeadStart, tcpFailed) {
+			results <- path{"from this node's socket", nil, dctx.Err()}
+			return
+		}
 		s, err := func() (*session.Session, error) {
 			direct, err := net.ListenUDP(network, nil)
 			if err != nil {
@@ -305,12 +510,7 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to netip.Ad
 		results <- path{"from this node's socket", s, err}
 	}()
 	go func() {
-		t := time.NewTimer(relayPairDelay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-directFailed:
-		case <-dctx.Done():
+		if !after(relayPairDelay, directFailed) {
 			a.Close()
 			results <- path{"relay to relay", nil, dctx.Err()}
 			return
@@ -325,7 +525,7 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to netip.Ad
 	}()
 	var errs []string
 	served := false
-	for range 2 {
+	for range paths {
 		p := <-results
 		if p.err != nil {
 			if !served {

@@ -281,7 +281,7 @@ func (a *Allocation) newClient(server config.TURN) error {
 		Password:       server.Pass,
 		Realm:          server.Realm,
 		Net:            resolvedNet{n, net.UDPAddrFromAddrPort(a.server)},
-		LoggerFactory:  pionLogs{a},
+		LoggerFactory:  pionLogs{a.name, a.isClosing},
 	})
 	return err
 }

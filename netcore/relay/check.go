@@ -1,5 +1,7 @@
 // Package relay reaches peers through TURN relays (RFC 8656, with the
-// github.com/pion/turn/v2 client) when no direct path exists.
+// github.com/pion/turn/v2 client) when no direct path exists: a UDP
+// allocation is a datagram path ([Allocation]), a TCP allocation (RFC
+// 6062) a stream per peer ([TCPAllocation]).
 package relay
 
 import (

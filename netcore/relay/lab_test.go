@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 		"lifecycle": childLifecycle,
 		"quic":      childQUIC,
 		"quicbench": childQUICBench,
+		"tcp":       childTCP,
 	})
 	goleak.VerifyTestMain(m)
 }

@@ -14,25 +14,28 @@ import (
 // allocation, permissions and channel bindings) fails only there. Once
 // the allocation closes, pion's complaints about the requests Close cut
 // short are only debug messages.
-type pionLogs struct{ a *Allocation }
+type pionLogs struct {
+	server  string      // as configured, for messages
+	closing func() bool // whether the allocation is closing
+}
 
 // NewLogger returns the logger for one pion component.
 func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{a: f.a, scope: scope}
+	return pionLogger{pionLogs: f, scope: scope}
 }
 
 type pionLogger struct {
-	a     *Allocation
+	pionLogs
 	scope string
 }
 
 func (l pionLogger) log(level slog.Level, msg string) {
-	if level > slog.LevelDebug && l.a.isClosing() {
+	if level > slog.LevelDebug && l.closing() {
 		level = slog.LevelDebug
 	}
 	ctx := context.Background()
 	if lg := slog.Default(); lg.Enabled(ctx, level) {
-		lg.Log(ctx, level, "relay: pion: "+msg, "server", l.a.name, "scope", l.scope)
+		lg.Log(ctx, level, "relay: pion: "+msg, "server", l.server, "scope", l.scope)
 	}
 }
 

@@ -1,0 +1,260 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/transport/v2/stdnet"
+	"github.com/pion/turn/v2"
+
+	"p2pd/netcore/config"
+)
+
+// TCPAllocation is a relayed TCP address on a TURN server (RFC 6062).
+//
+// A peer connects to [TCPAllocation.Relayed] with plain TCP, from wherever
+// its network lets TCP out; once its IP is permitted ([TCPAllocation.Permit]),
+// the server hands the connection to [TCPAllocation.Accept] as a TCP
+// connection of its own between this host and the server, which it joins
+// to the peer's. The bytes then go through the server's TCP stacks, with
+// each leg's own congestion control: a server relays several times more
+// bytes per CPU second that way than datagram by datagram (coturn: about
+// 190 MB/s against 60 in the lab).
+//
+// The allocation lives on a TCP control connection to the server; pion
+// refreshes it until Close, which frees it on the server and so ends every
+// connection accepted through it.
+type TCPAllocation struct {
+	name    string // the server as configured, for messages
+	server  netip.AddrPort
+	relayed netip.AddrPort
+
+	ctrl   net.Conn // the control connection
+	client *turn.Client
+
+	// pion's allocation, whose type pion keeps internal: its methods.
+	acceptWith  func(net.Conn) (net.Conn, error)
+	setDeadline func(time.Time) error
+	free        func() error
+
+	acceptMu  sync.Mutex // pion's allocation has one accept deadline
+	closing   chan struct{}
+	readDone  chan struct{}
+	closeOnce sync.Once
+}
+
+// AllocateTCP allocates a TCP relay on server with its long-term
+// credentials, over a TCP connection to the server whatever the URL's
+// transport. It is bounded by ctx, or by a 2-second timeout when ctx has
+// no deadline. A server that does not relay TCP (coturn's no-tcp-relay)
+// refuses it. Close the allocation to free it.
+func AllocateTCP(ctx context.Context, server config.TURN) (*TCPAllocation, error) {
+	start := time.Now()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, allocateTimeout)
+		defer cancel()
+	}
+	name := server.URL
+	ep, err := server.Endpoint()
+	if err != nil {
+		return nil, fmt.Errorf("TURN server %q: %w", name, err)
+	}
+	serverAddr, err := resolve(ctx, ep.Host, ep.Port, netip.Addr{})
+	if err != nil {
+		return nil, fmt.Errorf("TURN server %s: %w", name, err)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", serverAddr.String())
+	if err != nil {
+		return nil, fmt.Errorf("TURN server %s: connecting over TCP: %w", name, err)
+	}
+	a := &TCPAllocation{
+		name: name, server: serverAddr, ctrl: c,
+		closing: make(chan struct{}), readDone: make(chan struct{}),
+	}
+	n, err := stdnet.NewNet()
+	if err == nil {
+		a.client, err = turn.NewClient(&turn.ClientConfig{
+			TURNServerAddr: serverAddr.String(),
+			Conn:           turn.NewSTUNConn(c),
+			Username:       server.User,
+			Password:       server.Pass,
+			Realm:          server.Realm,
+			Net:            resolvedNet{n, net.UDPAddrFromAddrPort(serverAddr)},
+			LoggerFactory:  pionLogs{name, a.isClosing},
+		})
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TURN server %s: %w", name, err)
+	}
+	go a.readLoop()
+
+	type result struct {
+		relayed net.Addr
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		alloc, err := a.client.AllocateTCP()
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		a.acceptWith = func(conn net.Conn) (net.Conn, error) {
+			tc, err := alloc.AcceptTCPWithConn(conn)
+			if err != nil {
+				return nil, err
+			}
+			return tc, nil
+		}
+		a.setDeadline, a.free = alloc.SetDeadline, alloc.Close
+		done <- result{alloc.Addr(), nil}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		// Closing the client and the connection ends the request at once.
+		a.client.Close()
+		c.Close()
+		if r = <-done; r.err == nil {
+			a.free()
+		}
+		<-a.readDone
+		return nil, fmt.Errorf("TURN server %s: no TCP allocation within %v: %w", name, time.Since(start).Round(time.Millisecond), ctx.Err())
+	}
+	if r.err != nil {
+		a.client.Close()
+		c.Close()
+		<-a.readDone
+		if strings.Contains(r.err.Error(), "error 401") {
+			return nil, fmt.Errorf("TURN server %s refused the credentials of user %q (wrong user name or password?): %w", name, server.User, r.err)
+		}
+		return nil, fmt.Errorf("TURN server %s: TCP allocation failed: %w", name, r.err)
+	}
+	if ta, ok := r.relayed.(*net.TCPAddr); ok {
+		a.relayed = netip.AddrPortFrom(addrOf(ta.IP), uint16(ta.Port))
+	}
+	return a, nil
+}
+
+// readLoop passes what the server sends on the control connection to the
+// pion client (answers, and ConnectionAttempt indications), until the
+// connection closes. Our own loop rather than client.Listen, so Close can
+// wait for it.
+func (a *TCPAllocation) readLoop() {
+	defer close(a.readDone)
+	sc := turn.NewSTUNConn(a.ctrl)
+	buf := make([]byte, maxDatagram)
+	for {
+		n, from, err := sc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		a.client.HandleInbound(buf[:n], from)
+	}
+}
+
+func (a *TCPAllocation) isClosing() bool {
+	select {
+	case <-a.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Relayed returns the relayed address peers connect to.
+func (a *TCPAllocation) Relayed() netip.AddrPort { return a.relayed }
+
+// Server returns the TURN server's address.
+func (a *TCPAllocation) Server() netip.AddrPort { return a.server }
+
+// Permit lets peers connect from ips (CreatePermission); bounded by ctx.
+// A permission lasts 5 minutes; connections accepted meanwhile outlive it.
+func (a *TCPAllocation) Permit(ctx context.Context, ips ...netip.Addr) error {
+	var peers []net.Addr
+	for _, ip := range ips {
+		peers = append(peers, &net.TCPAddr{IP: ip.Unmap().AsSlice()})
+	}
+	if len(peers) == 0 {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.client.CreatePermission(peers...) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, ips, err)
+		}
+		return nil
+	case <-ctx.Done():
+		// pion's request runs on until it is answered or gives up (Close
+		// ends it).
+		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, ips, ctx.Err())
+	}
+}
+
+// Accept waits for a permitted peer's connection to the relayed address
+// and returns it: bytes written to it reach the peer, and the peer's
+// arrive. Ending ctx, or Close, ends the wait.
+func (a *TCPAllocation) Accept(ctx context.Context) (net.Conn, error) {
+	a.acceptMu.Lock()
+	defer a.acceptMu.Unlock()
+	if a.isClosing() {
+		return nil, net.ErrClosed
+	}
+	// The connection for the peer's bytes is ready before the peer comes.
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", a.server.String())
+	if err != nil {
+		return nil, fmt.Errorf("TURN server %s: connecting for a peer: %w", a.name, err)
+	}
+	a.setDeadline(time.Time{})
+	if a.isClosing() { // Close's deadline may have come just before ours
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	stop := context.AfterFunc(ctx, func() { a.setDeadline(time.Unix(1, 0)) })
+	conn, err := a.acceptWith(c)
+	if !stop() && err == nil {
+		conn.Close() // accepted as ctx ended
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("TURN server %s: no peer connected to %v: %w", a.name, a.relayed, ctx.Err())
+		}
+		return nil, fmt.Errorf("TURN server %s: accepting a peer: %w", a.name, err)
+	}
+	return conn, nil
+}
+
+// Close frees the allocation on the server, which ends the connections
+// accepted through it, and closes the control connection.
+func (a *TCPAllocation) Close() error {
+	var err error
+	a.closeOnce.Do(func() {
+		close(a.closing)
+		a.setDeadline(time.Unix(1, 0)) // a waiting Accept returns
+		a.acceptMu.Lock()
+		defer a.acceptMu.Unlock()
+		// Refresh with lifetime 0, not waiting for the answer.
+		if ferr := a.free(); ferr != nil && !errors.Is(ferr, net.ErrClosed) {
+			err = fmt.Errorf("TURN server %s: freeing the TCP allocation: %w", a.name, ferr)
+		}
+		a.client.Close()
+		a.ctrl.Close()
+		<-a.readDone
+	})
+	return err
+}

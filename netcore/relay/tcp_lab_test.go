@@ -1,0 +1,224 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"p2pd/netcore/natlab"
+	"p2pd/netcore/stun"
+)
+
+// tcpResult is what a "tcp" child reports.
+type tcpResult struct {
+	Relayed      string        // a: the relayed address
+	EarlyAccept  time.Duration // a: how long Accept waited with no permitted peer
+	EarlyRefused string        // b: what its connection before the permit got
+	Echoed       int           // b: bytes echoed back intact
+	AfterClose   string        // b: what its connection got once a freed the allocation
+	AfterCloseIn time.Duration
+	AllocateTook time.Duration
+	AcceptedFrom string // a: the peer's address as the server reports it
+	External     string // b: its external IP
+}
+
+// TestTCPAllocation: host A (behind a port-restricted NAT) allocates a TCP
+// relay on coturn; host B connects to it by plain TCP. Before A permits
+// B, B's connection is refused and A's Accept ends with its context;
+// after it, bytes go both ways intact; when A closes the allocation, B's
+// connection ends. Neither child leaks goroutines.
+func TestTCPAllocation(t *testing.T) {
+	l := natlab.New(t, natlab.Config{
+		A:    natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterAPDF},
+		B:    natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF},
+		TURN: true,
+	})
+	outs := runBoth(t, l, "tcp", labURL, labURL)
+	var a, b tcpResult
+	for me, r := range map[string]*tcpResult{"a": &a, "b": &b} {
+		if err := json.Unmarshal(outs[me], r); err != nil {
+			t.Fatalf("%s printed %q: %v", me, outs[me], err)
+		}
+	}
+	t.Logf("a: relayed %s in %v, accepted a connection from %s; b: external %s, before the permit %q, echoed %d bytes, after Close %q in %v",
+		a.Relayed, a.AllocateTook.Round(time.Millisecond), a.AcceptedFrom, b.External, b.EarlyRefused, b.Echoed, b.AfterClose, b.AfterCloseIn.Round(time.Millisecond))
+	if !strings.HasPrefix(a.Relayed, natlab.ServerIP1.String()+":") {
+		t.Errorf("relayed address %s, want one on %v", a.Relayed, natlab.ServerIP1)
+	}
+	if a.EarlyAccept < time.Second || a.EarlyAccept > 2*time.Second {
+		t.Errorf("Accept with no permitted peer returned after %v, want its context's 1.5 s", a.EarlyAccept)
+	}
+	if b.EarlyRefused == "" {
+		t.Error("a connection before the permit was not refused")
+	}
+	if b.Echoed != tcpEchoSize {
+		t.Errorf("%d of %d bytes came back", b.Echoed, tcpEchoSize)
+	}
+	if b.AfterClose == "" || b.AfterCloseIn > 3*time.Second {
+		t.Errorf("after the allocation was freed b's connection got %q in %v", b.AfterClose, b.AfterCloseIn)
+	}
+}
+
+// tcpEchoSize is what b sends through the relay and a echoes back.
+const tcpEchoSize = 8 << 20
+
+// childTCP runs one side of TestTCPAllocation; args are dir, me, peer, URL.
+func childTCP(args []string) error {
+	dir, me := args[0], args[1]
+	ignore := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	var res tcpResult
+	var err error
+	if me == "a" {
+		err = tcpAllocSide(ctx, dir, args[3], &res)
+	} else {
+		err = tcpPeerSide(ctx, dir, &res)
+	}
+	if err != nil {
+		return err
+	}
+	if err := goleak.Find(ignore); err != nil {
+		return fmt.Errorf("after Close: %w", err)
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func tcpAllocSide(ctx context.Context, dir, url string, res *tcpResult) error {
+	start := time.Now()
+	a, err := AllocateTCP(ctx, labTURN(url))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	res.AllocateTook, res.Relayed = time.Since(start), a.Relayed().String()
+	if err := publish(dir, "a.addr", a.Relayed().String()); err != nil {
+		return err
+	}
+	ip, err := await(ctx, dir, "b.ip")
+	if err != nil {
+		return err
+	}
+	// b tries before the permit: nothing may reach Accept.
+	start = time.Now()
+	early, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	c, err := a.Accept(early)
+	cancel()
+	res.EarlyAccept = time.Since(start)
+	if err == nil {
+		c.Close()
+		return errors.New("accepted a peer that was not permitted")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("Accept with no permitted peer: %w", err)
+	}
+	peer, err := netip.ParseAddr(ip)
+	if err != nil {
+		return err
+	}
+	if err := a.Permit(ctx, peer); err != nil {
+		return err
+	}
+	if err := publish(dir, "a.permitted", ""); err != nil {
+		return err
+	}
+	c, err = a.Accept(ctx)
+	if err != nil {
+		return err
+	}
+	res.AcceptedFrom = c.RemoteAddr().String()
+	if _, err := io.CopyN(c, c, tcpEchoSize); err != nil {
+		c.Close()
+		return fmt.Errorf("echoing: %w", err)
+	}
+	if _, err := await(ctx, dir, "b.echoed"); err != nil {
+		c.Close()
+		return err
+	}
+	// Freeing the allocation ends the connection through it.
+	err = a.Close()
+	c.Close()
+	return err
+}
+
+func tcpPeerSide(ctx context.Context, dir string, res *tcpResult) error {
+	sc, err := stun.Listen(ctx, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	if err != nil {
+		return err
+	}
+	bind, err := sc.Bind(ctx, netip.AddrPortFrom(natlab.ServerIP1, 3478), stun.ChangeNone, netip.AddrPort{})
+	sc.Close()
+	if err != nil {
+		return fmt.Errorf("learning the external address: %w", err)
+	}
+	res.External = bind.Mapped.Addr().String()
+	relayed, err := await(ctx, dir, "a.addr")
+	if err != nil {
+		return err
+	}
+	if err := publish(dir, "b.ip", res.External); err != nil {
+		return err
+	}
+	var d net.Dialer
+	// Not permitted yet: the server refuses or closes the connection.
+	if c, err := d.DialContext(ctx, "tcp4", relayed); err != nil {
+		res.EarlyRefused = err.Error()
+	} else {
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		c.Close()
+		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("the connection before the permit stayed open: %v", err)
+		}
+		res.EarlyRefused = err.Error()
+	}
+	if _, err := await(ctx, dir, "a.permitted"); err != nil {
+		return err
+	}
+	c, err := d.DialContext(ctx, "tcp4", relayed)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	data := make([]byte, tcpEchoSize)
+	for i := range data {
+		data[i] = byte(i * 7 >> 5)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		sent <- err
+	}()
+	got := make([]byte, tcpEchoSize)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("reading the echo: %w", err)
+	}
+	if err := <-sent; err != nil {
+		return fmt.Errorf("sending: %w", err)
+	}
+	if bytes.Equal(got, data) {
+		res.Echoed = len(got)
+	}
+	if err := publish(dir, "b.echoed", ""); err != nil {
+		return err
+	}
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	res.AfterCloseIn = time.Since(start)
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		res.AfterClose = err.Error()
+	}
+	return nil
+}
