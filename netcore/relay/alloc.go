@@ -465,6 +465,12 @@ func (a *Allocation) startRefreshLocked() {
 
 // createPermission sends one CreatePermission request for ips.
 func (a *Allocation) createPermission(ips []netip.Addr) error {
+	return createPermission(a.client, ips)
+}
+
+// createPermission sends one CreatePermission request for ips on c's
+// allocation, again for a stale nonce.
+func createPermission(c *turn.Client, ips []netip.Addr) error {
 	addrs := make([]net.Addr, len(ips))
 	for i, ip := range ips {
 		addrs[i] = &net.UDPAddr{IP: ip.AsSlice()}
@@ -473,7 +479,7 @@ func (a *Allocation) createPermission(ips []netip.Addr) error {
 	for range staleNonceRetries {
 		// pion answers a stale nonce (438) with an unexported "try again"
 		// error, having taken the new nonce: send again.
-		if err = a.client.CreatePermission(addrs...); err == nil || err.Error() != "try again" {
+		if err = c.CreatePermission(addrs...); err == nil || err.Error() != "try again" {
 			return err
 		}
 	}

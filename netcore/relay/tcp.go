@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v2/stdnet"
@@ -47,6 +51,13 @@ type TCPAllocation struct {
 	closing   chan struct{}
 	readDone  chan struct{}
 	closeOnce sync.Once
+
+	mu            sync.Mutex
+	permits       map[netip.Addr]bool // peers' IPs installed with Permit
+	refreshing    bool                // refresh runs
+	tasks         sync.WaitGroup      // refresh, and Permit's requests
+	permEvery     time.Duration       // permissionRefresh; shorter in tests
+	permRefreshes atomic.Uint32       // successful refreshes, for tests
 }
 
 // AllocateTCP allocates a TCP relay on server with its long-term
@@ -78,6 +89,7 @@ func AllocateTCP(ctx context.Context, server config.TURN) (*TCPAllocation, error
 	a := &TCPAllocation{
 		name: name, server: serverAddr, ctrl: c,
 		closing: make(chan struct{}), readDone: make(chan struct{}),
+		permits: map[netip.Addr]bool{}, permEvery: permissionRefresh,
 	}
 	n, err := stdnet.NewNet()
 	if err == nil {
@@ -179,27 +191,71 @@ func (a *TCPAllocation) Relayed() netip.AddrPort { return a.relayed }
 func (a *TCPAllocation) Server() netip.AddrPort { return a.server }
 
 // Permit lets peers connect from ips (CreatePermission); bounded by ctx.
-// A permission lasts 5 minutes; connections accepted meanwhile outlive it.
+// The permissions are refreshed until Close, as a permission lasts only
+// 5 minutes.
 func (a *TCPAllocation) Permit(ctx context.Context, ips ...netip.Addr) error {
-	var peers []net.Addr
+	var peers []netip.Addr
 	for _, ip := range ips {
-		peers = append(peers, &net.TCPAddr{IP: ip.Unmap().AsSlice()})
+		peers = append(peers, ip.Unmap())
 	}
 	if len(peers) == 0 {
 		return nil
 	}
+	a.mu.Lock()
+	if a.isClosing() {
+		a.mu.Unlock()
+		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, peers, net.ErrClosed)
+	}
+	a.tasks.Add(1)
+	a.mu.Unlock()
 	done := make(chan error, 1)
-	go func() { done <- a.client.CreatePermission(peers...) }()
+	go func() {
+		defer a.tasks.Done()
+		done <- createPermission(a.client, peers)
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, ips, err)
+			return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, peers, err)
 		}
-		return nil
 	case <-ctx.Done():
 		// pion's request runs on until it is answered or gives up (Close
 		// ends it).
-		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, ips, ctx.Err())
+		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, peers, ctx.Err())
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ip := range peers {
+		a.permits[ip] = true
+	}
+	if !a.refreshing && !a.isClosing() {
+		a.refreshing = true
+		a.tasks.Go(a.refresh)
+	}
+	return nil
+}
+
+// refresh refreshes the permissions installed with Permit until Close.
+func (a *TCPAllocation) refresh() {
+	t := time.NewTicker(a.permEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.closing:
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		ips := slices.Collect(maps.Keys(a.permits))
+		a.mu.Unlock()
+		if err := createPermission(a.client, ips); err != nil {
+			if a.isClosing() {
+				return
+			}
+			slog.Warn("relay: refreshing TURN permissions failed", "server", a.name, "peers", ips, "err", err)
+			continue
+		}
+		a.permRefreshes.Add(1)
 	}
 }
 
@@ -244,7 +300,9 @@ func (a *TCPAllocation) Accept(ctx context.Context) (net.Conn, error) {
 func (a *TCPAllocation) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
+		a.mu.Lock()
 		close(a.closing)
+		a.mu.Unlock()
 		a.setDeadline(time.Unix(1, 0)) // a waiting Accept returns
 		a.acceptMu.Lock()
 		defer a.acceptMu.Unlock()
@@ -255,6 +313,7 @@ func (a *TCPAllocation) Close() error {
 		a.client.Close()
 		a.ctrl.Close()
 		<-a.readDone
+		a.tasks.Wait() // closing was closed under mu: no Permit adds a task now
 	})
 	return err
 }

@@ -22,15 +22,16 @@ import (
 
 // tcpResult is what a "tcp" child reports.
 type tcpResult struct {
-	Relayed      string        // a: the relayed address
-	EarlyAccept  time.Duration // a: how long Accept waited with no permitted peer
-	EarlyRefused string        // b: what its connection before the permit got
-	Echoed       int           // b: bytes echoed back intact
-	AfterClose   string        // b: what its connection got once a freed the allocation
-	AfterCloseIn time.Duration
-	AllocateTook time.Duration
-	AcceptedFrom string // a: the peer's address as the server reports it
-	External     string // b: its external IP
+	Relayed       string        // a: the relayed address
+	EarlyAccept   time.Duration // a: how long Accept waited with no permitted peer
+	EarlyRefused  string        // b: what its connection before the permit got
+	Echoed        int           // b: bytes echoed back intact
+	AfterClose    string        // b: what its connection got once a freed the allocation
+	AfterCloseIn  time.Duration
+	AllocateTook  time.Duration
+	AcceptedFrom  string // a: the peer's address as the server reports it
+	PermRefreshes uint32 // a: permissions refreshed meanwhile, every 200 ms
+	External      string // b: its external IP
 }
 
 // TestTCPAllocation: host A (behind a port-restricted NAT) allocates a TCP
@@ -51,8 +52,8 @@ func TestTCPAllocation(t *testing.T) {
 			t.Fatalf("%s printed %q: %v", me, outs[me], err)
 		}
 	}
-	t.Logf("a: relayed %s in %v, accepted a connection from %s; b: external %s, before the permit %q, echoed %d bytes, after Close %q in %v",
-		a.Relayed, a.AllocateTook.Round(time.Millisecond), a.AcceptedFrom, b.External, b.EarlyRefused, b.Echoed, b.AfterClose, b.AfterCloseIn.Round(time.Millisecond))
+	t.Logf("a: relayed %s in %v, accepted a connection from %s, %d permission refreshes; b: external %s, before the permit %q, echoed %d bytes, after Close %q in %v",
+		a.Relayed, a.AllocateTook.Round(time.Millisecond), a.AcceptedFrom, a.PermRefreshes, b.External, b.EarlyRefused, b.Echoed, b.AfterClose, b.AfterCloseIn.Round(time.Millisecond))
 	if !strings.HasPrefix(a.Relayed, natlab.ServerIP1.String()+":") {
 		t.Errorf("relayed address %s, want one on %v", a.Relayed, natlab.ServerIP1)
 	}
@@ -64,6 +65,9 @@ func TestTCPAllocation(t *testing.T) {
 	}
 	if b.Echoed != tcpEchoSize {
 		t.Errorf("%d of %d bytes came back", b.Echoed, tcpEchoSize)
+	}
+	if a.PermRefreshes == 0 {
+		t.Error("the permission was not refreshed")
 	}
 	if b.AfterClose == "" || b.AfterCloseIn > 3*time.Second {
 		t.Errorf("after the allocation was freed b's connection got %q in %v", b.AfterClose, b.AfterCloseIn)
@@ -127,6 +131,7 @@ func tcpAllocSide(ctx context.Context, dir, url string, res *tcpResult) error {
 	if err != nil {
 		return err
 	}
+	a.permEvery = 200 * time.Millisecond
 	if err := a.Permit(ctx, peer); err != nil {
 		return err
 	}
@@ -146,6 +151,10 @@ func tcpAllocSide(ctx context.Context, dir, url string, res *tcpResult) error {
 		c.Close()
 		return err
 	}
+	for wait := time.Now(); a.permRefreshes.Load() == 0 && time.Since(wait) < 2*time.Second; {
+		time.Sleep(20 * time.Millisecond)
+	}
+	res.PermRefreshes = a.permRefreshes.Load()
 	// Freeing the allocation ends the connection through it.
 	err = a.Close()
 	c.Close()
