@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"strings"
+	"syscall"
 	"testing"
 
 	"p2pd/netcore/netif"
@@ -15,9 +20,36 @@ import (
 // binary re-executed with P2PD_RUN_MAIN=1 behaves as p2pd.
 func TestMain(m *testing.M) {
 	if os.Getenv("P2PD_RUN_MAIN") == "1" {
-		os.Exit(run(flagArgs(), os.Stdout, os.Stderr))
+		os.Exit(runProfiled(flagArgs()))
 	}
 	os.Exit(m.Run())
+}
+
+// runProfiled runs p2pd; with P2PD_TEST_CPUPROFILE set to a directory,
+// it writes its CPU profile there as COMMAND-PID.pprof (to see where a
+// lab benchmark's processes spend their time).
+func runProfiled(args []string) int {
+	dir := os.Getenv("P2PD_TEST_CPUPROFILE")
+	if dir == "" || len(args) == 0 {
+		return run(args, os.Stdout, os.Stderr)
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", args[0], os.Getpid())))
+	if err != nil || pprof.StartCPUProfile(f) != nil {
+		return run(args, os.Stdout, os.Stderr)
+	}
+	defer f.Close()
+	defer pprof.StopCPUProfile()
+	// SIGTERM (how the lab stops a receiver) must still end the profile.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	code := make(chan int, 1)
+	go func() { code <- run(args, os.Stdout, os.Stderr) }()
+	select {
+	case c := <-code:
+		return c
+	case <-sig:
+		return 1
+	}
 }
 
 // flagArgs returns the arguments after "--", which the parent passes for p2pd.

@@ -92,11 +92,12 @@ func secure(ctx context.Context, c net.Conn, id *identity.Identity, want ed25519
 		ctx, cancel = context.WithTimeout(ctx, handshakeTimeout)
 		defer cancel()
 	}
+	under := &batchConn{Conn: c}
 	var t *tls.Conn
 	if client {
-		t = tls.Client(c, cfg)
+		t = tls.Client(under, cfg)
 	} else {
-		t = tls.Server(c, cfg)
+		t = tls.Server(under, cfg)
 	}
 	if err := t.HandshakeContext(ctx); err != nil {
 		c.Close()
@@ -114,9 +115,9 @@ func secure(ctx context.Context, c net.Conn, id *identity.Identity, want ed25519
 	var mux *yamux.Session
 	// yamux roles follow TLS roles, which both sides agree on.
 	if client {
-		mux, err = yamux.Client(t, ycfg)
+		mux, err = yamux.Client(batchedTLS{t, under}, ycfg)
 	} else {
-		mux, err = yamux.Server(t, ycfg)
+		mux, err = yamux.Server(batchedTLS{t, under}, ycfg)
 	}
 	if err != nil {
 		t.Close()
