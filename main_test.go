@@ -13,12 +13,14 @@ import (
 	"syscall"
 	"testing"
 
+	"p2pd/netcore/natlab"
 	"p2pd/netcore/netif"
 )
 
 // TestMain lets tests run the real program in a child process: the test
 // binary re-executed with P2PD_RUN_MAIN=1 behaves as p2pd.
 func TestMain(m *testing.M) {
+	natlab.ChildMain(map[string]natlab.ChildFunc{"turnsend": childTURNSend})
 	if os.Getenv("P2PD_RUN_MAIN") == "1" {
 		os.Exit(runProfiled(flagArgs()))
 	}
