@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -181,7 +183,9 @@ func rawCopy(b *testing.B, l *natlab.Lab, src, dst string, size int64) float64 {
 // rawTURNCopy copies src to B over a raw TCP connection through the
 // lab's TURN server (RFC 6062: B connects by TCP to a relayed address A
 // holds, as p2pd's relay does) and syncs it there, returning MB/s: the
-// baseline of the relay path.
+// baseline of the relay path. Both ends are plain read/write loops with
+// 256 KiB buffers, as socat's; B reads exactly the file's size and
+// closes, as coturn may cut the rest of a half-closed connection.
 func rawTURNCopy(b *testing.B, l *natlab.Lab, src, dst string, size int64) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -196,37 +200,29 @@ func rawTURNCopy(b *testing.B, l *natlab.Lab, src, dst string, size int64) float
 		send.Process.Kill()
 		send.Wait()
 	}()
-	var relayed []byte
-	for {
-		var err error
-		if relayed, err = os.ReadFile(filepath.Join(dir, "relayed")); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			b.Fatalf("no relayed address: %s", serr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 	out := filepath.Join(dst, "raw-turn.bin")
 	defer os.Remove(out)
-	start := time.Now()
-	recv := l.Command(ctx, l.B.Host, "sh", "-c", fmt.Sprintf("socat -u -b 262144 TCP:%s OPEN:%s,creat,trunc && sync %s", relayed, out, out))
-	if o, err := recv.CombinedOutput(); err != nil {
-		b.Fatalf("raw copy through TURN: %v %s; sender: %s", err, o, serr.String())
+	took, err := l.Run(ctx, l.B.Host, "turnrecv", dir, out, strconv.FormatInt(size, 10))
+	if err != nil {
+		b.Fatalf("raw copy through TURN: %v; sender: %s", err, serr.String())
 	}
-	took := time.Since(start)
+	secs, err := strconv.ParseFloat(strings.TrimSpace(string(took)), 64)
+	if err != nil {
+		b.Fatalf("turnrecv printed %q", took)
+	}
 	if fi, err := os.Stat(out); err != nil || fi.Size() != size {
-		b.Fatalf("the raw copy through TURN arrived short: %v; sender: %s", err, serr.String())
+		b.Fatalf("the raw copy through TURN arrived short: %v", err)
 	}
-	b.Logf("raw TCP through TURN: %.1f MB/s", mbps(size, took))
-	return mbps(size, took)
+	mb := float64(size) / 1e6 / secs
+	b.Logf("raw TCP through TURN: %.1f MB/s", mb)
+	return mb
 }
 
 // childTURNSend runs in host A for rawTURNCopy: args are dir, the file
 // and the receiver's IP. It allocates a TCP relay on the lab's TURN
 // server, permits the receiver, publishes the relayed address as
-// dir/relayed, and copies the file to the first connection, 256 KiB at a
-// time as socat does.
+// dir/relayed, copies the file to the first connection and waits for the
+// receiver to close it.
 func childTURNSend(args []string) error {
 	dir, src, peer := args[0], args[1], args[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -259,12 +255,52 @@ func childTURNSend(args []string) error {
 	if _, err := io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{f}, make([]byte, 256<<10)); err != nil {
 		return fmt.Errorf("sending: %w", err)
 	}
-	// Half-closed, the server passes the end on once all is delivered;
-	// the receiver then closes, and so does the server.
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
+	io.Copy(io.Discard, c) // until the receiver has it all and closes
+	return nil
+}
+
+// childTURNRecv runs in host B for rawTURNCopy: args are dir, the output
+// file and the size. It connects to the relayed address A publishes in
+// dir, reads size bytes into the file, syncs it, and prints the seconds
+// from the connect to the sync.
+func childTURNRecv(args []string) error {
+	dir, out := args[0], args[1]
+	size, err := strconv.ParseInt(args[2], 10, 64)
+	if err != nil {
+		return err
 	}
-	io.Copy(io.Discard, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var relayed []byte
+	for {
+		if relayed, err = os.ReadFile(filepath.Join(dir, "relayed")); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("no relayed address from the sender")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	start := time.Now()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", string(relayed))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, io.LimitReader(c, size), make([]byte, 256<<10)); err != nil {
+		return fmt.Errorf("receiving: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	fmt.Println(time.Since(start).Seconds())
 	return nil
 }
 
