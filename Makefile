@@ -58,7 +58,7 @@ unit:
 bench: deps-test croc
 	$(GO) test -run '^$$' -bench . -benchtime 2s $$($(GO) list ./... | grep -v '^p2pd$$')
 	$(GO) test -run '^$$' -bench 'Connect|NAT' -benchtime 5x .
-	$(GO) test -run '^$$' -bench Transfer -benchtime 1x -timeout 30m .
+	$(GO) test -run '^$$' -bench Transfer -benchtime 3x -timeout 40m .
 
 # croc, for the transfer benchmark: the newest the module proxy serves.
 croc:

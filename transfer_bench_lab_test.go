@@ -39,7 +39,7 @@ const benchFileSize = 1 << 30
 // relay/raw-turn (the relay against raw bytes through the same server). Once with the links as
 // fast as the machine (the CPU is then the limit, shared by both ends and
 // the routers), once with the internet links at 1 Gbit/s (tbf), as a fast
-// home connection. Run it with `make bench` (-benchtime 1x: each round
+// home connection. Run it with `make bench` (-benchtime 3x: each round
 // moves 6 GiB per link speed, after an untimed raw copy); P2PD_BENCH_MIB
 // sets a smaller file and P2PD_BENCH_PATHS runs only some of
 // raw,raw-turn,direct,relay,croc.
