@@ -118,19 +118,12 @@ func (d datagram) release() { putBuf(d.buf) }
 // 2-second timeout when ctx has no deadline. Close the allocation to free it.
 func Allocate(ctx context.Context, server config.TURN, local netip.Addr) (*Allocation, error) {
 	start := time.Now()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, allocateTimeout)
-		defer cancel()
-	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	name := server.URL
-	ep, err := server.Endpoint()
+	ep, serverAddr, err := locate(ctx, server, local)
 	if err != nil {
-		return nil, fmt.Errorf("TURN server %q: %w", name, err)
-	}
-	serverAddr, err := resolve(ctx, ep.Host, ep.Port, local)
-	if err != nil {
-		return nil, fmt.Errorf("TURN server %s: %w", name, err)
+		return nil, err
 	}
 	a := &Allocation{
 		name:      name,
@@ -186,10 +179,7 @@ func Allocate(ctx context.Context, server config.TURN, local netip.Addr) (*Alloc
 		a.client.Close()
 		a.sock.Close()
 		<-a.readDone
-		if strings.Contains(r.err.Error(), "error 401") {
-			return nil, fmt.Errorf("TURN server %s refused the credentials of user %q (wrong user name or password?): %w", name, server.User, r.err)
-		}
-		return nil, fmt.Errorf("TURN server %s: allocation failed: %w", name, r.err)
+		return nil, refused(server, "allocation", r.err)
 	}
 	a.relay = r.c
 	if ua, ok := r.c.LocalAddr().(*net.UDPAddr); ok {
@@ -206,6 +196,54 @@ func Allocate(ctx context.Context, server config.TURN, local netip.Addr) (*Alloc
 	}
 	go a.pump()
 	return a, nil
+}
+
+// bounded is ctx, or ctx with allocateTimeout when it has no deadline.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, allocateTimeout)
+}
+
+// locate parses server's URL and looks its host up within ctx, in
+// local's family if local is set; errors name the server.
+func locate(ctx context.Context, server config.TURN, local netip.Addr) (config.Endpoint, netip.AddrPort, error) {
+	ep, err := server.Endpoint()
+	if err != nil {
+		return ep, netip.AddrPort{}, fmt.Errorf("TURN server %q: %w", server.URL, err)
+	}
+	addr, err := resolve(ctx, ep.Host, ep.Port, local)
+	if err != nil {
+		return ep, netip.AddrPort{}, fmt.Errorf("TURN server %s: %w", server.URL, err)
+	}
+	return ep, addr, nil
+}
+
+// refused words a server's refusal of what (an allocation).
+func refused(server config.TURN, what string, err error) error {
+	if strings.Contains(err.Error(), "error 401") {
+		return fmt.Errorf("TURN server %s refused the credentials of user %q (wrong user name or password?): %w", server.URL, server.User, err)
+	}
+	return fmt.Errorf("TURN server %s: %s failed: %w", server.URL, what, err)
+}
+
+// newPionClient makes a pion client that speaks to server (at addr) over
+// conn.
+func newPionClient(conn net.PacketConn, server config.TURN, addr netip.AddrPort, logs pionLogs) (*turn.Client, error) {
+	n, err := stdnet.NewNet()
+	if err != nil {
+		return nil, err
+	}
+	return turn.NewClient(&turn.ClientConfig{
+		TURNServerAddr: addr.String(),
+		Conn:           conn,
+		Username:       server.User,
+		Password:       server.Pass,
+		Realm:          server.Realm,
+		Net:            resolvedNet{n, net.UDPAddrFromAddrPort(addr)},
+		LoggerFactory:  logs,
+	})
 }
 
 // resolve looks host up within ctx (pion would resolve without a
@@ -269,20 +307,8 @@ func (a *Allocation) open(ctx context.Context, local netip.Addr) error {
 }
 
 // newClient makes the pion client on a's socket.
-func (a *Allocation) newClient(server config.TURN) error {
-	n, err := stdnet.NewNet()
-	if err != nil {
-		return err
-	}
-	a.client, err = turn.NewClient(&turn.ClientConfig{
-		TURNServerAddr: a.server.String(),
-		Conn:           a.sock,
-		Username:       server.User,
-		Password:       server.Pass,
-		Realm:          server.Realm,
-		Net:            resolvedNet{n, net.UDPAddrFromAddrPort(a.server)},
-		LoggerFactory:  pionLogs{a.name, a.isClosing},
-	})
+func (a *Allocation) newClient(server config.TURN) (err error) {
+	a.client, err = newPionClient(a.sock, server, a.server, pionLogs{a.name, a.isClosing})
 	return err
 }
 

@@ -23,7 +23,6 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"p2pd/netcore/natlab"
-	"p2pd/netcore/stun"
 )
 
 // Paths BenchmarkRelayQUIC compares; "a" sends, "b" receives.
@@ -289,14 +288,9 @@ func childQUICBench(args []string) (err error) {
 		defer a.Close()
 		pc, myAddr = a.PacketConn(), a.Relayed()
 	} else {
-		sc, err := stun.Listen(ctx, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+		ext, err := externalIP(ctx)
 		if err != nil {
 			return err
-		}
-		bind, err := sc.Bind(ctx, netip.AddrPortFrom(natlab.ServerIP1, 3478), stun.ChangeNone, netip.AddrPort{})
-		sc.Close()
-		if err != nil {
-			return fmt.Errorf("learning the external address: %w", err)
 		}
 		udp, err := net.ListenUDP("udp4", nil)
 		if err != nil {
@@ -306,7 +300,7 @@ func childQUICBench(args []string) (err error) {
 		// The mapping of this socket differs from the binding's but for
 		// a NAT mapping endpoint-independently; only the IP counts for a
 		// relay's permission, and only b, which has no NAT, is dialed.
-		pc, myAddr = udp, netip.AddrPortFrom(bind.Mapped.Addr(), uint16(udp.LocalAddr().(*net.UDPAddr).Port))
+		pc, myAddr = udp, netip.AddrPortFrom(ext, uint16(udp.LocalAddr().(*net.UDPAddr).Port))
 	}
 	if err := publish(dir, me+".addr", myAddr.String()); err != nil {
 		return err

@@ -9,12 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/turn/v2"
 
 	"p2pd/netcore/config"
@@ -67,19 +65,12 @@ type TCPAllocation struct {
 // refuses it. Close the allocation to free it.
 func AllocateTCP(ctx context.Context, server config.TURN) (*TCPAllocation, error) {
 	start := time.Now()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, allocateTimeout)
-		defer cancel()
-	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	name := server.URL
-	ep, err := server.Endpoint()
+	_, serverAddr, err := locate(ctx, server, netip.Addr{})
 	if err != nil {
-		return nil, fmt.Errorf("TURN server %q: %w", name, err)
-	}
-	serverAddr, err := resolve(ctx, ep.Host, ep.Port, netip.Addr{})
-	if err != nil {
-		return nil, fmt.Errorf("TURN server %s: %w", name, err)
+		return nil, err
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", serverAddr.String())
@@ -91,18 +82,7 @@ func AllocateTCP(ctx context.Context, server config.TURN) (*TCPAllocation, error
 		closing: make(chan struct{}), readDone: make(chan struct{}),
 		permits: map[netip.Addr]bool{}, permEvery: permissionRefresh,
 	}
-	n, err := stdnet.NewNet()
-	if err == nil {
-		a.client, err = turn.NewClient(&turn.ClientConfig{
-			TURNServerAddr: serverAddr.String(),
-			Conn:           turn.NewSTUNConn(c),
-			Username:       server.User,
-			Password:       server.Pass,
-			Realm:          server.Realm,
-			Net:            resolvedNet{n, net.UDPAddrFromAddrPort(serverAddr)},
-			LoggerFactory:  pionLogs{name, a.isClosing},
-		})
-	}
+	a.client, err = newPionClient(turn.NewSTUNConn(c), server, serverAddr, pionLogs{name, a.isClosing})
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("TURN server %s: %w", name, err)
@@ -147,10 +127,7 @@ func AllocateTCP(ctx context.Context, server config.TURN) (*TCPAllocation, error
 		a.client.Close()
 		c.Close()
 		<-a.readDone
-		if strings.Contains(r.err.Error(), "error 401") {
-			return nil, fmt.Errorf("TURN server %s refused the credentials of user %q (wrong user name or password?): %w", name, server.User, r.err)
-		}
-		return nil, fmt.Errorf("TURN server %s: TCP allocation failed: %w", name, r.err)
+		return nil, refused(server, "TCP allocation", r.err)
 	}
 	if ta, ok := r.relayed.(*net.TCPAddr); ok {
 		a.relayed = netip.AddrPortFrom(addrOf(ta.IP), uint16(ta.Port))

@@ -20,6 +20,21 @@ import (
 	"p2pd/netcore/stun"
 )
 
+// externalIP is this host's external address, from a STUN Binding with
+// the lab's server.
+func externalIP(ctx context.Context) (netip.Addr, error) {
+	sc, err := stun.Listen(ctx, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer sc.Close()
+	bind, err := sc.Bind(ctx, netip.AddrPortFrom(natlab.ServerIP1, 3478), stun.ChangeNone, netip.AddrPort{})
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("learning the external address: %w", err)
+	}
+	return bind.Mapped.Addr(), nil
+}
+
 // tcpResult is what a "tcp" child reports.
 type tcpResult struct {
 	Relayed       string        // a: the relayed address
@@ -162,16 +177,11 @@ func tcpAllocSide(ctx context.Context, dir, url string, res *tcpResult) error {
 }
 
 func tcpPeerSide(ctx context.Context, dir string, res *tcpResult) error {
-	sc, err := stun.Listen(ctx, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	ext, err := externalIP(ctx)
 	if err != nil {
 		return err
 	}
-	bind, err := sc.Bind(ctx, netip.AddrPortFrom(natlab.ServerIP1, 3478), stun.ChangeNone, netip.AddrPort{})
-	sc.Close()
-	if err != nil {
-		return fmt.Errorf("learning the external address: %w", err)
-	}
-	res.External = bind.Mapped.Addr().String()
+	res.External = ext.String()
 	relayed, err := await(ctx, dir, "a.addr")
 	if err != nil {
 		return err

@@ -3,9 +3,9 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,37 +28,16 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // in a few large writes (the 64 TLS records it makes, and yamux's frame
 // header, gathered), and arrives intact.
 func TestWritesGathered(t *testing.T) {
-	a, _ := identity.New()
-	b, _ := identity.New()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var counted *countingConn
+	cli, srv, errc, errs := pairTCP(t, func(b *identity.Identity) ed25519.PublicKey { return b.Public }, func(c net.Conn) net.Conn {
+		counted = &countingConn{Conn: c}
+		return counted
+	})
+	if errc != nil || errs != nil {
+		t.Fatal(errc, errs)
 	}
-	defer l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var srv *Session
-	var serr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		c, err := l.Accept()
-		if err != nil {
-			serr = err
-			return
-		}
-		srv, serr = Server(ctx, c, b, nil)
-	})
-	raw, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted := &countingConn{Conn: raw}
-	cli, err := Client(ctx, counted, a, b.Public)
-	wg.Wait()
-	if err != nil || serr != nil {
-		t.Fatal(err, serr)
-	}
-	closeLater(t, cli, srv)
 
 	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	got := make(chan []byte, 1)

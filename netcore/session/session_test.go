@@ -35,6 +35,13 @@ func pair(t *testing.T, transport string, clientWants func(server *identity.Iden
 	if transport == "quic" {
 		return pairQUIC(t, clientWants)
 	}
+	return pairTCP(t, clientWants, func(c net.Conn) net.Conn { return c })
+}
+
+// pairTCP makes a TLS+yamux session over loopback TCP, with the client's
+// connection wrapped by wrap.
+func pairTCP(t *testing.T, clientWants func(server *identity.Identity) ed25519.PublicKey, wrap func(net.Conn) net.Conn) (cli, srv *Session, errc, errs error) {
+	t.Helper()
 	a, _ := identity.New()
 	b, _ := identity.New()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -57,7 +64,7 @@ func pair(t *testing.T, transport string, clientWants func(server *identity.Iden
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, errc = Client(ctx, c, a, clientWants(b))
+	cli, errc = Client(ctx, wrap(c), a, clientWants(b))
 	if errc != nil {
 		// Let the server see the failed handshake instead of waiting.
 		c.Close()
