@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/transport/v2"
 	"github.com/pion/turn/v2"
 
 	"p2pd/netcore/config"
@@ -46,6 +47,8 @@ type TCPAllocation struct {
 	free        func() error
 
 	acceptMu  sync.Mutex // pion's allocation has one accept deadline
+	binding   net.Conn   // the connection Accept is binding, under mu
+	refusing  bool       // refuseLater runs, under mu
 	closing   chan struct{}
 	readDone  chan struct{}
 	closeOnce sync.Once
@@ -256,8 +259,23 @@ func (a *TCPAllocation) Accept(ctx context.Context) (net.Conn, error) {
 		c.Close()
 		return nil, net.ErrClosed
 	}
-	stop := context.AfterFunc(ctx, func() { a.setDeadline(time.Unix(1, 0)) })
+	// Ending ctx ends the wait for a peer, and the binding after it
+	// (pion waits for the server's answer without a deadline).
+	a.mu.Lock()
+	a.binding = c
+	a.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		a.setDeadline(time.Unix(1, 0))
+		c.SetDeadline(time.Unix(1, 0))
+	})
 	conn, err := a.acceptWith(c)
+	a.mu.Lock()
+	a.binding = nil
+	if err == nil && !a.refusing && !a.isClosing() {
+		a.refusing = true
+		a.tasks.Go(a.refuseLater)
+	}
+	a.mu.Unlock()
 	if !stop() && err == nil {
 		conn.Close() // accepted as ctx ended
 		err = ctx.Err()
@@ -272,6 +290,27 @@ func (a *TCPAllocation) Accept(ctx context.Context) (net.Conn, error) {
 	return conn, nil
 }
 
+// refuseLater takes the connection attempts the server announces once a
+// peer is accepted, until Close: pion queues them for an Accept (10 at
+// most), and a full queue would stop the control connection's reader.
+// Each is left unbound, and the server drops that connection.
+func (a *TCPAllocation) refuseLater() {
+	for !a.isClosing() {
+		a.setDeadline(time.Time{})
+		if a.isClosing() { // Close's deadline may have come just before ours
+			return
+		}
+		a.acceptWith(refusedConn{})
+	}
+}
+
+// refusedConn is the data connection refuseLater binds an attempt on:
+// the bind fails at its first write, without a connection to the server.
+type refusedConn struct{ transport.TCPConn }
+
+func (refusedConn) Write([]byte) (int, error) { return 0, net.ErrClosed }
+func (refusedConn) Close() error              { return nil }
+
 // Close frees the allocation on the server, which ends the connections
 // accepted through it, and closes the control connection.
 func (a *TCPAllocation) Close() error {
@@ -279,8 +318,11 @@ func (a *TCPAllocation) Close() error {
 	a.closeOnce.Do(func() {
 		a.mu.Lock()
 		close(a.closing)
+		if a.binding != nil {
+			a.binding.SetDeadline(time.Unix(1, 0))
+		}
 		a.mu.Unlock()
-		a.setDeadline(time.Unix(1, 0)) // a waiting Accept returns
+		a.setDeadline(time.Unix(1, 0)) // a waiting Accept (or refuseLater) returns
 		a.acceptMu.Lock()
 		defer a.acceptMu.Unlock()
 		// Refresh with lifetime 0, not waiting for the answer.

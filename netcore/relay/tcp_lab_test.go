@@ -44,9 +44,10 @@ type tcpResult struct {
 	AfterClose    string        // b: what its connection got once a freed the allocation
 	AfterCloseIn  time.Duration
 	AllocateTook  time.Duration
-	AcceptedFrom  string // a: the peer's address as the server reports it
-	PermRefreshes uint32 // a: permissions refreshed meanwhile, every 200 ms
-	External      string // b: its external IP
+	AcceptedFrom  string        // a: the peer's address as the server reports it
+	PermRefreshes uint32        // a: permissions refreshed meanwhile, every 200 ms
+	Close         time.Duration // a: Close, after b's later connections
+	External      string        // b: its external IP
 }
 
 // TestTCPAllocation: host A (behind a port-restricted NAT) allocates a TCP
@@ -67,8 +68,8 @@ func TestTCPAllocation(t *testing.T) {
 			t.Fatalf("%s printed %q: %v", me, outs[me], err)
 		}
 	}
-	t.Logf("a: relayed %s in %v, accepted a connection from %s, %d permission refreshes; b: external %s, before the permit %q, echoed %d bytes, after Close %q in %v",
-		a.Relayed, a.AllocateTook.Round(time.Millisecond), a.AcceptedFrom, a.PermRefreshes, b.External, b.EarlyRefused, b.Echoed, b.AfterClose, b.AfterCloseIn.Round(time.Millisecond))
+	t.Logf("a: relayed %s in %v, accepted a connection from %s, %d permission refreshes, Close %v; b: external %s, before the permit %q, echoed %d bytes, after Close %q in %v",
+		a.Relayed, a.AllocateTook.Round(time.Millisecond), a.AcceptedFrom, a.PermRefreshes, a.Close.Round(time.Millisecond), b.External, b.EarlyRefused, b.Echoed, b.AfterClose, b.AfterCloseIn.Round(time.Millisecond))
 	if !strings.HasPrefix(a.Relayed, natlab.ServerIP1.String()+":") {
 		t.Errorf("relayed address %s, want one on %v", a.Relayed, natlab.ServerIP1)
 	}
@@ -81,6 +82,9 @@ func TestTCPAllocation(t *testing.T) {
 	if b.Echoed != tcpEchoSize {
 		t.Errorf("%d of %d bytes came back", b.Echoed, tcpEchoSize)
 	}
+	if a.Close > time.Second {
+		t.Errorf("Close took %v after %d unaccepted connections", a.Close, 2*laterConns)
+	}
 	if a.PermRefreshes == 0 {
 		t.Error("the permission was not refreshed")
 	}
@@ -88,6 +92,9 @@ func TestTCPAllocation(t *testing.T) {
 		t.Errorf("after the allocation was freed b's connection got %q in %v", b.AfterClose, b.AfterCloseIn)
 	}
 }
+
+// laterConns is how many connection attempts pion queues for an Accept.
+const laterConns = 10
 
 // tcpEchoSize is what b sends through the relay and a echoes back.
 const tcpEchoSize = 8 << 20
@@ -170,8 +177,11 @@ func tcpAllocSide(ctx context.Context, dir, url string, res *tcpResult) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	res.PermRefreshes = a.permRefreshes.Load()
+	time.Sleep(200 * time.Millisecond) // the server announces b's later connections
 	// Freeing the allocation ends the connection through it.
+	start = time.Now()
 	err = a.Close()
+	res.Close = time.Since(start)
 	c.Close()
 	return err
 }
@@ -228,6 +238,13 @@ func tcpPeerSide(ctx context.Context, dir string, res *tcpResult) error {
 	}
 	if bytes.Equal(got, data) {
 		res.Echoed = len(got)
+	}
+	// More connections than pion queues for an Accept: nobody accepts
+	// them, and they must not stall the allocation.
+	for range 2 * laterConns {
+		if late, err := d.DialContext(ctx, "tcp4", relayed); err == nil {
+			defer late.Close()
+		}
 	}
 	if err := publish(dir, "b.echoed", ""); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,10 +30,10 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // header, gathered), and arrives intact.
 func TestWritesGathered(t *testing.T) {
 	var counted *countingConn
-	cli, srv, errc, errs := pairTCP(t, func(b *identity.Identity) ed25519.PublicKey { return b.Public }, func(c net.Conn) net.Conn {
+	cli, srv, errc, errs := pairTCP(t, serverKey, func(c net.Conn) net.Conn {
 		counted = &countingConn{Conn: c}
 		return counted
-	})
+	}, same)
 	if errc != nil || errs != nil {
 		t.Fatal(errc, errs)
 	}
@@ -68,4 +69,79 @@ func TestWritesGathered(t *testing.T) {
 	if writes > 16 {
 		t.Errorf("1 MiB took %d writes to the connection; gathered, it takes about %d", writes, len(data)/batchMax+1)
 	}
+}
+
+func serverKey(b *identity.Identity) ed25519.PublicKey { return b.Public }
+
+func same(c net.Conn) net.Conn { return c }
+
+// freezableConn stops reading once frozen, as a peer that went silent,
+// until it is closed.
+type freezableConn struct {
+	net.Conn
+	frozen    chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (c *freezableConn) Read(p []byte) (int, error) {
+	select {
+	case <-c.frozen:
+		<-c.closed
+		return 0, net.ErrClosed
+	default:
+		return c.Conn.Read(p)
+	}
+}
+
+func (c *freezableConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// TestCloseBehindFullSendBuffer: a session whose peer stopped reading,
+// with its sender blocked on a full send buffer, closes at once (crypto/tls
+// would wait 5 s to send close_notify behind the blocked write).
+func TestCloseBehindFullSendBuffer(t *testing.T) {
+	frozen := make(chan struct{})
+	var peer *freezableConn
+	cli, srv, errc, errs := pairTCP(t, serverKey, same, func(c net.Conn) net.Conn {
+		peer = &freezableConn{Conn: c, frozen: frozen, closed: make(chan struct{})}
+		return peer
+	})
+	if errc != nil || errs != nil {
+		t.Fatal(errc, errs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		_, st, err := srv.Accept(ctx, func(string) bool { return true })
+		if err == nil {
+			accepted <- st
+		}
+	}()
+	st, err := cli.Open(ctx, "bulk/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-accepted
+	close(frozen)
+	// Writes smaller than batchMax: each is flushed by release, after
+	// crypto/tls's own write returned. They fill the socket buffers.
+	go func() {
+		buf := make([]byte, 64<<10)
+		for range 1024 {
+			if _, err := st.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	cli.Close()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Close took %v behind a blocked write", took)
+	}
+	peer.Close()
 }

@@ -35,12 +35,13 @@ func pair(t *testing.T, transport string, clientWants func(server *identity.Iden
 	if transport == "quic" {
 		return pairQUIC(t, clientWants)
 	}
-	return pairTCP(t, clientWants, func(c net.Conn) net.Conn { return c })
+	same := func(c net.Conn) net.Conn { return c }
+	return pairTCP(t, clientWants, same, same)
 }
 
 // pairTCP makes a TLS+yamux session over loopback TCP, with the client's
-// connection wrapped by wrap.
-func pairTCP(t *testing.T, clientWants func(server *identity.Identity) ed25519.PublicKey, wrap func(net.Conn) net.Conn) (cli, srv *Session, errc, errs error) {
+// and the server's connections wrapped by wrap and wrapServer.
+func pairTCP(t *testing.T, clientWants func(server *identity.Identity) ed25519.PublicKey, wrap, wrapServer func(net.Conn) net.Conn) (cli, srv *Session, errc, errs error) {
 	t.Helper()
 	a, _ := identity.New()
 	b, _ := identity.New()
@@ -58,7 +59,7 @@ func pairTCP(t *testing.T, clientWants func(server *identity.Identity) ed25519.P
 			errs = err
 			return
 		}
-		srv, errs = Server(ctx, c, b, nil)
+		srv, errs = Server(ctx, wrapServer(c), b, nil)
 	})
 	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
