@@ -93,7 +93,11 @@ func printReport(w io.Writer, r *netcheck.Report) error {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, s := range r.Servers {
 		if s.OK {
-			fmt.Fprintf(tw, "  ok\t%s\t%s\t%v\n", s.Kind, s.Server, s.RTT.Round(time.Millisecond/10))
+			tcp := ""
+			if s.TCPRelay {
+				tcp = "\trelays TCP too"
+			}
+			fmt.Fprintf(tw, "  ok\t%s\t%s\t%v%s\n", s.Kind, s.Server, s.RTT.Round(time.Millisecond/10), tcp)
 		} else {
 			fmt.Fprintf(tw, "  FAILED\t%s\t%s\t%s\n", s.Kind, s.Server, flatten(errorText(s.Error)))
 		}

@@ -76,6 +76,9 @@ func TestNatReportInLab(t *testing.T) {
 		if !s.OK {
 			t.Errorf("server %s %s failed: %s", s.Kind, s.Server, s.Error)
 		}
+		if s.Kind == "turn" && !s.TCPRelay {
+			t.Errorf("the lab's coturn relays TCP, the check says not: %+v", s)
+		}
 	}
 	if kinds := serverKinds(r); kinds != "mqtt ntp stun turn" {
 		t.Errorf("servers checked: %s", kinds)
@@ -90,7 +93,7 @@ func TestNatReportInLab(t *testing.T) {
 	// Behind a symmetric NAT without port mapping; the text form.
 	_, text := natIn(t, l, l.B, "b", nil)
 	t.Logf("p2pd nat on host B:\n%s", text)
-	for _, want := range []string{"symmetric", "random", "Port mapping on router 10\\.0\\.2\\.1: neither NAT-PMP nor UPnP answered", `Clock: 2\.(49|5)\d*s behind true time`, "ok  "} {
+	for _, want := range []string{"symmetric", "random", "Port mapping on router 10\\.0\\.2\\.1: neither NAT-PMP nor UPnP answered", `Clock: 2\.(49|5)\d*s behind true time`, "ok  ", `turn .*relays TCP too`} {
 		if !regexp.MustCompile(want).MatchString(text) {
 			t.Errorf("text report lacks %q:\n%s", want, text)
 		}

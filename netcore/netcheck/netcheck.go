@@ -90,6 +90,9 @@ type ServerOutcome struct {
 	OK     bool          `json:"ok"`
 	RTT    time.Duration `json:"rtt,omitempty"`
 	Error  string        `json:"error,omitempty"`
+	// TCPRelay says a TURN server that answered also relays TCP (RFC
+	// 6062), which carries relayed transfers several times faster.
+	TCPRelay bool `json:"tcpRelay,omitempty"`
 }
 
 // Options tune Run.
@@ -149,7 +152,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 	for _, t := range cfg.TURN {
 		wg.Go(func() {
 			rtt, _, err := relay.Check(ctx, t)
-			add(outcome("turn", t.URL, rtt, err))
+			o := outcome("turn", t.URL, rtt, err)
+			o.TCPRelay = err == nil && relay.CheckTCP(ctx, t) == nil
+			add(o)
 		})
 	}
 

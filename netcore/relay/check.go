@@ -33,3 +33,15 @@ func Check(ctx context.Context, server config.TURN) (time.Duration, netip.AddrPo
 	a.Close()
 	return took, relayed, nil
 }
+
+// CheckTCP allocates a TCP relay address on server (RFC 6062), then frees
+// it: whether the server relays TCP, the fast way for relayed transfers.
+func CheckTCP(ctx context.Context, server config.TURN) error {
+	ctx, cancel := context.WithTimeout(ctx, allocateTimeout)
+	defer cancel()
+	a, err := AllocateTCP(ctx, server)
+	if err != nil {
+		return err
+	}
+	return a.Close()
+}

@@ -254,6 +254,10 @@ func serverFindings(servers []netcheck.ServerOutcome) []Finding {
 				out = append(out, Finding{Fair, fmt.Sprintf("The %s answered, but slowly (%v at best): connecting through it takes longer.", name, rttText(fastest.RTT))})
 				continue
 			}
+			if k.kind == "turn" && !slices.ContainsFunc(ok, func(s netcheck.ServerOutcome) bool { return s.TCPRelay }) {
+				out = append(out, Finding{Fair, fmt.Sprintf("The %s answered in %v, but relays no TCP: relayed files go datagram by datagram, a few times slower.", name, rttText(fastest.RTT))})
+				continue
+			}
 			if len(ok) == 1 {
 				out = append(out, Finding{Good, fmt.Sprintf("The %s answered in %v.", name, rttText(fastest.RTT))})
 				continue

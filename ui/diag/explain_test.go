@@ -181,6 +181,12 @@ func TestFindingsExplainTheRest(t *testing.T) {
 		{"slow relay", func(r *netcheck.Report) {
 			r.Servers = []netcheck.ServerOutcome{{Kind: "turn", Server: "turn:relay.example.net:3478", OK: true, RTT: 420 * time.Millisecond}}
 		}, Fair, "The relay (TURN) server answered, but slowly (420 ms at best)"},
+		{"relay without TCP", func(r *netcheck.Report) {
+			r.Servers = []netcheck.ServerOutcome{{Kind: "turn", Server: "turn:relay.example.net:3478", OK: true, RTT: 30 * time.Millisecond}}
+		}, Fair, "The relay (TURN) server answered in 30 ms, but relays no TCP: relayed files go datagram by datagram, a few times slower."},
+		{"relay with TCP", func(r *netcheck.Report) {
+			r.Servers = []netcheck.ServerOutcome{{Kind: "turn", Server: "turn:relay.example.net:3478", OK: true, RTT: 30 * time.Millisecond, TCPRelay: true}}
+		}, Good, "The relay (TURN) server answered in 30 ms."},
 		{"one broker down", func(r *netcheck.Report) {
 			r.Servers = []netcheck.ServerOutcome{{Kind: "mqtt", Server: "tcp://a.example:1883", OK: true, RTT: time.Millisecond}, {Kind: "mqtt", Server: "tcp://b.example:1883", Error: "timeout"}}
 		}, Fair, "1 of 2 signaling (MQTT) servers did not answer (b.example:1883: timeout): P2PD uses the others."},
