@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
+	"p2pd/netcore/addr"
 	"p2pd/netcore/natlab"
 	"p2pd/netcore/node"
 )
@@ -38,5 +41,31 @@ func TestRelayPaths(t *testing.T) {
 		} else {
 			mustConnect(t, l, l.A.Host, "a-no-udp", to, node.Relay, "(QUIC, relay to relay)")
 		}
+	}
+}
+
+// TestRelayTCPWithStaleAddress: B's address names an external IP B no
+// longer has (its network changed since it shared it), so A learns B's
+// real one only from B's answer, and permits it while B already
+// connects; the relay still takes the TCP path.
+func TestRelayTCPWithStaleAddress(t *testing.T) {
+	hard := natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF}
+	l := natlab.New(t, natlab.Config{A: hard, B: hard, TURN: true, MQTT: true, NTP: true})
+	b := nodeIn(t, l, l.B.Host, "b")
+	a, err := addr.Parse(v4Only(t, b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ifc := range a.Interfaces {
+		if ifc.V4 != nil && ifc.V4.External.IsValid() {
+			ifc.V4.External = netip.MustParseAddr("192.0.2.99")
+		}
+	}
+	stale, err := a.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		mustConnect(t, l, l.A.Host, fmt.Sprintf("a%d", i), stale, node.Relay, "(TLS over TCP, one relay)", "--strategies", node.Relay)
 	}
 }

@@ -51,6 +51,9 @@ const (
 	// so it is given the time its extra round trips take (a TCP and a
 	// TLS handshake, and the server's ConnectionBind) before QUIC starts.
 	relayTCPHeadStart = 500 * time.Millisecond
+	// tcpRetry spaces the responder's TCP attempts while the initiator
+	// may not have permitted its address yet (dialTCPRelay).
+	tcpRetry = 100 * time.Millisecond
 	// tcpAllocateGrace is how long the offer waits for the TCP allocation
 	// once the UDP one is made: a server that does not relay TCP, or a
 	// network that blocks TCP to it, only loses the TCP path.
@@ -465,16 +468,7 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to, tcpTo n
 	if tcpTo.IsValid() {
 		paths++
 		go func() {
-			s, err := func() (*session.Session, error) {
-				hctx, hcancel := context.WithTimeout(dctx, dialTimeout)
-				defer hcancel()
-				var d net.Dialer
-				c, err := d.DialContext(hctx, "tcp", tcpTo.String())
-				if err != nil {
-					return nil, err
-				}
-				return session.Client(hctx, c, n.id, want)
-			}()
+			s, err := n.dialTCPRelay(dctx, tcpTo, want)
 			if err != nil {
 				close(tcpFailed)
 			}
@@ -543,4 +537,34 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to, tcpTo n
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// dialTCPRelay connects by TCP to the initiator's relayed TCP address and
+// secures the connection as the TLS client. The initiator permits the
+// addresses it learns from this node's answer only once the answer
+// arrives, and until then the TURN server resets connections from them
+// (QUIC, on the other paths, sends its first packet again by itself): a
+// quick failure is tried again every tcpRetry within relayTCPHeadStart.
+func (n *Node) dialTCPRelay(ctx context.Context, to netip.AddrPort, want ed25519.PublicKey) (*session.Session, error) {
+	start := time.Now()
+	for {
+		s, err := func() (*session.Session, error) {
+			hctx, hcancel := context.WithTimeout(ctx, dialTimeout)
+			defer hcancel()
+			var d net.Dialer
+			c, err := d.DialContext(hctx, "tcp", to.String())
+			if err != nil {
+				return nil, err
+			}
+			return session.Client(hctx, c, n.id, want)
+		}()
+		if err == nil || time.Since(start)+tcpRetry >= relayTCPHeadStart {
+			return s, err
+		}
+		select {
+		case <-time.After(tcpRetry):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
 }
