@@ -57,6 +57,7 @@ type List struct {
 	path string
 	mu   sync.Mutex
 	all  []Friend
+	seen os.FileInfo // the file as last read or written: unchanged, it is not read again
 }
 
 // Open reads the list in home (an absent file is an empty list; a
@@ -196,6 +197,10 @@ func (l *List) Update(id identity.ID, address string) error {
 // reload reads the file (again, before a change, so one made by another
 // process meanwhile is kept); the caller holds l.mu.
 func (l *List) reload() error {
+	fi, err := os.Stat(l.path)
+	if err == nil && l.unchanged(fi) {
+		return nil // the app asks every 2 s; the file rarely changes
+	}
 	b, err := os.ReadFile(l.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -207,8 +212,14 @@ func (l *List) reload() error {
 	if err := json.Unmarshal(b, &all); err != nil {
 		return fmt.Errorf("friends: %s is damaged (%v); move it away to start a new list", l.path, err)
 	}
-	l.all = all
+	l.all, l.seen = all, fi
 	return nil
+}
+
+// unchanged reports whether fi is the file as last read or written: the
+// same file (a save replaces it), size and modification time.
+func (l *List) unchanged(fi os.FileInfo) bool {
+	return l.seen != nil && os.SameFile(fi, l.seen) && fi.Size() == l.seen.Size() && fi.ModTime().Equal(l.seen.ModTime())
 }
 
 // save writes all and makes it the list; the caller holds l.mu.
@@ -236,5 +247,6 @@ func (l *List) save(all []Friend) error {
 		return fmt.Errorf("friends: %w", err)
 	}
 	l.all = all
+	l.seen, _ = os.Stat(l.path)
 	return nil
 }

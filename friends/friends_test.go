@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"p2pd/netcore/addr"
 	"p2pd/netcore/identity"
@@ -114,5 +115,43 @@ func TestReloadSeesOtherProcesses(t *testing.T) {
 	}
 	if err := node.Reload(); err != nil || len(node.All()) != 1 || node.All()[0].Name != "Alice" {
 		t.Errorf("after reloading: %+v, %v", node.All(), err)
+	}
+}
+
+// TestReloadReadsOnlyChanges: Reload leaves an unchanged file unread (the
+// app asks every 2 s), and reads it again once it changes.
+func TestReloadReadsOnlyChanges(t *testing.T) {
+	home := t.TempDir()
+	l, _ := Open(home)
+	alice, _ := address(t, 1000)
+	if _, err := l.Add("Alice", alice); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(home, fileName)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Damage it in place, same size and time: Reload does not notice,
+	// because it does not read it.
+	b, _ := os.ReadFile(path)
+	for i := range b {
+		b[i] = '#'
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(b, 0)
+	f.Close()
+	os.Chtimes(path, fi.ModTime(), fi.ModTime())
+	if err := l.Reload(); err != nil || len(l.All()) != 1 {
+		t.Fatalf("an unchanged file was read again: %v, %+v", err, l.All())
+	}
+	// A newer time is a change: read, and found damaged.
+	later := fi.ModTime().Add(time.Second)
+	os.Chtimes(path, later, later)
+	if err := l.Reload(); err == nil {
+		t.Fatal("a changed file was not read again")
 	}
 }
