@@ -12,6 +12,8 @@ import (
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
+
+	"p2pd/ui/uitest"
 )
 
 // now is the tests' clock: a Saturday evening.
@@ -20,10 +22,7 @@ var now = time.Date(2026, 11, 21, 18, 0, 0, 0, time.Local)
 // newScreen shows a Chat screen in a headless window, its clock at now.
 func newScreen(t *testing.T) (*Screen, fyne.Window) {
 	t.Helper()
-	a := test.NewApp()
-	t.Cleanup(a.Quit)
-	w := test.NewWindow(nil)
-	t.Cleanup(w.Close)
+	w := uitest.Window(t)
 	s := New(w)
 	s.now = func() time.Time { return now }
 	w.SetContent(s)
@@ -532,9 +531,7 @@ func inView(s *Screen, o fyne.CanvasObject) bool {
 // TestSendTextAndLines: SendText goes the way of Enter; Lines is the
 // conversation as shown.
 func TestSendTextAndLines(t *testing.T) {
-	a := test.NewApp()
-	defer a.Quit()
-	s := New(test.NewWindow(nil))
+	s := New(uitest.Window(t))
 	var sent []string
 	s.OnSend = func(friend, text string) error {
 		if text == "fail" {

@@ -18,6 +18,7 @@ import (
 
 	"p2pd/netcore/addr"
 	"p2pd/netcore/node"
+	"p2pd/ui/uitest"
 )
 
 // harness drives a Connect screen from the test goroutine: the screen's
@@ -31,11 +32,8 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	a := test.NewApp()
-	t.Cleanup(a.Quit)
 	h := &harness{now: time.Unix(1_700_000_000, 0), queue: make(chan func(), 1024)}
-	h.w = test.NewWindow(nil)
-	t.Cleanup(h.w.Close)
+	h.w = uitest.Window(t)
 	h.c = New(h.w)
 	// The test driver's fyne.Do runs f on the caller's goroutine; queue it
 	// instead, as the real driver does, and run it here.

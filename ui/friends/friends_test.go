@@ -7,13 +7,13 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
+
+	"p2pd/ui/uitest"
 )
 
 // TestSeenWords: presence in plain words, by how long ago.
 func TestSeenWords(t *testing.T) {
-	a := test.NewApp()
-	defer a.Quit()
-	s := New(test.NewWindow(nil))
+	s := New(uitest.Window(t))
 	now := time.Date(2026, 11, 21, 18, 0, 0, 0, time.Local)
 	s.now = func() time.Time { return now }
 	for _, c := range []struct {
@@ -36,9 +36,7 @@ func TestSeenWords(t *testing.T) {
 // TestConnectButtons: a friend's and a nearby node's Connect buttons hand
 // their addresses to OnConnect.
 func TestConnectButtons(t *testing.T) {
-	a := test.NewApp()
-	defer a.Quit()
-	s := New(test.NewWindow(nil))
+	s := New(uitest.Window(t))
 	var got []string
 	s.OnConnect = func(address string) { got = append(got, address) }
 	s.ShowFriends([]Friend{{Name: "Bob", Address: "BOB"}})

@@ -12,15 +12,13 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"p2pd/netcore/config"
+	"p2pd/ui/uitest"
 )
 
 // newScreen puts a Settings screen in a headless window.
 func newScreen(t *testing.T) (*Screen, fyne.Window) {
 	t.Helper()
-	a := test.NewApp()
-	t.Cleanup(a.Quit)
-	w := test.NewWindow(nil)
-	t.Cleanup(w.Close)
+	w := uitest.Window(t)
 	s := New(w)
 	w.SetContent(s.Content())
 	w.Resize(fyne.NewSize(700, 600))

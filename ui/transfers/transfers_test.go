@@ -11,14 +11,13 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"p2pd/ui/uitest"
 )
 
 func newScreen(t *testing.T) (*Screen, fyne.Window) {
 	t.Helper()
-	a := test.NewApp()
-	t.Cleanup(a.Quit)
-	w := test.NewWindow(nil)
-	t.Cleanup(w.Close)
+	w := uitest.Window(t)
 	s := New(w)
 	w.SetContent(s)
 	w.Resize(fyne.NewSize(760, 620))
@@ -436,9 +435,7 @@ func TestControlCharactersReplaced(t *testing.T) {
 // TestAnswerAsTheButtons: Answer goes the way of the question's buttons,
 // once, and says when no question is open.
 func TestAnswerAsTheButtons(t *testing.T) {
-	a := test.NewApp()
-	defer a.Quit()
-	s := New(test.NewWindow(nil))
+	s := New(uitest.Window(t))
 	var got []string
 	s.Ask(Offer{ID: "o1", From: "Bob", Files: []string{"a.txt"}, Total: 1}, "/tmp/in", func(ok bool, dir string) { got = append(got, fmt.Sprint(ok, " ", dir)) })
 	if ids := s.Asking(); len(ids) != 1 || ids[0] != "o1" {
