@@ -171,21 +171,20 @@ func newMainWindow(a fyne.App, eng Engine) (*mainWindow, func()) {
 	w.Resize(fyne.NewSize(860, 640))
 
 	var last home.Status
-	show := func(s engine.Snapshot, err error) {
+	// setStatus shows s on Home, keeping the last network event.
+	setStatus := func(s engine.Snapshot, err error) {
 		event := last.Event
 		last = status(s, err)
 		last.Event = event
 		h.ShowStatus(last)
+	}
+	show := func(s engine.Snapshot, err error) {
+		setStatus(s, err)
 		d.Show(s.Report)
 	}
 	// The address as soon as the node is up; Diagnostics waits for the
 	// check.
-	early := func(s engine.Snapshot) {
-		event := last.Event
-		last = status(s, nil)
-		last.Event = event
-		h.ShowStatus(last)
-	}
+	early := func(s engine.Snapshot) { setStatus(s, nil) }
 	network := func(s engine.Snapshot, change string, err error) {
 		last.Event = change
 		show(s, err)
