@@ -24,6 +24,7 @@ import (
 	"p2pd/friends"
 	"p2pd/netcore/addr"
 	"p2pd/netcore/config"
+	"p2pd/netcore/identity"
 	"p2pd/netcore/lan"
 	"p2pd/netcore/netcheck"
 	"p2pd/netcore/node"
@@ -287,11 +288,11 @@ func (e *Engine) Restart(ctx context.Context) (Snapshot, error) {
 	}
 	e.runMu.Lock()
 	// The friends connected now are connected again on the new node.
-	var were []string
+	var were []identity.ID
 	if k := e.keeper(); k != nil {
 		for _, st := range k.States() {
 			if st.Sessions > 0 {
-				were = append(were, st.Name)
+				were = append(were, st.ID)
 			}
 		}
 	}
@@ -301,37 +302,12 @@ func (e *Engine) Restart(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return e.failed(), err
 	}
-	for _, name := range were {
-		e.watch.Go(func() { e.reconnect(name) })
+	if k := e.keeper(); k != nil {
+		for _, id := range were {
+			k.Reconnect(id)
+		}
 	}
 	return e.refresh(ctx)
-}
-
-// reconnectWait bounds connecting to a friend again after a restart.
-const reconnectWait = 30 * time.Second
-
-// reconnect connects to the friend called name again (at their newest
-// address, asked for first: their side may have changed too); the
-// session joins the Keeper's.
-func (e *Engine) reconnect(name string) {
-	n := e.node()
-	f, err := e.friends.Get(name)
-	if n == nil || err != nil {
-		return
-	}
-	life := e.life()
-	ctx, cancel := context.WithTimeout(life, reconnectWait)
-	defer cancel()
-	to, err := addr.Parse(f.Address)
-	if err != nil {
-		return
-	}
-	if fresh, err := n.FreshAddress(ctx, to); err == nil {
-		to = fresh
-	}
-	if _, err := e.Connect(ctx, to, nil); err != nil {
-		e.opt.Logger.Info("engine: could not reconnect", "friend", name, "err", err)
-	}
 }
 
 // findNearby runs the LAN beacons until ctx ends.

@@ -1,14 +1,10 @@
 package engine
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"p2pd/chat"
 	"p2pd/netcore/identity"
-	"p2pd/netcore/session"
-	"p2pd/presence"
 )
 
 // Peer names the other side of a message or transfer.
@@ -68,17 +64,9 @@ func (e *Engine) SendMessage(name, text string) (chat.Message, error) {
 	if err != nil {
 		return chat.Message{}, fmt.Errorf("not sent: %w", err)
 	}
-	k := e.keeper()
-	if k == nil {
-		return m, nil
+	if k := e.keeper(); k != nil {
+		k.Nudge()
 	}
-	// Over a live session at once: the Keeper delivers one kind of work
-	// after the other, and a file being sent would hold the message up.
-	if sess := k.Session(id); sess != nil {
-		e.watch.Go(func() { e.deliverNow(name, id, sess) })
-		return m, nil
-	}
-	k.Nudge()
 	return m, nil
 }
 
@@ -92,29 +80,4 @@ func (e *Engine) Online() map[string]bool {
 		}
 	}
 	return out
-}
-
-// deliverWait bounds delivering messages over a live session.
-const deliverWait = 30 * time.Second
-
-// deliverNow delivers what waits for the friend over sess, and tells the
-// app as the Keeper would; what fails stays for the Keeper.
-func (e *Engine) deliverNow(name string, id identity.ID, sess *session.Session) {
-	life := e.life()
-	ctx, cancel := context.WithTimeout(life, deliverWait)
-	defer cancel()
-	n, err := e.chat.Deliver(ctx, sess)
-	if err != nil {
-		if k := e.keeper(); k != nil {
-			k.Nudge()
-		}
-		return
-	}
-	if h := e.hook().Presence; h != nil && n > 0 {
-		what := "1 message"
-		if n > 1 {
-			what = fmt.Sprintf("%d messages", n)
-		}
-		h(presence.Event{Kind: presence.Delivered, Time: time.Now(), ID: id, Friend: name, What: what})
-	}
 }

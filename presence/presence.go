@@ -184,12 +184,13 @@ type Keeper struct {
 
 	reportMu sync.Mutex // one Report call at a time
 
-	mu       sync.Mutex
-	ctx      context.Context // Run's, once it started
-	closed   bool            // Run is ending: start no goroutines
-	wg       sync.WaitGroup
-	friends  map[identity.ID]*friend
-	sessions map[identity.ID]map[*session.Session]bool // every peer's, friend or not
+	mu        sync.Mutex
+	ctx       context.Context // Run's, once it started
+	closed    bool            // Run is ending: start no goroutines
+	wg        sync.WaitGroup
+	friends   map[identity.ID]*friend
+	sessions  map[identity.ID]map[*session.Session]bool // every peer's, friend or not
+	reconnect map[identity.ID]bool                      // Reconnect before sync tended them
 }
 
 // friend is the Keeper's record of one friend; the fields below wake are
@@ -210,6 +211,8 @@ type friend struct {
 	nextTry       time.Time
 	lastErr       string
 	abort         context.CancelFunc // ends a connect under way (a session came)
+	carrying      []bool             // by work kind: a delivery is under way
+	reconnect     bool               // connect even if nothing waits
 }
 
 // New returns a Keeper for the friends in list, on n; Run starts it.
@@ -234,7 +237,8 @@ func New(n *node.Node, list *friends.List, opt Options) *Keeper {
 		log = slog.Default()
 	}
 	return &Keeper{node: n, list: list, opt: opt, log: log, nudge: make(chan struct{}, 1),
-		friends: map[identity.ID]*friend{}, sessions: map[identity.ID]map[*session.Session]bool{}}
+		friends: map[identity.ID]*friend{}, sessions: map[identity.ID]map[*session.Session]bool{},
+		reconnect: map[identity.ID]bool{}}
 }
 
 // Run keeps track of the friends until ctx ends, then returns nil once
@@ -320,7 +324,9 @@ func (k *Keeper) sync() {
 		f := k.friends[id]
 		if f == nil {
 			ctx, cancel := context.WithCancel(k.ctx)
-			f = &friend{id: id, cancel: cancel, wake: make(chan struct{}, 1)}
+			f = &friend{id: id, cancel: cancel, wake: make(chan struct{}, 1),
+				carrying: make([]bool, len(k.opt.Work)), reconnect: k.reconnect[id]}
+			delete(k.reconnect, id)
 			k.friends[id] = f
 			k.wg.Go(func() { k.tend(ctx, f) })
 		}
@@ -425,12 +431,10 @@ func (k *Keeper) tend(ctx context.Context, f *friend) {
 			return
 		}
 		k.notice(f)
-		if k.deliver(ctx, f) {
-			continue // more may have come meanwhile
-		}
+		k.deliver(ctx, f)
 		wait := time.Until(pollAt)
 		k.mu.Lock()
-		if f.waiting > 0 && !f.nextTry.IsZero() {
+		if f.waiting > 0 && time.Now().Before(f.nextTry) {
 			wait = min(wait, time.Until(f.nextTry))
 		}
 		k.mu.Unlock()
@@ -529,10 +533,11 @@ func (k *Keeper) notice(f *friend) {
 	}
 }
 
-// deliver gets what waits for f to them, connecting if no session is up,
-// unless the pause after a failure still runs. It reports whether it
-// delivered anything.
-func (k *Keeper) deliver(ctx context.Context, f *friend) bool {
+// deliver gets what waits for f to them, connecting if no session is up
+// (or if Reconnect asked for it), unless the pause after a failure still
+// runs. Each kind of work goes over the session on its own, so a file
+// the friend has yet to accept does not hold up a message.
+func (k *Keeper) deliver(ctx context.Context, f *friend) {
 	counts := make([]int, len(k.opt.Work))
 	total := 0
 	for i, w := range k.opt.Work {
@@ -546,48 +551,88 @@ func (k *Keeper) deliver(ctx context.Context, f *friend) bool {
 	k.mu.Lock()
 	f.waiting = total
 	pausing := time.Now().Before(f.nextTry)
+	idle := make([]int, len(counts)) // what waits and is not on its way
+	for i, n := range counts {
+		if !f.carrying[i] {
+			idle[i] = n
+		}
+	}
+	reconnect := f.reconnect && !pausing
+	if reconnect {
+		f.reconnect = false
+	}
 	k.mu.Unlock()
-	if total == 0 || pausing {
-		return false
+	work := slices.ContainsFunc(idle, func(n int) bool { return n > 0 })
+	if pausing || !work && !reconnect {
+		return
 	}
 	sess := k.session(f.id)
 	if sess == nil {
-		k.report(f, Event{Kind: Connecting, What: k.what(counts)})
+		if work {
+			k.report(f, Event{Kind: Connecting, What: k.what(idle)})
+		}
 		var err error
 		if sess, err = k.connect(ctx, f); err != nil {
-			if ctx.Err() == nil {
+			switch {
+			case ctx.Err() != nil:
+			case work:
 				k.fail(f, Unreachable, err)
+			default:
+				k.log.Info("presence: could not connect again", "friend", f.id, "err", err)
 			}
-			return false
-		}
-		k.notice(f)
-	}
-	done := make([]int, len(k.opt.Work))
-	var errs []error
-	for i, w := range k.opt.Work {
-		if counts[i] == 0 {
-			continue
-		}
-		n, err := w.Courier.Deliver(ctx, sess)
-		done[i] = n
-		if err != nil {
-			errs = append(errs, err)
+			return
 		}
 	}
-	delivered := slices.ContainsFunc(done, func(n int) bool { return n > 0 })
-	if delivered {
-		k.report(f, Event{Kind: Delivered, What: k.what(done)})
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	for i, n := range idle {
+		if n > 0 && !f.carrying[i] {
+			f.carrying[i] = true
+			k.wg.Go(func() { k.carry(ctx, f, i, sess) })
+		}
+	}
+}
+
+// carry delivers what waits of the work kind i over sess, reports it, and
+// has f's tender look again: more may have come meanwhile.
+func (k *Keeper) carry(ctx context.Context, f *friend, i int, sess *session.Session) {
+	n, err := k.opt.Work[i].Courier.Deliver(ctx, sess)
+	if n > 0 {
+		counts := make([]int, len(k.opt.Work))
+		counts[i] = n
+		k.report(f, Event{Kind: Delivered, What: k.what(counts)})
 	}
 	switch {
 	case ctx.Err() != nil:
-	case len(errs) > 0:
-		k.fail(f, Undelivered, errors.Join(errs...))
+	case err != nil:
+		k.fail(f, Undelivered, err)
 	default:
 		k.mu.Lock()
 		f.retry, f.nextTry, f.lastErr = 0, time.Time{}, ""
 		k.mu.Unlock()
 	}
-	return delivered && len(errs) == 0
+	k.mu.Lock()
+	f.carrying[i] = false
+	k.mu.Unlock()
+	f.poke()
+}
+
+// Reconnect has the Keeper connect to the friend id soon, whether work
+// waits or not (once: as after the node started again, when the
+// sessions it had ended). The friend's newest address is asked for
+// first, and kept.
+func (k *Keeper) Reconnect(id identity.ID) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if f := k.friends[id]; f != nil {
+		f.reconnect = true
+		f.poke()
+		return
+	}
+	k.reconnect[id] = true // sync starts tending them
 }
 
 // connect connects to f at its newest address (asked for over signaling

@@ -37,6 +37,8 @@ type bob struct {
 	home  string
 	n     *node.Node
 	store *chat.Store
+	// decide, if set, answers offers (else every offer is taken).
+	decide func(identity.ID, transfer.Offer) bool
 }
 
 func newBob(t *testing.T) *bob {
@@ -67,7 +69,11 @@ func (b *bob) start(port uint16) {
 		b.t.Fatal(err)
 	}
 	n.Handle(chat.Proto, chat.New(store, nil).Handle)
-	r := &transfer.Receiver{Dir: filepath.Join(b.home, "downloads"), Decide: func(identity.ID, transfer.Offer) bool { return true }}
+	decide := b.decide
+	if decide == nil {
+		decide = func(identity.ID, transfer.Offer) bool { return true }
+	}
+	r := &transfer.Receiver{Dir: filepath.Join(b.home, "downloads"), Decide: decide}
 	n.Handle(transfer.Proto, r.Handle)
 	b.n, b.store = n, store
 }
@@ -106,7 +112,9 @@ type alice struct {
 	events *recorder
 }
 
-func newAlice(t *testing.T, friend string, opt Options) *alice {
+// newAlice starts Alice's Keeper; Reconnect(id) is called for each of
+// reconnect before it runs.
+func newAlice(t *testing.T, friend string, opt Options, reconnect ...identity.ID) *alice {
 	t.Helper()
 	home := t.TempDir()
 	a := &alice{n: nodetest.Loopback(t), events: &recorder{}}
@@ -130,6 +138,9 @@ func newAlice(t *testing.T, friend string, opt Options) *alice {
 	opt.Check = 50 * time.Millisecond
 	opt.Logger = slog.New(slog.DiscardHandler)
 	a.k = New(a.n, a.list, opt)
+	for _, id := range reconnect {
+		a.k.Reconnect(id)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.k.Run(ctx) }()
@@ -242,7 +253,8 @@ func TestReconnectsAndDelivers(t *testing.T) {
 		m, _ := a.chat.Waiting(bobID)
 		return n == 0 && m == 0
 	}, a.events)
-	eventually(t, "reporting the delivery", a.events.has(Delivered, "delivered 2 messages and 1 file to Bob"), a.events)
+	eventually(t, "reporting the messages", a.events.has(Delivered, "delivered 2 messages to Bob"), a.events)
+	eventually(t, "reporting the file", a.events.has(Delivered, "delivered 1 file to Bob"), a.events)
 	for _, want := range []string{"connecting to Bob because 2 messages and 1 file wait", "Bob is online"} {
 		if !strings.Contains(a.events.String(), want) {
 			t.Errorf("no event %q; events:%s", want, a.events)
@@ -292,6 +304,71 @@ func TestDeliversWhenFriendConnects(t *testing.T) {
 	eventually(t, "reporting it", a.events.has(Delivered, "delivered 1 message to Bob"), a.events)
 	if err := a.k.Run(context.Background()); err == nil {
 		t.Error("a second Run did not refuse")
+	}
+}
+
+// TestMessageNotHeldByFile: each kind of work goes on its own, so a
+// message written while Bob has yet to answer a file offer reaches him
+// before he answers.
+func TestMessageNotHeldByFile(t *testing.T) {
+	asked, answer := make(chan struct{}, 1), make(chan struct{})
+	b := &bob{t: t, home: t.TempDir(), decide: func(identity.ID, transfer.Offer) bool {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		<-answer
+		return true
+	}}
+	var err error
+	if b.id, err = identity.New(); err != nil {
+		t.Fatal(err)
+	}
+	b.start(0)
+	t.Cleanup(b.stop)
+	var once sync.Once
+	release := func() { once.Do(func() { close(answer) }) }
+	t.Cleanup(release) // before Bob stops: his node waits for the answer
+	a := newAlice(t, addressOf(t, b.n), Options{})
+	bobID := b.id.ID()
+	doc := filepath.Join(t.TempDir(), "doc.txt")
+	os.WriteFile(doc, []byte("the report"), 0o600)
+	if _, err := a.outbox.Add(bobID, []string{doc}); err != nil {
+		t.Fatal(err)
+	}
+	a.k.Nudge()
+	select {
+	case <-asked:
+	case <-time.After(waitFor):
+		t.Fatalf("the offer never reached Bob; events:%s", a.events)
+	}
+	a.chat.Write(bobID, "did you get the file?")
+	a.k.Nudge()
+	eventually(t, "delivering the message while the offer waits", func() bool { return len(b.history(a.n.ID())) == 1 }, a.events)
+	release()
+	eventually(t, "delivering the file once taken", a.events.has(Delivered, "delivered 1 file to Bob"), a.events)
+}
+
+// TestReconnect: a friend the node had a session with before it started
+// again is connected to with nothing waiting for them, and without a
+// "connecting because" event (nothing waits).
+func TestReconnect(t *testing.T) {
+	b := newBob(t)
+	a := newAlice(t, addressOf(t, b.n), Options{}, b.id.ID())
+	eventually(t, "connecting to Bob", func() bool {
+		st := a.k.States()
+		return len(st) == 1 && st[0].Sessions > 0
+	}, a.events)
+	if a.events.has(Connecting, "")() {
+		t.Errorf("a reconnect reported work waiting; events:%s", a.events)
+	}
+	// Asked once: after Bob's session ends, nothing brings him back.
+	b.stop()
+	eventually(t, "noticing Bob left", func() bool { return a.state(t).Sessions == 0 }, a.events)
+	b.start(b.port)
+	time.Sleep(300 * time.Millisecond)
+	if st := a.state(t); st.Sessions != 0 {
+		t.Errorf("connected again with nothing waiting and no Reconnect: %+v", st)
 	}
 }
 
