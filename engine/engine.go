@@ -90,7 +90,7 @@ type Engine struct {
 	hooks     Hooks
 	settings  Settings
 	transfers map[string]*Transfer // by ID
-	entryKey  map[string]string    // outbox entry id → its transfer's ID
+	histMu    sync.Mutex           // one history save at a time
 	asking    map[string]func(bool, string)
 }
 
@@ -124,7 +124,7 @@ func New(home string, cfg config.Config, opt Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{home: home, cfg: cfg, opt: opt, friends: fl,
-		transfers: map[string]*Transfer{}, entryKey: map[string]string{}, asking: map[string]func(bool, string){}}
+		transfers: map[string]*Transfer{}, asking: map[string]func(bool, string){}}
 	if e.settings, err = loadSettings(home, cfg); err != nil {
 		return nil, err
 	}
@@ -138,6 +138,9 @@ func New(home string, cfg config.Config, opt Options) (*Engine, error) {
 	}
 	e.outbox.Report = e.onAttempt
 	e.recv = &transfer.Receiver{Dir: e.settings.DownloadDir, Choose: e.choose, Progress: e.onIncoming, Done: e.onReceived}
+	if err := e.restore(); err != nil {
+		opt.Logger.Warn("engine: the transfers of earlier runs are not listed", "err", err)
+	}
 	if b, err := os.ReadFile(filepath.Join(home, cacheFile)); err == nil {
 		if json.Unmarshal(b, &e.last) == nil {
 			e.last.Cached = true

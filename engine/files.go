@@ -45,6 +45,9 @@ type Transfer struct {
 	// Resumable: a cancelled or declined outgoing transfer can be sent
 	// again (Resume), from what the receiver verified.
 	Resumable bool
+	// Started is when it was queued or offered; Ended when it was over
+	// (done, cancelled, declined; zero until then).
+	Started, Ended time.Time
 
 	paths []string  // outgoing: what to send again
 	told  time.Time // when the app last heard of it
@@ -67,8 +70,15 @@ func (e *Engine) update(id string, f func(t *Transfer)) {
 		e.mu.Unlock()
 		return
 	}
-	state, note := t.State, t.Note
+	state, note, wasOver := t.State, t.Note, t.over()
 	f(t)
+	over := t.over()
+	if over && !wasOver {
+		t.Ended = time.Now()
+	}
+	if over != wasOver {
+		defer e.remember() // after the lock is let go
+	}
 	// Progress comes per chunk (a hundred a second on a LAN): the app
 	// hears it at most every progressEvery; every change of state at once.
 	now := time.Now()
@@ -90,9 +100,16 @@ const progressEvery = 100 * time.Millisecond
 
 // add registers a new transfer and tells the app.
 func (e *Engine) add(t *Transfer) {
+	if t.Started.IsZero() {
+		t.Started = time.Now()
+	}
 	e.mu.Lock()
+	old := e.transfers[t.ID]
 	e.transfers[t.ID] = t
 	e.mu.Unlock()
+	if old != nil && old.over() { // resumed: no longer in the history
+		e.remember()
+	}
 	e.update(t.ID, func(*Transfer) {})
 }
 
@@ -108,26 +125,26 @@ func (e *Engine) SendFiles(name string, paths []string) (string, error) {
 	return e.queue(id, paths, "")
 }
 
-// queue puts paths in the outbox for peer, as the transfer key (new if
-// "").
-func (e *Engine) queue(peer identity.ID, paths []string, key string) (string, error) {
-	q, err := e.outbox.Add(peer, paths)
+// queue puts paths in the outbox for peer, as the transfer id (new if
+// ""): a transfer's outbox entry has its id.
+func (e *Engine) queue(peer identity.ID, paths []string, id string) (string, error) {
+	var q transfer.Queued
+	var err error
+	if id == "" {
+		q, err = e.outbox.Add(peer, paths)
+	} else {
+		q, err = e.outbox.AddAs(id, peer, paths)
+	}
 	if err != nil {
 		return "", fmt.Errorf("cannot send: %w", err)
 	}
-	if key == "" {
-		key = q.ID
-	}
-	e.mu.Lock()
-	e.entryKey[q.ID] = key
-	e.mu.Unlock()
 	p := e.peer(peer)
-	e.add(&Transfer{ID: key, Peer: p, Files: baseNames(paths), State: Waiting, paths: q.Paths,
+	e.add(&Transfer{ID: q.ID, Peer: p, Files: baseNames(paths), State: Waiting, paths: q.Paths,
 		Note: "waiting until " + p.Name + " can be reached"})
 	if k := e.keeper(); k != nil {
 		k.Nudge()
 	}
-	return key, nil
+	return q.ID, nil
 }
 
 // baseNames are the last elements of paths: what a transfer shows.
@@ -141,14 +158,11 @@ func baseNames(paths []string) []string {
 
 // onAttempt follows the outbox's delivery attempts.
 func (e *Engine) onAttempt(a transfer.Attempt) {
+	key := a.Entry.ID
 	e.mu.Lock()
-	key, ok := e.entryKey[a.Entry.ID]
+	_, ok := e.transfers[key]
 	e.mu.Unlock()
-	if !ok { // queued before this run (or by the command line): show it too
-		key = a.Entry.ID
-		e.mu.Lock()
-		e.entryKey[key] = key
-		e.mu.Unlock()
+	if !ok { // queued by another process (the command line): show it too
 		e.add(&Transfer{ID: key, Peer: e.peer(a.Entry.Peer), Files: baseNames(a.Entry.Paths), State: Waiting, paths: a.Entry.Paths})
 	}
 	e.update(key, func(t *Transfer) {
@@ -268,16 +282,7 @@ func (e *Engine) onReceived(o transfer.Offer, r transfer.Result) {
 func (e *Engine) Cancel(id string) error {
 	e.mu.Lock()
 	t, ok := e.transfers[id]
-	var incoming bool
-	var entries []string
-	if ok {
-		incoming = t.Incoming
-		for entry, key := range e.entryKey {
-			if key == id {
-				entries = append(entries, entry)
-			}
-		}
-	}
+	incoming := ok && t.Incoming
 	ask := e.asking[id]
 	e.mu.Unlock()
 	switch {
@@ -290,13 +295,9 @@ func (e *Engine) Cancel(id string) error {
 			return errors.New("that transfer is not running")
 		}
 	default:
-		running := false
-		for _, entry := range entries {
-			r, err := e.outbox.Cancel(entry)
-			if err != nil {
-				return err
-			}
-			running = running || r
+		running, err := e.outbox.Cancel(id)
+		if err != nil {
+			return err
 		}
 		if !running { // not under way: no attempt will report the end
 			e.update(id, func(t *Transfer) {

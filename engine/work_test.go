@@ -420,3 +420,94 @@ func TestMessageNotHeldByFile(t *testing.T) {
 	}
 	rb.wait(t, "the message while the offer waits", func(r *recorder) bool { return len(r.messages) == 1 })
 }
+
+// TestTransfersAfterRestart: the next run lists the transfers that ended
+// (with their sizes, and the paths a declined one is resumed from) and
+// those still queued; ClearEnded takes the ended ones off for good; a
+// damaged history is moved aside, not lost, and the engine starts.
+func TestTransfersAfterRestart(t *testing.T) {
+	a, b, ra, rb := friendsPair(t)
+	src := t.TempDir()
+	data := randomFile(t, filepath.Join(src, "done.txt"), 1000)
+	randomFile(t, filepath.Join(src, "no.txt"), 10)
+	randomFile(t, filepath.Join(src, "later.txt"), 10)
+	rb.setAnswer(func(o Offer) (bool, string) { return o.Files[0] == "done.txt", "" })
+	done, err := a.SendFiles("b", []string{filepath.Join(src, "done.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the transfer done", func(r *recorder) bool { return r.transfers[done].State == Done })
+	declined, err := a.SendFiles("b", []string{filepath.Join(src, "no.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the transfer declined", func(r *recorder) bool { return r.transfers[declined].State == Declined })
+	b.Close()
+	queued, err := a.SendFiles("b", []string{filepath.Join(src, "later.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	next := func(e *Engine) *Engine {
+		t.Helper()
+		n, err := New(e.home, config.Config{}, Options{Loopback: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	byID := func(e *Engine) map[string]Transfer {
+		out := map[string]Transfer{}
+		for _, tr := range e.Transfers() {
+			out[tr.ID] = tr
+		}
+		return out
+	}
+	a2 := next(a)
+	got := byID(a2)
+	if d := got[done]; d.State != Done || d.Progress.Total != int64(len(data)) || d.Ended.IsZero() || d.Peer.Name != "b" || len(d.Files) != 1 || d.Files[0] != "done.txt" {
+		t.Errorf("the done transfer after a restart: %+v", d)
+	}
+	if d := got[declined]; d.State != Declined || !d.Resumable {
+		t.Errorf("the declined transfer after a restart: %+v", d)
+	}
+	if q := got[queued]; q.State != Waiting || q.Ended.IsZero() == false {
+		t.Errorf("the queued transfer after a restart: %+v", q)
+	}
+	if len(got) != 3 {
+		t.Errorf("listed after a restart: %+v", got)
+	}
+	incoming := byID(next(b))
+	if len(incoming) != 2 {
+		t.Errorf("b lists after a restart: %+v", incoming)
+	}
+
+	// The declined one is sent again from the paths kept, and so leaves
+	// the history.
+	if err := a2.Resume(declined); err != nil {
+		t.Fatalf("resuming a transfer of the last run: %v", err)
+	}
+	if q, _ := a2.outbox.List(); len(q) != 2 {
+		t.Errorf("queued after resuming: %+v", q)
+	}
+	gone, err := a2.ClearEnded()
+	if err != nil || len(gone) != 1 || gone[0] != done {
+		t.Errorf("ClearEnded: %v, %v", gone, err)
+	}
+	a2.Close()
+	if got := byID(next(a2)); len(got) != 2 || got[done].ID != "" || got[declined].State != Waiting || got[queued].State != Waiting {
+		t.Errorf("listed after clearing and a restart: %+v", got)
+	}
+
+	// A damaged history: kept aside, and the engine starts without it.
+	path := filepath.Join(a.home, historyFile)
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next(a)
+	if kept, err := os.ReadFile(path + ".damaged"); err != nil || string(kept) != "{not json" {
+		t.Errorf("the damaged history was not kept aside: %q, %v", kept, err)
+	}
+}

@@ -134,13 +134,22 @@ func OpenOutbox(home string) (*Outbox, error) {
 // Add queues paths (files or folders, which must exist) for peer and
 // returns the entry.
 func (o *Outbox) Add(peer identity.ID, paths []string) (Queued, error) {
+	return o.AddAs(newEntryID(), peer, paths)
+}
+
+// AddAs is Add with the entry's id chosen: the same files queued again
+// (after a cancel, say) keep their id. An id already queued is an error.
+func (o *Outbox) AddAs(id string, peer identity.ID, paths []string) (Queued, error) {
+	if id == "" {
+		return Queued{}, errors.New("outbox: an entry needs an id")
+	}
 	if peer == (identity.ID{}) {
 		return Queued{}, errors.New("outbox: no peer to send to")
 	}
 	if len(paths) == 0 {
 		return Queued{}, errors.New("outbox: nothing to send")
 	}
-	q := Queued{ID: newEntryID(), Peer: peer, Added: time.Now().UTC()}
+	q := Queued{ID: id, Peer: peer, Added: time.Now().UTC()}
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
@@ -151,7 +160,16 @@ func (o *Outbox) Add(peer identity.ID, paths []string) (Queued, error) {
 		}
 		q.Paths = append(q.Paths, abs)
 	}
-	err := o.change(func(all []Queued) []Queued { return append(all, q) })
+	var taken bool
+	err := o.change(func(all []Queued) []Queued {
+		if taken = slices.ContainsFunc(all, func(e Queued) bool { return e.ID == id }); taken {
+			return all
+		}
+		return append(all, q)
+	})
+	if err == nil && taken {
+		err = fmt.Errorf("outbox: %s is queued already", id)
+	}
 	return q, err
 }
 
@@ -291,12 +309,10 @@ func (o *Outbox) read() ([]Queued, os.FileInfo, error) {
 	}
 	all := make([]Queued, 0, len(disk))
 	for _, d := range disk {
-		var peer identity.ID
-		b, err := hex.DecodeString(d.Peer)
-		if err != nil || len(b) != len(peer) {
+		peer, err := identity.ParseHex(d.Peer)
+		if err != nil {
 			return nil, nil, fmt.Errorf("outbox: %s is damaged (entry %s names no peer); move it away to start an empty outbox", o.path, d.ID)
 		}
-		copy(peer[:], b)
 		all = append(all, Queued{ID: d.ID, Peer: peer, Paths: d.Paths, Added: d.Added, Tried: d.Tried, LastError: d.LastError})
 	}
 	return all, info, nil
@@ -327,7 +343,7 @@ func (o *Outbox) change(edit func([]Queued) []Queued) error {
 	}
 	disk := []queuedJSON{}
 	for _, q := range edit(all) {
-		disk = append(disk, queuedJSON{ID: q.ID, Peer: hex.EncodeToString(q.Peer[:]), Paths: q.Paths, Added: q.Added, Tried: q.Tried, LastError: q.LastError})
+		disk = append(disk, queuedJSON{ID: q.ID, Peer: q.Peer.Hex(), Paths: q.Paths, Added: q.Added, Tried: q.Tried, LastError: q.LastError})
 	}
 	b, err := json.MarshalIndent(disk, "", "  ")
 	if err != nil {

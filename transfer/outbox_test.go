@@ -327,3 +327,32 @@ func TestOutboxSkipsCancelledEntry(t *testing.T) {
 		t.Error("the cancelled b.txt was sent anyway")
 	}
 }
+
+// TestOutboxAddAs: an entry queued again keeps its id; an id queued
+// already is refused, and the entry there stays as it was.
+func TestOutboxAddAs(t *testing.T) {
+	o := openOutbox(t, t.TempDir())
+	p, _ := queueFile(t, t.TempDir(), "a.txt", 10)
+	other, _ := queueFile(t, t.TempDir(), "b.txt", 10)
+	peer := identity.ID{1}
+	q, err := o.Add(peer, []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.AddAs(q.ID, peer, []string{other}); err == nil || !strings.Contains(err.Error(), "queued already") {
+		t.Errorf("the same id queued twice: %v", err)
+	}
+	if all, _ := o.List(); len(all) != 1 || all[0].Paths[0] != p {
+		t.Errorf("after the refused add: %+v", all)
+	}
+	if err := o.Remove(q.ID); err != nil {
+		t.Fatal(err)
+	}
+	again, err := o.AddAs(q.ID, peer, []string{p})
+	if err != nil || again.ID != q.ID {
+		t.Errorf("queued again: %+v, %v", again, err)
+	}
+	if _, err := o.AddAs("", peer, []string{p}); err == nil {
+		t.Error("an empty id was queued")
+	}
+}

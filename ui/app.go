@@ -72,6 +72,10 @@ type Engine interface {
 	SendFiles(name string, paths []string) (string, error)
 	Cancel(id string) error
 	Resume(id string) error
+	// Transfers lists the transfers, earlier runs' included, oldest
+	// first; ClearEnded takes those that ended off the list.
+	Transfers() []engine.Transfer
+	ClearEnded() ([]string, error)
 	// Settings are the settings in use; SaveSettings checks, saves and
 	// applies new ones.
 	Settings() engine.Settings

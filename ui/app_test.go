@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,7 @@ type fakeEngine struct {
 	files         []string // "name: path" of each file sent
 	settings      engine.Settings
 	saved         []engine.Settings
+	transfers     []engine.Transfer // earlier runs'
 }
 
 func (f *fakeEngine) Online() map[string]bool {
@@ -110,6 +112,26 @@ func (f *fakeEngine) SendFiles(name string, paths []string) (string, error) {
 
 func (f *fakeEngine) Cancel(string) error { return nil }
 func (f *fakeEngine) Resume(string) error { return nil }
+
+func (f *fakeEngine) Transfers() []engine.Transfer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.transfers)
+}
+
+func (f *fakeEngine) ClearEnded() ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var gone []string
+	f.transfers = slices.DeleteFunc(f.transfers, func(t engine.Transfer) bool {
+		if t.State == engine.Done {
+			gone = append(gone, t.ID)
+			return true
+		}
+		return false
+	})
+	return gone, nil
+}
 
 func (f *fakeEngine) Settings() engine.Settings {
 	f.mu.Lock()
@@ -435,6 +457,34 @@ func TestOfferFromWindow(t *testing.T) {
 	rows := read(m.trans.Rows)
 	if len(rows) != 1 || rows[0].State != transfers.Done || rows[0].Where != "/home/ann/Downloads" || rows[0].Name != "a.txt" {
 		t.Errorf("the transfer rows: %+v", rows)
+	}
+}
+
+// TestEarlierTransfersFromWindow: the transfers of earlier runs show
+// when the window opens; Clear finished takes the ended ones off, through
+// the engine.
+func TestEarlierTransfersFromWindow(t *testing.T) {
+	eng := &fakeEngine{transfers: []engine.Transfer{
+		{ID: "old", Peer: engine.Peer{Name: "Bob"}, Files: []string{"a.txt"}, State: engine.Done,
+			Progress: transfer.Progress{Done: 5, Total: 5}, Ended: time.Now().Add(-24 * time.Hour)},
+		{ID: "queued", Peer: engine.Peer{Name: "Bob"}, Files: []string{"b.txt"}, State: engine.Waiting},
+	}}
+	m := newWindow(t, eng)
+	rows := read(m.trans.Rows)
+	if len(rows) != 2 || rows[0].ID != "queued" || rows[1].ID != "old" || rows[1].Ended.IsZero() {
+		t.Fatalf("the rows at start: %+v", rows)
+	}
+	clear := func() *widget.Button { return first(m.tabs.Items[tabTransfers].Content, button("Clear finished")) }
+	if read(clear) == nil || !read(func() bool { return clear().Visible() }) {
+		t.Fatal("no Clear finished button with a transfer done")
+	}
+	read(func() bool { test.Tap(clear()); return true })
+	eventually(t, "the done transfer cleared", func() bool {
+		rows := read(m.trans.Rows)
+		return len(rows) == 1 && rows[0].ID == "queued"
+	})
+	if left := eng.Transfers(); len(left) != 1 {
+		t.Errorf("the engine still lists %+v", left)
 	}
 }
 

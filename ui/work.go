@@ -38,7 +38,7 @@ func transferRow(t engine.Transfer) transfers.Row {
 	}
 	r := transfers.Row{ID: t.ID, Peer: t.Peer.Name, Name: name, Incoming: t.Incoming,
 		Done: t.Progress.Done, Total: t.Progress.Total, Rate: t.Progress.Rate, ETA: t.Progress.ETA,
-		Err: t.Note, Resumable: t.Resumable}
+		Err: t.Note, Resumable: t.Resumable, Ended: t.Ended}
 	switch t.State {
 	case engine.Waiting:
 		r.State = transfers.Waiting
@@ -171,6 +171,20 @@ func wireWork(s screens, eng Engine, st *settings.Screen, apply func(engine.Sett
 				do(func() { dialog.ShowError(err, s.win) })
 			}
 		}()
+	}
+	s.trans.OnClear = func() {
+		go func() {
+			ids, err := eng.ClearEnded()
+			do(func() {
+				s.trans.Remove(ids...)
+				if err != nil {
+					dialog.ShowError(err, s.win)
+				}
+			})
+		}()
+	}
+	for _, t := range eng.Transfers() { // earlier runs' too
+		s.trans.Update(transferRow(t))
 	}
 	s.trans.OnOpenFolder = func(dir string) {
 		u := &url.URL{Scheme: "file", Path: dir}

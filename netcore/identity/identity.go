@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base32"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -131,6 +132,23 @@ var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 // String returns the first 80 bits of the id in base32 (16 characters):
 // enough to tell nodes apart in logs and on screen.
 func (i ID) String() string { return idEncoding.EncodeToString(i[:10]) }
+
+// Hex returns the whole id in hex: how files in the data dir name peers.
+func (i ID) Hex() string { return hex.EncodeToString(i[:]) }
+
+// ParseHex reads an id written by Hex.
+func ParseHex(s string) (ID, error) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err == nil && len(b) != len(id) {
+		err = fmt.Errorf("%d bytes, not %d", len(b), len(id))
+	}
+	if err != nil {
+		return ID{}, fmt.Errorf("not a node id: %w", err)
+	}
+	copy(id[:], b)
+	return id, nil
+}
 
 // Compare orders ids, to pick roles both peers agree on (who is the TLS
 // client after a simultaneous open).

@@ -145,3 +145,18 @@ func TestIDOrder(t *testing.T) {
 		t.Error("ids do not order consistently")
 	}
 }
+
+// TestHexRoundTrip: Hex and ParseHex agree, and a short or garbled id is
+// an error.
+func TestHexRoundTrip(t *testing.T) {
+	id := ID{1, 2, 3, 255}
+	got, err := ParseHex(id.Hex())
+	if err != nil || got != id {
+		t.Errorf("ParseHex(Hex()) = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "0102", "zz" + id.Hex()[2:], id.Hex() + "00"} {
+		if _, err := ParseHex(bad); err == nil {
+			t.Errorf("ParseHex(%q) took it", bad)
+		}
+	}
+}

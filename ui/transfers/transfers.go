@@ -1,7 +1,8 @@
 // Package transfers is the app's Transfers screen: every file transfer
-// in and out, newest first, each with its direction, peer, progress and
-// the buttons that fit its state (Cancel, Resume, Open folder), and the
-// question asked when a friend offers files. It shows what the app hands
+// in and out (those of earlier runs too), newest first, each with its
+// direction, peer, progress, when it ended and the buttons that fit its
+// state (Cancel, Resume, Open folder), "Clear finished" above them, and
+// the question asked when a friend offers files. It shows what the app hands
 // it and calls back for every action; it keeps no state of its own beyond
 // what is on screen.
 package transfers
@@ -9,6 +10,7 @@ package transfers
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +56,11 @@ type Row struct {
 	Err       string        // why it failed, in words
 	Where     string        // incoming & done: the folder it was saved in
 	Resumable bool          // Failed/Cancelled and can be resumed (the verified part is kept)
+	Ended     time.Time     // when it ended (zero while it runs or waits)
 }
+
+// over reports whether nothing more happens to r unless the user acts.
+func (r Row) over() bool { return r.State != Waiting && r.State != Running }
 
 // Offer is an incoming offer the user answers.
 type Offer struct {
@@ -77,10 +83,14 @@ type Screen struct {
 	// OnOpenFolder opens the folder a finished incoming transfer went to
 	// (may be nil: then no button).
 	OnOpenFolder func(dir string)
+	// OnClear takes the transfers that ended off the list (the app calls
+	// Remove with them); nil: no button.
+	OnClear func()
 
 	win   fyne.Window
 	body  *fyne.Container // the title, empty and list
 	empty *widget.Label
+	clear *widget.Button       // "Clear finished", while a row has ended
 	list  *fyne.Container      // the rows' objects, newest first
 	rows  map[string]*row      // by Row.ID
 	asked map[string]*question // the offers whose question is open, by Offer.ID
@@ -93,7 +103,14 @@ func New(win fyne.Window) *Screen {
 	s.empty.Wrapping = fyne.TextWrapWord
 	title := widget.NewLabelWithStyle("Transfers", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	title.SizeName = theme.SizeNameSubHeadingText
-	s.body = container.NewVBox(title, s.empty, s.list)
+	s.clear = widget.NewButtonWithIcon("Clear finished", theme.ContentClearIcon(), func() {
+		if s.OnClear != nil {
+			s.OnClear()
+		}
+	})
+	s.clear.Importance = widget.LowImportance
+	s.clear.Hide()
+	s.body = container.NewVBox(container.NewBorder(nil, nil, nil, s.clear, title), s.empty, s.list)
 	s.ExtendBaseWidget(s)
 	return s
 }
@@ -141,6 +158,39 @@ func (s *Screen) Update(r Row) {
 		}
 	}
 	s.show(w, r)
+	s.showClear()
+}
+
+// Remove takes the rows with ids off the list (Clear finished).
+func (s *Screen) Remove(ids ...string) {
+	for _, id := range ids {
+		w := s.rows[id]
+		if w == nil {
+			continue
+		}
+		delete(s.rows, id)
+		if q := s.asked[id]; q != nil {
+			s.end(q, false, "")
+		}
+		i := slices.Index(s.list.Objects, fyne.CanvasObject(w.obj))
+		if i >= 0 {
+			s.list.Objects = slices.Delete(s.list.Objects, i, i+1)
+		}
+	}
+	if len(s.rows) == 0 {
+		s.empty.Show()
+	}
+	s.showClear()
+	s.body.Refresh()
+}
+
+// showClear shows "Clear finished" while a row has ended.
+func (s *Screen) showClear() {
+	ended := false
+	for _, w := range s.rows {
+		ended = ended || w.shown.over()
+	}
+	setVisible(s.clear, ended && s.OnClear != nil)
 }
 
 func (s *Screen) newRow(id string) *row {
@@ -262,8 +312,31 @@ func fraction(r Row) float64 {
 	return min(max(float64(r.Done)/float64(r.Total), 0), 1)
 }
 
-// detailsText words where a transfer stands, under its progress bar.
+// detailsText words where a transfer stands, under its progress bar, and
+// when it ended (for the transfers of earlier days, the date too).
 func detailsText(r Row) string {
+	t := stateText(r)
+	if r.over() && !r.Ended.IsZero() && t != "" {
+		t += " · " + whenWords(r.Ended, time.Now())
+	}
+	return t
+}
+
+// whenWords words the moment t seen at now: "14:02" today, "20 Nov
+// 14:02" this year, "20 Nov 2025" before.
+func whenWords(t, now time.Time) string {
+	t, now = t.Local(), now.Local()
+	switch {
+	case t.YearDay() == now.YearDay() && t.Year() == now.Year():
+		return t.Format("15:04")
+	case t.Year() == now.Year():
+		return t.Format("2 Jan 15:04")
+	}
+	return t.Format("2 Jan 2006")
+}
+
+// stateText words where a transfer stands.
+func stateText(r Row) string {
 	who := peerName(r.Peer)
 	switch r.State {
 	case Waiting:

@@ -452,3 +452,57 @@ func TestAnswerAsTheButtons(t *testing.T) {
 		t.Errorf("Rows = %+v", rows)
 	}
 }
+
+// TestClearFinished: "Clear finished" shows while a row has ended, and
+// Remove takes rows off (the empty label back when none is left).
+func TestClearFinished(t *testing.T) {
+	s, _ := newScreen(t)
+	cleared := 0
+	s.OnClear = func() { cleared++ }
+	s.Update(Row{ID: "run", Peer: "Bob", Name: "a", State: Running, Total: mib})
+	if s.clear.Visible() {
+		t.Error("Clear finished shows with nothing ended")
+	}
+	s.Update(Row{ID: "done", Peer: "Bob", Name: "b", State: Done, Total: mib, Ended: time.Now()})
+	if !s.clear.Visible() {
+		t.Fatal("no Clear finished with a row done")
+	}
+	test.Tap(s.clear)
+	if cleared != 1 {
+		t.Errorf("OnClear called %d times", cleared)
+	}
+	s.Remove("done", "unknown")
+	if rows := s.Rows(); len(rows) != 1 || rows[0].ID != "run" || s.clear.Visible() {
+		t.Errorf("after Remove: %+v, clear shown %v", rows, s.clear.Visible())
+	}
+	s.Remove("run")
+	if len(s.Rows()) != 0 || !s.empty.Visible() {
+		t.Error("the empty label is not back after the last row went")
+	}
+}
+
+// TestWhenEnded: an ended row says when: the time today, the date too
+// for earlier days.
+func TestWhenEnded(t *testing.T) {
+	now := time.Date(2026, 11, 21, 18, 30, 0, 0, time.Local)
+	for _, c := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Date(2026, 11, 21, 14, 2, 0, 0, time.Local), "14:02"},
+		{time.Date(2026, 11, 20, 14, 2, 0, 0, time.Local), "20 Nov 14:02"},
+		{time.Date(2025, 11, 21, 14, 2, 0, 0, time.Local), "21 Nov 2025"},
+	} {
+		if got := whenWords(c.t, now); got != c.want {
+			t.Errorf("whenWords(%v) = %q, want %q", c.t, got, c.want)
+		}
+	}
+	r := Row{ID: "x", Peer: "Bob", State: Cancelled, Ended: time.Now()}
+	if got := detailsText(r); !strings.HasPrefix(got, "cancelled · ") {
+		t.Errorf("details of a cancelled row: %q", got)
+	}
+	r.State, r.Ended, r.Done, r.Total = Running, time.Time{}, mib, 2*mib
+	if got := detailsText(r); got != "1.0 MiB of 2.0 MiB" {
+		t.Errorf("details of a running row: %q", got)
+	}
+}
