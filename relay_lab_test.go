@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,10 +16,13 @@ import (
 // TestRelayPaths: between two random symmetric NATs the relay takes B's
 // TCP connection to A's relayed TCP address (RFC 6062) when it can; when
 // B's router lets no TCP out to the relay's ports, B's own UDP socket to
-// A's relayed address (QUIC, one relay); when it also lets UDP out only
-// to the TURN server's and NTP's ports, as strict office firewalls do, B
-// cannot reach A's relayed ports at all, and the relay-to-relay path
-// connects instead.
+// A's relayed address (QUIC, one relay). When B's router also lets UDP
+// out only to the TURN server's and NTP's ports, as strict office
+// firewalls do, B cannot reach A's relayed ports at all, and a
+// relay-to-relay path connects: over TCP (B's TURN server connects to
+// A's relayed TCP address), or, with TCP to the TURN server blocked too,
+// over QUIC. Where B may send nothing but TCP to the TURN server (no UDP
+// allocation at all), TCP relay to relay still connects.
 func TestRelayPaths(t *testing.T) {
 	hard := natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF}
 	l := natlab.New(t, natlab.Config{A: hard, B: hard, TURN: true, MQTT: true, NTP: true})
@@ -26,22 +30,36 @@ func TestRelayPaths(t *testing.T) {
 	to := v4Only(t, b.addr)
 	mustConnect(t, l, l.A.Host, "a", to, node.Relay, "(TLS over TCP, one relay)")
 
-	for i, rule := range []string{
-		`iifname "lan" oifname "wan" tcp dport 49152-49999 drop`,
-		`iifname "lan" oifname "wan" udp dport != { 123, 3478, 3479 } drop`,
-	} {
+	firewall := func(rule string) (undo func()) {
+		t.Helper()
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		out, err := l.Exec(ctx, l.B.Router, "nft", "insert", "rule", "inet", "fw", "forward", rule)
-		cancel()
+		defer cancel()
+		out, err := l.Exec(ctx, l.B.Router, "nft", "--echo", "--handle", "insert", "rule", "inet", "fw", "forward", rule)
 		if err != nil {
 			t.Fatalf("firewalling B: %v %s", err, out)
 		}
-		if i == 0 {
-			mustConnect(t, l, l.A.Host, "a-no-tcp", to, node.Relay, "(QUIC, one relay)")
-		} else {
-			mustConnect(t, l, l.A.Host, "a-no-udp", to, node.Relay, "(QUIC, relay to relay)")
+		var handle string
+		if _, after, ok := strings.Cut(string(out), "# handle "); ok {
+			handle = strings.Fields(after)[0]
+		}
+		return func() {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if out, err := l.Exec(ctx, l.B.Router, "nft", "delete", "rule", "inet", "fw", "forward", "handle", handle); err != nil {
+				t.Fatalf("removing B's rule %q (handle %q): %v %s", rule, handle, err, out)
+			}
 		}
 	}
+	firewall(`iifname "lan" oifname "wan" tcp dport 49152-49999 drop`)
+	mustConnect(t, l, l.A.Host, "a-no-tcp", to, node.Relay, "(QUIC, one relay)")
+	firewall(`iifname "lan" oifname "wan" udp dport != { 123, 3478, 3479 } drop`)
+	mustConnect(t, l, l.A.Host, "a-no-udp", to, node.Relay, "(TLS over TCP, relay to relay)")
+	undo := firewall(`iifname "lan" oifname "wan" tcp dport 3478 drop`)
+	mustConnect(t, l, l.A.Host, "a-udp-turn", to, node.Relay, "(QUIC, relay to relay)")
+	undo()
+	firewall(`iifname "lan" oifname "wan" udp dport != 123 drop`)
+	mustConnect(t, l, l.A.Host, "a-tcp-turn", to, node.Relay, "(TLS over TCP, relay to relay)")
 }
 
 // TestRelayTCPWithStaleAddress: B's address names an external IP B no

@@ -58,6 +58,11 @@ const (
 	// once the UDP one is made: a server that does not relay TCP, or a
 	// network that blocks TCP to it, only loses the TCP path.
 	tcpAllocateGrace = 300 * time.Millisecond
+	// relayTCPPairHeadStart is the head start of TCP relay to relay over
+	// QUIC relay to relay, for the same reason as relayTCPHeadStart; only
+	// where the responder reaches nothing but its TURN server does either
+	// run.
+	relayTCPPairHeadStart = 500 * time.Millisecond
 )
 
 // relayMsg is the body of kindRelayOffer and kindRelayAnswer: a relayed
@@ -212,15 +217,16 @@ func permitOwnTCP(ctx context.Context, a *relay.TCPAllocation, ips []netip.Addr)
 
 // relayTo runs the initiator's side of the relay: allocate, offer the
 // relayed addresses, and wait for the peer's session to one of them. The
-// peer races three paths, as ICE pairs this node's relayed candidates
-// with the peer's reflexive one: a TCP connection from its own address to
-// this node's relayed TCP address (RFC 6062; the TURN server splices two
-// TCP streams, which it does several times faster than it relays
-// datagrams), its own UDP socket to this node's relayed UDP address (one
-// relay, QUIC) after relayTCPHeadStart or once TCP fails, and after
-// relayPairDelay its relayed address to this node's (relay to relay, the
-// path that works wherever both reach the TURN server at all). wait is
-// the head start to give the other strategies first.
+// peer races four paths, as ICE pairs this node's relayed candidates
+// with the peer's reflexive and relayed ones (dialRelayed): a TCP
+// connection from its own address to this node's relayed TCP address
+// (RFC 6062; the TURN server splices two TCP streams, which it does
+// several times faster than it relays datagrams), its own UDP socket to
+// this node's relayed UDP address (one relay, QUIC), and relay to relay,
+// by TCP (its TURN server connects to this node's relayed TCP address)
+// and then by QUIC: the paths that work wherever the peer reaches its
+// TURN server at all. wait is the head start to give the other
+// strategies first.
 //
 // This node's relay lets the one-sided paths in because it permitted the
 // peer's external IPs; the peer's NAT lets the replies in because they
@@ -245,22 +251,15 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 			ta.Close()
 		}
 	}()
-	freeLate := func() {
-		go func() {
-			if t := <-tcpAlloc; t != nil {
-				t.Close()
-			}
-		}()
-	}
 	a, err := n.allocate(ctx)
 	if err != nil {
-		freeLate()
+		freeLate(tcpAlloc)
 		return nil, "", err
 	}
 	select {
 	case ta = <-tcpAlloc:
 	case <-time.After(tcpAllocateGrace):
-		freeLate()
+		freeLate(tcpAlloc)
 	}
 	// The peer's first packets (and TCP connection) from its own address
 	// pass once its addresses are permitted; those its answer brings are
@@ -305,7 +304,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	if ans.Error != "" {
 		return nil, "", fmt.Errorf("the peer cannot relay: %s", ans.Error)
 	}
-	if !ans.Relayed.IsValid() {
+	if !ans.Relayed.IsValid() && !ans.RelayedTCP.IsValid() {
 		return nil, "", errors.New("the peer answered the relay offer without a relayed address")
 	}
 	var fresh []netip.Addr
@@ -320,18 +319,27 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 				n.log.Debug("node: the relay does not permit the peer's addresses", "err", err)
 			}
 		}()
-		if ta != nil {
+	}
+	// The TCP relay lets in the peer's own addresses and, relay to
+	// relay, its TCP relay's.
+	if tcpFresh := fresh; ta != nil {
+		if ans.RelayedTCP.IsValid() {
+			tcpFresh = append(slices.Clone(fresh), ans.RelayedTCP.Addr().Unmap())
+		}
+		if len(tcpFresh) > 0 {
 			go func() {
-				if err := permitOwnTCP(ctx, ta, fresh); err != nil {
+				if err := permitOwnTCP(ctx, ta, tcpFresh); err != nil {
 					n.log.Debug("node: the TCP relay does not permit the peer's addresses", "err", err)
 				}
 			}()
 		}
 	}
-	if err := a.Permit(ctx, ans.Relayed); err != nil {
-		return nil, "", err
+	if ans.Relayed.IsValid() {
+		if err := a.Permit(ctx, ans.Relayed); err != nil {
+			return nil, "", err
+		}
 	}
-	note.say("the peer relays from %v; waiting for its session: by TCP, from its own socket, or relay to relay after %v", ans.Relayed, relayPairDelay)
+	note.say("the peer relays from %v (and %v for TCP); waiting for its session: by TCP, from its own socket, or relay to relay after %v", ans.Relayed, ans.RelayedTCP, relayPairDelay)
 	actx, cancel := context.WithTimeout(ctx, relayPairDelay+dialTimeout)
 	defer cancel()
 	type accepted struct {
@@ -375,6 +383,9 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	case won.s == nil:
 		return nil, "", fmt.Errorf("the peer did not open a session, by TCP, from its socket or its relay %v: %s", ans.Relayed, strings.Join(errs, "; "))
 	case won.tcp:
+		if from, ok := won.s.RemoteAddr().(*net.TCPAddr); ok && ans.RelayedTCP.IsValid() && unmapped(from.AddrPort()) == unmapped(ans.RelayedTCP) {
+			return won.s, fmt.Sprintf("relayed by %v: %v to %v (TLS over TCP, relay to relay)", ta.Server(), ta.Relayed(), ans.RelayedTCP), nil
+		}
 		return won.s, fmt.Sprintf("relayed by %v: the peer's TCP connection to %v (TLS over TCP, one relay)", ta.Server(), ta.Relayed()), nil
 	}
 	s := won.s
@@ -384,13 +395,13 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	return s, fmt.Sprintf("relayed by %v: %v to %v (QUIC, relay to relay)", a.Server(), a.Relayed(), ans.Relayed), nil
 }
 
-// answerRelay runs the responder's side of a relay offer: allocate,
-// permit the initiator's relayed address, answer with this side's relayed
-// address and external addresses, and open a QUIC session to the
-// initiator's relayed address: from this node's own socket at once, and
-// from its relayed address after relayPairDelay (or when the first
-// fails). The initiator keeps the first session that reaches it and
-// closes any other.
+// answerRelay runs the responder's side of a relay offer: allocate (UDP,
+// and TCP when the initiator offers a relayed TCP address; a network
+// that lets nothing out but TCP to the TURN server still gets the TCP
+// one), permit the initiator's relayed address, answer with this side's
+// relayed and external addresses, and open a session to the initiator's
+// relayed addresses (dialRelayed). The initiator keeps the first session
+// that reaches it and closes any other.
 func (n *Node) answerRelay(m signal.Message) {
 	var offer relayMsg
 	if err := json.Unmarshal(m.Body, &offer); err != nil || offer.ID == "" || !offer.Relayed.IsValid() {
@@ -398,7 +409,7 @@ func (n *Node) answerRelay(m signal.Message) {
 		return
 	}
 	n.spawn(func() {
-		ctx, cancel := context.WithTimeout(n.ctx, relayAnswerTimeout+relayTCPHeadStart+relayPairDelay+dialTimeout)
+		ctx, cancel := context.WithTimeout(n.ctx, relayAnswerTimeout+relayTCPHeadStart+relayPairDelay+relayTCPPairHeadStart+dialTimeout)
 		defer cancel()
 		answer := func(msg relayMsg) error {
 			msg.ID = offer.ID
@@ -409,35 +420,84 @@ func (n *Node) answerRelay(m signal.Message) {
 			answer(relayMsg{Error: "no TURN server is configured"})
 			return
 		}
+		tcpAlloc := make(chan *relay.TCPAllocation, 1)
+		if offer.RelayedTCP.IsValid() {
+			go func() { tcpAlloc <- n.allocateTCP(ctx) }()
+		} else {
+			tcpAlloc <- nil
+		}
 		a, err := n.allocate(ctx)
 		if err == nil {
 			if err = a.Permit(ctx, offer.Relayed); err != nil {
 				a.Close()
+				a = nil
 			}
 		}
-		if err != nil {
+		// Without the UDP allocation, the TCP one is all there is: it is
+		// waited for in full; with it, for a moment.
+		var ta *relay.TCPAllocation
+		if a == nil {
+			ta = <-tcpAlloc
+		} else {
+			select {
+			case ta = <-tcpAlloc:
+			case <-time.After(tcpAllocateGrace):
+				freeLate(tcpAlloc)
+			}
+		}
+		if a == nil && ta == nil {
 			answer(relayMsg{Error: err.Error()})
 			n.log.Info("node: could not relay", "peer", m.From, "err", err)
 			return
 		}
-		if err := answer(relayMsg{Relayed: a.Relayed(), Direct: externalIPs(n.Address())}); err != nil {
-			a.Close()
+		msg := relayMsg{Direct: externalIPs(n.Address())}
+		if a != nil {
+			msg.Relayed = a.Relayed()
+		}
+		if ta != nil {
+			msg.RelayedTCP = ta.Relayed()
+		}
+		if err := answer(msg); err != nil {
+			if a != nil {
+				a.Close()
+			}
+			if ta != nil {
+				ta.Close()
+			}
 			n.log.Info("node: could not answer a relay offer", "peer", m.From, "err", err)
 			return
 		}
-		if err := n.dialRelayed(ctx, a, offer.Relayed, offer.RelayedTCP, m.From); err != nil {
+		if err := n.dialRelayed(ctx, a, ta, offer.Relayed, offer.RelayedTCP, m.From); err != nil {
 			n.log.Info("node: relayed session failed", "peer", m.From, "err", err)
 		}
 	})
 }
 
-// dialRelayed opens sessions to the initiator's relayed addresses: by
-// TCP to tcpTo (if offered) at once, by QUIC to to from a new socket of
-// this node's own after relayTCPHeadStart or when TCP fails, and from a's
-// relayed address after relayPairDelay or when the socket's fails. It
-// stops the others once one is secured, serves each session made, and
-// frees a unless its session is served.
-func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to, tcpTo netip.AddrPort, want ed25519.PublicKey) error {
+// freeLate frees the TCP allocation still to come on c.
+func freeLate(c <-chan *relay.TCPAllocation) {
+	go func() {
+		if t := <-c; t != nil {
+			t.Close()
+		}
+	}()
+}
+
+// dialRelayed opens sessions to the initiator's relayed addresses, four
+// ways, each given a head start over the next as it carries bulk data
+// better or goes through one relay fewer:
+//
+//  1. by TCP to tcpTo (if offered) at once;
+//  2. by QUIC to to from a new socket of this node's own, after
+//     relayTCPHeadStart or when TCP fails;
+//  3. by TCP from ta's relayed address to tcpTo (relay to relay: the
+//     TURN server connects), after relayPairDelay or when 1 and 2 fail;
+//  4. by QUIC from a's relayed address to to, after a further
+//     relayTCPPairHeadStart if 3 runs, or when 2 (and 3) fail.
+//
+// a or ta may be nil (no such allocation). It stops the others once one
+// is secured, serves each session made, and frees a and ta unless a
+// session holds them.
+func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.TCPAllocation, to, tcpTo netip.AddrPort, want ed25519.PublicKey) error {
 	network := "udp4"
 	if !to.Addr().Is4() {
 		network = "udp6"
@@ -450,34 +510,53 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to, tcpTo n
 		s    *session.Session
 		err  error
 	}
-	results := make(chan path, 3)
-	// after waits for d, for failed to close, or for dctx to end.
-	after := func(d time.Duration, failed <-chan struct{}) bool {
+	results := make(chan path, 4)
+	// after waits for d, for all of failed to close, or for dctx to end.
+	after := func(d time.Duration, failed ...<-chan struct{}) bool {
 		t := time.NewTimer(d)
 		defer t.Stop()
+		allFailed := make(chan struct{})
+		go func() {
+			for _, f := range failed {
+				select {
+				case <-f:
+				case <-dctx.Done():
+					return
+				}
+			}
+			close(allFailed)
+		}()
 		select {
 		case <-t.C:
-		case <-failed:
+		case <-allFailed:
 		case <-dctx.Done():
 			return false
 		}
 		return true
 	}
+	// failedOn makes a channel closed when a path fails (or at once for
+	// a path that does not run).
+	failedOn := func(runs bool) chan struct{} {
+		c := make(chan struct{})
+		if !runs {
+			close(c)
+		}
+		return c
+	}
 	paths := 2
-	tcpFailed := make(chan struct{})
+	tcpFailed := failedOn(tcpTo.IsValid())
 	if tcpTo.IsValid() {
 		paths++
 		go func() {
-			s, err := n.dialTCPRelay(dctx, tcpTo, want)
+			var d net.Dialer
+			s, err := n.secureTCP(dctx, want, func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", tcpTo.String()) })
 			if err != nil {
 				close(tcpFailed)
 			}
 			results <- path{"by TCP", s, err}
 		}()
-	} else {
-		close(tcpFailed)
 	}
-	directFailed := make(chan struct{})
+	directFailed := failedOn(true)
 	go func() {
 		if !after(relayTCPHeadStart, tcpFailed) {
 			results <- path{"from this node's socket", nil, dctx.Err()}
@@ -503,10 +582,47 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to, tcpTo n
 		}
 		results <- path{"from this node's socket", s, err}
 	}()
+	tcpPair := ta != nil && tcpTo.IsValid()
+	tcpPairFailed := failedOn(tcpPair)
+	if ta != nil && !tcpPair {
+		ta.Close()
+	}
+	if tcpPair {
+		paths++
+		go func() {
+			if !after(relayPairDelay, tcpFailed, directFailed) {
+				ta.Close()
+				results <- path{"TCP relay to relay", nil, dctx.Err()}
+				return
+			}
+			s, err := n.secureTCP(dctx, want, func(ctx context.Context) (net.Conn, error) {
+				c, err := ta.Dial(ctx, tcpTo)
+				if err != nil {
+					return nil, err
+				}
+				return tcpRelayConn{c, ta}, nil
+			})
+			if err != nil {
+				ta.Close()
+				close(tcpPairFailed)
+			}
+			results <- path{"TCP relay to relay", s, err}
+		}()
+	}
 	go func() {
-		if !after(relayPairDelay, directFailed) {
-			a.Close()
-			results <- path{"relay to relay", nil, dctx.Err()}
+		wait := relayPairDelay
+		if tcpPair {
+			wait += relayTCPPairHeadStart
+		}
+		if a == nil || !after(wait, directFailed, tcpPairFailed) {
+			if a != nil {
+				a.Close()
+			}
+			err := dctx.Err()
+			if a == nil {
+				err = errors.New("no UDP allocation")
+			}
+			results <- path{"relay to relay", nil, err}
 			return
 		}
 		hctx, hcancel := context.WithTimeout(dctx, dialTimeout)
@@ -539,20 +655,19 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, to, tcpTo n
 	return nil
 }
 
-// dialTCPRelay connects by TCP to the initiator's relayed TCP address and
-// secures the connection as the TLS client. The initiator permits the
+// secureTCP connects with dial (to the initiator's relayed TCP address)
+// and secures the connection as the TLS client. The initiator permits the
 // addresses it learns from this node's answer only once the answer
-// arrives, and until then the TURN server resets connections from them
+// arrives, and until then the TURN server refuses connections from them
 // (QUIC, on the other paths, sends its first packet again by itself): a
 // quick failure is tried again every tcpRetry within relayTCPHeadStart.
-func (n *Node) dialTCPRelay(ctx context.Context, to netip.AddrPort, want ed25519.PublicKey) (*session.Session, error) {
+func (n *Node) secureTCP(ctx context.Context, want ed25519.PublicKey, dial func(context.Context) (net.Conn, error)) (*session.Session, error) {
 	start := time.Now()
 	for {
 		s, err := func() (*session.Session, error) {
 			hctx, hcancel := context.WithTimeout(ctx, dialTimeout)
 			defer hcancel()
-			var d net.Dialer
-			c, err := d.DialContext(hctx, "tcp", to.String())
+			c, err := dial(hctx)
 			if err != nil {
 				return nil, err
 			}

@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 		"quic":      childQUIC,
 		"quicbench": childQUICBench,
 		"tcp":       childTCP,
+		"tcpdial":   childTCPDial,
 	})
 	goleak.VerifyTestMain(m)
 }

@@ -43,6 +43,7 @@ type TCPAllocation struct {
 
 	// pion's allocation, whose type pion keeps internal: its methods.
 	acceptWith  func(net.Conn) (net.Conn, error)
+	dialWith    func(net.Conn, *net.TCPAddr) (net.Conn, error)
 	setDeadline func(time.Time) error
 	free        func() error
 
@@ -105,6 +106,13 @@ func AllocateTCP(ctx context.Context, server config.TURN) (*TCPAllocation, error
 		}
 		a.acceptWith = func(conn net.Conn) (net.Conn, error) {
 			tc, err := alloc.AcceptTCPWithConn(conn)
+			if err != nil {
+				return nil, err
+			}
+			return tc, nil
+		}
+		a.dialWith = func(conn net.Conn, peer *net.TCPAddr) (net.Conn, error) {
+			tc, err := alloc.DialTCPWithConn(conn, "tcp", peer)
 			if err != nil {
 				return nil, err
 			}
@@ -288,6 +296,65 @@ func (a *TCPAllocation) Accept(ctx context.Context) (net.Conn, error) {
 		return nil, fmt.Errorf("TURN server %s: accepting a peer: %w", a.name, err)
 	}
 	return conn, nil
+}
+
+// Dial connects through the server to peer (a TCP address; another
+// relayed one, say, when this host may reach nothing but its TURN
+// server): the server connects from the relayed address (Connect, RFC
+// 6062) and joins that connection to a new one between this host and the
+// server, which Dial returns. The peer's IP is permitted on the way.
+// Ending ctx, or Close, ends it.
+func (a *TCPAllocation) Dial(ctx context.Context, peer netip.AddrPort) (net.Conn, error) {
+	fail := func(err error) error {
+		return fmt.Errorf("TURN server %s: connecting from %v to %v: %w", a.name, a.relayed, peer, err)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", a.server.String())
+	if err != nil {
+		return nil, fail(err)
+	}
+	a.mu.Lock()
+	if a.isClosing() {
+		a.mu.Unlock()
+		c.Close()
+		return nil, fail(net.ErrClosed)
+	}
+	a.tasks.Add(1)
+	a.mu.Unlock()
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	done, gaveUp := make(chan result), make(chan struct{})
+	go func() {
+		defer a.tasks.Done()
+		conn, err := a.dialWith(c, net.TCPAddrFromAddrPort(netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())))
+		select {
+		case done <- result{conn, err}:
+		case <-gaveUp:
+			if err == nil {
+				conn.Close()
+			}
+			c.Close()
+		}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			c.Close()
+			return nil, fail(r.err)
+		}
+		return r.conn, nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-a.closing:
+		err = net.ErrClosed
+	}
+	// pion's requests (permission, Connect) run on until answered or the
+	// client closes; the binding, on c, ends now.
+	close(gaveUp)
+	c.SetDeadline(time.Unix(1, 0))
+	return nil, fail(err)
 }
 
 // refuseLater takes the connection attempts the server announces once a

@@ -258,3 +258,201 @@ func tcpPeerSide(ctx context.Context, dir string, res *tcpResult) error {
 	}
 	return nil
 }
+
+// tcpDialResult is what a "tcpdial" child reports.
+type tcpDialResult struct {
+	Relayed      string // its relayed address
+	AcceptedFrom string // a: where the accepted connection came from
+	EarlyErr     string // b: what Dial got before a permitted b's relay
+	EarlyIn      time.Duration
+	Echoed       int           // b: bytes echoed back intact
+	CancelIn     time.Duration // b: how long a Dial took to return once its context ended
+}
+
+// TestTCPAllocationDial: relay to relay over TCP. B's router lets out
+// nothing but TCP to the TURN server's port; B allocates a TCP relay over
+// it and dials A's relayed TCP address through it (RFC 6062 Connect).
+// Before A permits B's relayed IP the dial fails, quickly; after, A
+// accepts a connection from B's relayed address and bytes go both ways
+// intact; a Dial whose context ends returns at once. Neither child leaks
+// goroutines.
+func TestTCPAllocationDial(t *testing.T) {
+	l := natlab.New(t, natlab.Config{
+		A:    natlab.NAT{Mapping: natlab.MapEIM, Filtering: natlab.FilterAPDF},
+		B:    natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF},
+		TURN: true,
+	})
+	for _, rule := range []string{
+		`iifname "lan" oifname "wan" meta l4proto udp drop`,
+		`iifname "lan" oifname "wan" tcp dport != 3478 drop`,
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		out, err := l.Exec(ctx, l.B.Router, "nft", "insert", "rule", "inet", "fw", "forward", rule)
+		cancel()
+		if err != nil {
+			t.Fatalf("firewalling B: %v %s", err, out)
+		}
+	}
+	outs := runBoth(t, l, "tcpdial", labURL, labURL)
+	var a, b tcpDialResult
+	for me, r := range map[string]*tcpDialResult{"a": &a, "b": &b} {
+		if err := json.Unmarshal(outs[me], r); err != nil {
+			t.Fatalf("%s printed %q: %v", me, outs[me], err)
+		}
+	}
+	t.Logf("a: relayed %s, accepted from %s; b: relayed %s, before the permit %q in %v, echoed %d bytes, a cancelled Dial returned in %v",
+		a.Relayed, a.AcceptedFrom, b.Relayed, b.EarlyErr, b.EarlyIn.Round(time.Millisecond), b.Echoed, b.CancelIn.Round(time.Millisecond))
+	if a.AcceptedFrom != b.Relayed {
+		t.Errorf("a accepted a connection from %s, want b's relayed address %s", a.AcceptedFrom, b.Relayed)
+	}
+	if b.EarlyErr == "" || b.EarlyIn > 5*time.Second {
+		t.Errorf("a Dial before the permit got %q in %v", b.EarlyErr, b.EarlyIn)
+	}
+	if b.Echoed != tcpEchoSize {
+		t.Errorf("%d of %d bytes came back", b.Echoed, tcpEchoSize)
+	}
+	if b.CancelIn < 0 || b.CancelIn > time.Second {
+		t.Errorf("a Dial returned %v after its context ended", b.CancelIn)
+	}
+}
+
+// childTCPDial runs one side of TestTCPAllocationDial; args are dir, me,
+// peer, URL.
+func childTCPDial(args []string) error {
+	dir, me, url := args[0], args[1], args[3]
+	ignore := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	var res tcpDialResult
+	err := func() error {
+		ta, err := AllocateTCP(ctx, labTURN(url))
+		if err != nil {
+			return err
+		}
+		defer ta.Close()
+		res.Relayed = ta.Relayed().String()
+		if err := publish(dir, me+".addr", res.Relayed); err != nil {
+			return err
+		}
+		peer, err := await(ctx, dir, map[string]string{"a": "b", "b": "a"}[me]+".addr")
+		if err != nil {
+			return err
+		}
+		to, err := netip.ParseAddrPort(peer)
+		if err != nil {
+			return err
+		}
+		if me == "a" {
+			return tcpDialAccept(ctx, dir, ta, to, &res)
+		}
+		return tcpDialPeer(ctx, dir, ta, to, &res)
+	}()
+	if err != nil {
+		return err
+	}
+	if err := goleak.Find(ignore); err != nil {
+		return fmt.Errorf("after Close: %w", err)
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// tcpDialAccept tells its external IP, permits b's relay once b tried
+// without, accepts its connection and echoes it.
+func tcpDialAccept(ctx context.Context, dir string, ta *TCPAllocation, peer netip.AddrPort, res *tcpDialResult) error {
+	ext, err := externalIP(ctx)
+	if err != nil {
+		return err
+	}
+	if err := publish(dir, "a.ext", ext.String()); err != nil {
+		return err
+	}
+	if _, err := await(ctx, dir, "b.tried"); err != nil {
+		return err
+	}
+	if err := ta.Permit(ctx, peer.Addr()); err != nil {
+		return err
+	}
+	if err := publish(dir, "a.permitted", ""); err != nil {
+		return err
+	}
+	c, err := ta.Accept(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res.AcceptedFrom = c.RemoteAddr().String()
+	if _, err := io.CopyN(c, c, tcpEchoSize); err != nil {
+		return fmt.Errorf("echoing: %w", err)
+	}
+	_, err = await(ctx, dir, "b.echoed")
+	return err
+}
+
+// tcpDialPeer dials a's relayed address through its own relay: once
+// before a permits it, then for the echo, then with a context that ends
+// while the dial waits.
+func tcpDialPeer(ctx context.Context, dir string, ta *TCPAllocation, to netip.AddrPort, res *tcpDialResult) error {
+	start := time.Now()
+	early, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, err := ta.Dial(early, to)
+	cancel()
+	res.EarlyIn = time.Since(start)
+	if err == nil {
+		c.Close()
+		return errors.New("a dial before the permit got through")
+	}
+	res.EarlyErr = err.Error()
+	if err := publish(dir, "b.tried", ""); err != nil {
+		return err
+	}
+	if _, err := await(ctx, dir, "a.permitted"); err != nil {
+		return err
+	}
+	c, err = ta.Dial(ctx, to)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	data := make([]byte, tcpEchoSize)
+	for i := range data {
+		data[i] = byte(i * 13 >> 7)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		sent <- err
+	}()
+	got := make([]byte, tcpEchoSize)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("reading the echo: %w", err)
+	}
+	if err := <-sent; err != nil {
+		return fmt.Errorf("sending: %w", err)
+	}
+	if bytes.Equal(got, data) {
+		res.Echoed = len(got)
+	}
+	if err := publish(dir, "b.echoed", ""); err != nil {
+		return err
+	}
+	// A context that ends during the dial (to a port a's router drops
+	// connections to: coturn waits for its connect) ends the dial at once.
+	ext, err := await(ctx, dir, "a.ext")
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(ext)
+	if err != nil {
+		return err
+	}
+	short, cancel := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start = time.Now()
+	if c, err := ta.Dial(short, netip.AddrPortFrom(ip, 9)); err == nil {
+		c.Close()
+		return errors.New("a dial to nowhere got through")
+	}
+	res.CancelIn = time.Since(start) - 100*time.Millisecond
+	cancel()
+	return nil
+}
