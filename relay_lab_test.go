@@ -30,27 +30,7 @@ func TestRelayPaths(t *testing.T) {
 	to := v4Only(t, b.addr)
 	mustConnect(t, l, l.A.Host, "a", to, node.Relay, "(TLS over TCP, one relay)")
 
-	firewall := func(rule string) (undo func()) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		out, err := l.Exec(ctx, l.B.Router, "nft", "--echo", "--handle", "insert", "rule", "inet", "fw", "forward", rule)
-		if err != nil {
-			t.Fatalf("firewalling B: %v %s", err, out)
-		}
-		var handle string
-		if _, after, ok := strings.Cut(string(out), "# handle "); ok {
-			handle = strings.Fields(after)[0]
-		}
-		return func() {
-			t.Helper()
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-			defer cancel()
-			if out, err := l.Exec(ctx, l.B.Router, "nft", "delete", "rule", "inet", "fw", "forward", "handle", handle); err != nil {
-				t.Fatalf("removing B's rule %q (handle %q): %v %s", rule, handle, err, out)
-			}
-		}
-	}
+	firewall := func(rule string) func() { return firewall(t, l, l.B.Router, rule) }
 	firewall(`iifname "lan" oifname "wan" tcp dport 49152-49999 drop`)
 	mustConnect(t, l, l.A.Host, "a-no-tcp", to, node.Relay, "(QUIC, one relay)")
 	firewall(`iifname "lan" oifname "wan" udp dport != { 123, 3478, 3479 } drop`)
@@ -60,6 +40,53 @@ func TestRelayPaths(t *testing.T) {
 	undo()
 	firewall(`iifname "lan" oifname "wan" udp dport != 123 drop`)
 	mustConnect(t, l, l.A.Host, "a-tcp-turn", to, node.Relay, "(TLS over TCP, relay to relay)")
+}
+
+// TestRelayOverTCPOnly: A's network lets out nothing but TCP to the TURN
+// server and the broker (and NTP): A relays over TCP alone, offering only
+// its relayed TCP address. B connects to it by TCP from its own address;
+// when B's network is as strict, through its own TCP relay.
+func TestRelayOverTCPOnly(t *testing.T) {
+	hard := natlab.NAT{Mapping: natlab.MapAPDM, Filtering: natlab.FilterAPDF}
+	l := natlab.New(t, natlab.Config{A: hard, B: hard, TURN: true, MQTT: true, NTP: true})
+	b := nodeIn(t, l, l.B.Host, "b")
+	to := v4Only(t, b.addr)
+	strict := []string{
+		`iifname "lan" oifname "wan" udp dport != 123 drop`,
+		`iifname "lan" oifname "wan" tcp dport != { 1883, 3478 } drop`,
+	}
+	for _, rule := range strict {
+		firewall(t, l, l.A.Router, rule)
+	}
+	mustConnect(t, l, l.A.Host, "a", to, node.Relay, "(TLS over TCP, one relay)")
+	for _, rule := range strict {
+		firewall(t, l, l.B.Router, rule)
+	}
+	mustConnect(t, l, l.A.Host, "a-both", to, node.Relay, "(TLS over TCP, relay to relay)")
+}
+
+// firewall inserts rule in router's forward chain and returns what
+// deletes it.
+func firewall(t *testing.T, l *natlab.Lab, router, rule string) (undo func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	out, err := l.Exec(ctx, router, "nft", "--echo", "--handle", "insert", "rule", "inet", "fw", "forward", rule)
+	if err != nil {
+		t.Fatalf("firewalling %s: %v %s", router, err, out)
+	}
+	var handle string
+	if _, after, ok := strings.Cut(string(out), "# handle "); ok {
+		handle = strings.Fields(after)[0]
+	}
+	return func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if out, err := l.Exec(ctx, router, "nft", "delete", "rule", "inet", "fw", "forward", "handle", handle); err != nil {
+			t.Fatalf("removing %s's rule %q (handle %q): %v %s", router, rule, handle, err, out)
+		}
+	}
 }
 
 // TestRelayTCPWithStaleAddress: B's address names an external IP B no

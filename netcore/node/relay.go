@@ -58,6 +58,10 @@ const (
 	// once the UDP one is made: a server that does not relay TCP, or a
 	// network that blocks TCP to it, only loses the TCP path.
 	tcpAllocateGrace = 300 * time.Millisecond
+	// udpAllocateGrace is how long a TCP allocation waits for the UDP one:
+	// that one is usually the quicker (no TCP handshake), so one still
+	// missing this long after is most likely dropped on the way.
+	udpAllocateGrace = 500 * time.Millisecond
 	// relayTCPPairHeadStart is the head start of TCP relay to relay over
 	// QUIC relay to relay, for the same reason as relayTCPHeadStart; only
 	// where the responder reaches nothing but its TURN server does either
@@ -241,57 +245,54 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	case <-ctx.Done():
 		return nil, "", ctx.Err()
 	}
-	tcpAlloc := make(chan *relay.TCPAllocation, 1)
-	go func() { tcpAlloc <- n.allocateTCP(ctx) }()
-	// A TCP allocation not made in time, or not used, is freed.
-	var ta *relay.TCPAllocation
+	a, ta, err := n.allocateBoth(ctx, true, true)
+	if err != nil {
+		return nil, "", err
+	}
+	// A TCP allocation not used is freed.
 	tcpOwned := false
 	defer func() {
 		if ta != nil && !tcpOwned {
 			ta.Close()
 		}
 	}()
-	a, err := n.allocate(ctx)
-	if err != nil {
-		freeLate(tcpAlloc)
-		return nil, "", err
-	}
-	select {
-	case ta = <-tcpAlloc:
-	case <-time.After(tcpAllocateGrace):
-		freeLate(tcpAlloc)
-	}
 	// The peer's first packets (and TCP connection) from its own address
 	// pass once its addresses are permitted; those its answer brings are
 	// permitted then.
 	early := externalIPs(to)
-	permits := 1
+	permits := 0
 	permitted := make(chan error, 2)
-	go func() { permitted <- permitOwn(ctx, a, early) }()
-	var offerTCP netip.AddrPort
+	var offer relayMsg
+	var l *session.QUICListener
+	if a != nil {
+		permits++
+		offer.Relayed = a.Relayed()
+		go func() { permitted <- permitOwn(ctx, a, early) }()
+		if l, err = session.ListenQUIC(&quic.Transport{Conn: a.PacketConn()}, n.id, to.Key); err != nil {
+			<-permitted
+			a.Close()
+			return nil, "", err
+		}
+		// The session accepted keeps the transport and the allocation;
+		// without one, closing the listener frees them.
+		defer l.Close()
+	}
 	if ta != nil {
 		permits++
-		offerTCP = ta.Relayed()
+		offer.RelayedTCP = ta.Relayed()
 		go func() { permitted <- permitOwnTCP(ctx, ta, early) }()
 	}
-	l, err := session.ListenQUIC(&quic.Transport{Conn: a.PacketConn()}, n.id, to.Key)
-	if err != nil {
-		for range permits {
-			<-permitted
-		}
-		a.Close()
-		return nil, "", err
-	}
-	// The session accepted keeps the transport and the allocation;
-	// without one, closing the listener frees them.
-	defer l.Close()
-	if ta != nil {
+	switch {
+	case a == nil:
+		note.say("allocated %v for TCP on %v (no UDP relay); offering it over signaling", ta.Relayed(), ta.Server())
+	case ta != nil:
 		note.say("allocated %v (and %v for TCP) on %v; offering them over signaling", a.Relayed(), ta.Relayed(), a.Server())
-	} else {
+	default:
 		note.say("allocated %v on %v; offering it over signaling", a.Relayed(), a.Server())
 	}
 	ans, err := exchange(ctx, n, &n.relayAnswers, to, kindRelayOffer, "relay", relayAnswerTimeout, func(id string) any {
-		return relayMsg{ID: id, Relayed: a.Relayed(), RelayedTCP: offerTCP, Brokers: n.brokers}
+		offer.ID, offer.Brokers = id, n.brokers
+		return offer
 	})
 	for range permits {
 		if perr := <-permitted; perr != nil {
@@ -313,7 +314,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 			fresh = append(fresh, ip.Unmap())
 		}
 	}
-	if len(fresh) > 0 {
+	if len(fresh) > 0 && a != nil {
 		go func() {
 			if err := permitOwn(ctx, a, fresh); err != nil {
 				n.log.Debug("node: the relay does not permit the peer's addresses", "err", err)
@@ -334,7 +335,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 			}()
 		}
 	}
-	if ans.Relayed.IsValid() {
+	if ans.Relayed.IsValid() && a != nil {
 		if err := a.Permit(ctx, ans.Relayed); err != nil {
 			return nil, "", err
 		}
@@ -348,11 +349,14 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 		err error
 	}
 	results := make(chan accepted, 2)
-	go func() {
-		s, err := l.Accept(actx)
-		results <- accepted{s, false, err}
-	}()
-	waiting := 1
+	waiting := 0
+	if l != nil {
+		waiting++
+		go func() {
+			s, err := l.Accept(actx)
+			results <- accepted{s, false, err}
+		}()
+	}
 	if ta != nil {
 		waiting++
 		tcpOwned = true // acceptTCPRelay frees it, or its session holds it
@@ -404,7 +408,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 // that reaches it and closes any other.
 func (n *Node) answerRelay(m signal.Message) {
 	var offer relayMsg
-	if err := json.Unmarshal(m.Body, &offer); err != nil || offer.ID == "" || !offer.Relayed.IsValid() {
+	if err := json.Unmarshal(m.Body, &offer); err != nil || offer.ID == "" || !offer.Relayed.IsValid() && !offer.RelayedTCP.IsValid() {
 		n.log.Debug("node: malformed relay offer", "err", err)
 		return
 	}
@@ -420,29 +424,13 @@ func (n *Node) answerRelay(m signal.Message) {
 			answer(relayMsg{Error: "no TURN server is configured"})
 			return
 		}
-		tcpAlloc := make(chan *relay.TCPAllocation, 1)
-		if offer.RelayedTCP.IsValid() {
-			go func() { tcpAlloc <- n.allocateTCP(ctx) }()
-		} else {
-			tcpAlloc <- nil
-		}
-		a, err := n.allocate(ctx)
-		if err == nil {
-			if err = a.Permit(ctx, offer.Relayed); err != nil {
+		// The QUIC paths go to the initiator's relayed UDP address, the
+		// TCP ones to its relayed TCP address: each as it has them.
+		a, ta, err := n.allocateBoth(ctx, offer.Relayed.IsValid(), offer.RelayedTCP.IsValid())
+		if a != nil {
+			if perr := a.Permit(ctx, offer.Relayed); perr != nil {
 				a.Close()
-				a = nil
-			}
-		}
-		// Without the UDP allocation, the TCP one is all there is: it is
-		// waited for in full; with it, for a moment.
-		var ta *relay.TCPAllocation
-		if a == nil {
-			ta = <-tcpAlloc
-		} else {
-			select {
-			case ta = <-tcpAlloc:
-			case <-time.After(tcpAllocateGrace):
-				freeLate(tcpAlloc)
+				a, err = nil, perr
 			}
 		}
 		if a == nil && ta == nil {
@@ -473,13 +461,75 @@ func (n *Node) answerRelay(m signal.Message) {
 	})
 }
 
-// freeLate frees the TCP allocation still to come on c.
-func freeLate(c <-chan *relay.TCPAllocation) {
-	go func() {
-		if t := <-c; t != nil {
-			t.Close()
+// allocateBoth allocates a UDP and a TCP relay (those asked for) at
+// once, and returns what it gets without waiting long: the UDP one with
+// the TCP one or, if that is slower, tcpAllocateGrace after it; the TCP
+// one alone once the UDP one failed, or udpAllocateGrace after it (a
+// network that drops UDP to the TURN server leaves the UDP allocation
+// waiting for allocateTimeout). One that comes later is freed. It fails
+// only when it gets neither.
+func (n *Node) allocateBoth(ctx context.Context, udp, tcp bool) (*relay.Allocation, *relay.TCPAllocation, error) {
+	type udpResult struct {
+		a   *relay.Allocation
+		err error
+	}
+	udpc := make(chan udpResult, 1)
+	tcpc := make(chan *relay.TCPAllocation, 1)
+	if udp {
+		go func() {
+			a, err := n.allocate(ctx)
+			udpc <- udpResult{a, err}
+		}()
+	} else {
+		udpc <- udpResult{err: errors.New("no UDP relay asked for")}
+	}
+	if tcp {
+		go func() { tcpc <- n.allocateTCP(ctx) }()
+	} else {
+		tcpc <- nil
+	}
+	var a *relay.Allocation
+	var ta *relay.TCPAllocation
+	var udpErr error
+	udpDone, tcpDone := false, false
+	var grace <-chan time.Time
+	for !udpDone || !tcpDone {
+		select {
+		case r := <-udpc:
+			udpDone, a, udpErr = true, r.a, r.err
+			if a != nil && !tcpDone {
+				grace = time.After(tcpAllocateGrace)
+			}
+		case ta = <-tcpc:
+			tcpDone = true
+			if ta != nil && !udpDone {
+				grace = time.After(udpAllocateGrace)
+			}
+		case <-grace:
+			if !udpDone {
+				go func() {
+					if r := <-udpc; r.a != nil {
+						r.a.Close()
+					}
+				}()
+			}
+			if !tcpDone {
+				go func() {
+					if t := <-tcpc; t != nil {
+						t.Close()
+					}
+				}()
+			}
+			udpDone, tcpDone = true, true
 		}
-	}()
+	}
+	switch {
+	case a != nil || ta != nil:
+		return a, ta, nil
+	case udp:
+		return nil, nil, udpErr
+	}
+	return nil, nil, errors.New("no TURN server granted a TCP relay")
 }
 
 // dialRelayed opens sessions to the initiator's relayed addresses, four
@@ -558,6 +608,11 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 	}
 	directFailed := failedOn(true)
 	go func() {
+		if !to.IsValid() {
+			close(directFailed)
+			results <- path{"from this node's socket", nil, errors.New("no relayed UDP address to send to")}
+			return
+		}
 		if !after(relayTCPHeadStart, tcpFailed) {
 			results <- path{"from this node's socket", nil, dctx.Err()}
 			return
@@ -614,7 +669,7 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 		if tcpPair {
 			wait += relayTCPPairHeadStart
 		}
-		if a == nil || !after(wait, directFailed, tcpPairFailed) {
+		if a == nil || !to.IsValid() || !after(wait, directFailed, tcpPairFailed) {
 			if a != nil {
 				a.Close()
 			}
