@@ -91,6 +91,10 @@ func check(text string) error {
 
 // Chat sends and receives messages for a node, keeping them in a Store.
 type Chat struct {
+	// OnDelivered, if set (before Deliver runs), hears of each receipt
+	// once it is stored: the message id reached peer.
+	OnDelivered func(peer identity.ID, id string)
+
 	store *Store
 	// onMessage, if set, hears each new incoming message once.
 	onMessage func(peer identity.ID, m Message)
@@ -160,6 +164,9 @@ func (c *Chat) Deliver(ctx context.Context, sess *session.Session) (int, error) 
 			return delivered, err
 		}
 		delivered++
+		if c.OnDelivered != nil {
+			c.OnDelivered(peer, f.Receipt)
+		}
 	}
 	return delivered, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -67,15 +68,25 @@ func connect(t *testing.T, from, to *peer) *session.Session {
 }
 
 // TestBothWaysWithReceipts: messages go both ways over one session, each
-// side marks its own as delivered when the receipt comes back.
+// side marks its own as delivered when the receipt comes back, and
+// OnDelivered hears of each.
 func TestBothWaysWithReceipts(t *testing.T) {
 	a, b := newPeer(t, t.TempDir()), newPeer(t, t.TempDir())
 	sess := connect(t, a, b)
 	ctx := context.Background()
-	a.chat.Write(b.n.ID(), "hello, B")
-	a.chat.Write(b.n.ID(), "ça va? 👋")
+	var told []string
+	a.chat.OnDelivered = func(peer identity.ID, id string) {
+		if peer == b.n.ID() {
+			told = append(told, id)
+		}
+	}
+	m1, _ := a.chat.Write(b.n.ID(), "hello, B")
+	m2, _ := a.chat.Write(b.n.ID(), "ça va? 👋")
 	if n, err := a.chat.Deliver(ctx, sess); err != nil || n != 2 {
 		t.Fatalf("delivered %d, %v", n, err)
+	}
+	if slices.Sort(told); !slices.Equal(told, slices.Sorted(slices.Values([]string{m1.ID, m2.ID}))) {
+		t.Errorf("OnDelivered heard %q, want %q and %q", told, m1.ID, m2.ID)
 	}
 	if got := b.received(); strings.Join(got, "|") != "hello, B|ça va? 👋" {
 		t.Errorf("B got %q", got)

@@ -132,6 +132,7 @@ func New(home string, cfg config.Config, opt Options) (*Engine, error) {
 		return nil, err
 	}
 	e.chat = chat.New(e.store, e.onMessage)
+	e.chat.OnDelivered = e.onDelivered
 	if e.outbox, err = transfer.OpenOutbox(home); err != nil {
 		e.store.Close()
 		return nil, err
@@ -154,6 +155,8 @@ func New(home string, cfg config.Config, opt Options) (*Engine, error) {
 type Hooks struct {
 	// Message: a new message from a peer.
 	Message func(from Peer, m chat.Message)
+	// Delivered: the message id written to a peer reached it.
+	Delivered func(to Peer, id string)
 	// Presence: a friend came online or went offline, or work waiting
 	// for them was delivered (or could not be).
 	Presence func(presence.Event)

@@ -41,6 +41,12 @@ func (e *Engine) onMessage(from identity.ID, m chat.Message) {
 	}
 }
 
+func (e *Engine) onDelivered(to identity.ID, id string) {
+	if h := e.hook().Delivered; h != nil {
+		h(e.peer(to), id)
+	}
+}
+
 // History returns the conversation with the friend called name, oldest
 // first.
 func (e *Engine) History(name string) ([]chat.Line, error) {

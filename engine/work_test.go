@@ -23,6 +23,7 @@ import (
 type recorder struct {
 	mu        sync.Mutex
 	messages  []chat.Message
+	delivered []string // "peer: id" of each receipt
 	presence  []presence.Event
 	transfers map[string]Transfer // the latest of each
 	answer    func(o Offer) (bool, string)
@@ -44,6 +45,12 @@ func (r *recorder) hooks() Hooks {
 		Message: func(_ Peer, m chat.Message) {
 			r.mu.Lock()
 			r.messages = append(r.messages, m)
+			r.mu.Unlock()
+			poke()
+		},
+		Delivered: func(to Peer, id string) {
+			r.mu.Lock()
+			r.delivered = append(r.delivered, to.Name+": "+id)
 			r.mu.Unlock()
 			poke()
 		},
@@ -139,14 +146,15 @@ func startWith(t *testing.T, home string, h Hooks) (*Engine, Snapshot) {
 
 // TestChatBetweenEngines: a message written in one app reaches the other
 // (its hook hears it once) and comes back delivered in the writer's
-// history.
+// history, the writer's Delivered hook hearing the receipt.
 func TestChatBetweenEngines(t *testing.T) {
-	a, b, _, rb := friendsPair(t)
+	a, b, ra, rb := friendsPair(t)
 	m, err := a.SendMessage("b", "hello from a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rb.wait(t, "the message at b", func(r *recorder) bool { return len(r.messages) == 1 && r.messages[0].Text == "hello from a" })
+	ra.wait(t, "the receipt at a", func(r *recorder) bool { return len(r.delivered) == 1 && r.delivered[0] == "b: "+m.ID })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		h, err := a.History("b")

@@ -26,7 +26,6 @@ import (
 	"p2pd/netcore/lan"
 	"p2pd/netcore/netcheck"
 	"p2pd/netcore/node"
-	"p2pd/presence"
 	"p2pd/transfer"
 	"p2pd/ui/connect"
 	"p2pd/ui/transfers"
@@ -68,6 +67,13 @@ type fakeEngine struct {
 	settings      engine.Settings
 	saved         []engine.Settings
 	transfers     []engine.Transfer // earlier runs'
+	reads         int               // History calls
+}
+
+func (f *fakeEngine) historyReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 func (f *fakeEngine) Online() map[string]bool {
@@ -91,6 +97,7 @@ func (f *fakeEngine) hook() engine.Hooks {
 func (f *fakeEngine) History(name string) ([]chat.Line, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return append([]chat.Line(nil), f.history[name]...), nil
 }
 
@@ -392,7 +399,7 @@ func newWindow(t *testing.T, eng *fakeEngine) *mainWindow {
 
 // TestChatFromWindow: Chat on a friend opens the conversation; Enter
 // sends through the engine; a message the engine hears shows, and a
-// delivery brings the history (with its marks) again.
+// receipt marks its line delivered in place.
 func TestChatFromWindow(t *testing.T) {
 	eng := &fakeEngine{
 		friends: []pfriends.Friend{{Name: "Bob", Address: address(t)}},
@@ -425,13 +432,16 @@ func TestChatFromWindow(t *testing.T) {
 		t.Errorf("the conversation: %+v", lines)
 	}
 
-	eng.mu.Lock()
-	eng.history["Bob"] = append(eng.history["Bob"], chat.Line{Message: chat.Message{ID: lines[1].ID, Text: "hello Bob"}, Out: true, Delivered: true})
-	eng.mu.Unlock()
-	eng.hook().Presence(presence.Event{Kind: presence.Delivered, Friend: "Bob", What: "1 message"})
+	// A receipt marks the line where it is, without reading the
+	// history again.
+	reads := eng.historyReads()
+	eng.hook().Delivered(engine.Peer{Name: "Bob"}, lines[1].ID)
 	eventually(t, "the delivery mark", func() bool {
-		return read(func() bool { l := m.chat.Lines(); return len(l) == 2 && l[1].Delivered })
+		return read(func() bool { l := m.chat.Lines(); return len(l) == 3 && l[1].Delivered && !l[2].Delivered })
 	})
+	if got := eng.historyReads(); got != reads {
+		t.Errorf("a receipt read the history %d more times", got-reads)
+	}
 }
 
 // TestOfferFromWindow: an incoming offer brings the Transfers tab up with

@@ -211,15 +211,11 @@ func wireWork(s screens, eng Engine, st *settings.Screen, apply func(engine.Sett
 				s.note.notify("Message from "+from.Name, chat.Printable(m.Text))
 			})
 		},
+		Delivered: func(to engine.Peer, id string) {
+			do(func() { s.chat.MarkDelivered(to.Name, id) })
+		},
 		Presence: func(e presence.Event) {
 			go refresh()
-			if e.Kind == presence.Delivered {
-				do(func() {
-					if s.chat.Current() == e.Friend {
-						openHistory(e.Friend) // the delivery marks
-					}
-				})
-			}
 		},
 		Offer: func(o engine.Offer, answer func(bool, string)) {
 			do(func() {

@@ -255,6 +255,19 @@ func (s *Screen) Add(friend string, l Line) {
 	s.add(l)
 }
 
+// MarkDelivered marks the line id of friend's conversation delivered, in
+// place; ignored unless friend is open and the line is there.
+func (s *Screen) MarkDelivered(friend, id string) {
+	if friend == "" || friend != s.current {
+		return
+	}
+	if i, ok := s.index[id]; ok && !s.history[i].Delivered {
+		l := s.history[i]
+		l.Delivered = true
+		s.add(l)
+	}
+}
+
 // sendInput sends the input's text to the open friend.
 func (s *Screen) sendInput() {
 	text := strings.TrimSpace(s.input.Text)

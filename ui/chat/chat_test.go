@@ -278,6 +278,30 @@ func TestAddUpdatesByID(t *testing.T) {
 	}
 }
 
+// TestMarkDelivered: a receipt marks its line in place, in the open
+// conversation only; an unknown id changes nothing.
+func TestMarkDelivered(t *testing.T) {
+	s, _ := withBob(t)
+	at := now.Add(-time.Minute)
+	s.ShowHistory("Bob", []Line{{ID: "1", Text: "hello", Out: true, Time: at}, {ID: "2", Text: "again", Out: true, Time: at}})
+	before := byID(s, "1")
+	s.MarkDelivered("Ann", "1")
+	s.MarkDelivered("Bob", "unknown")
+	if r := byID(s, "1"); r.status.Text != "not delivered yet" {
+		t.Errorf("marked by another friend's receipt: %q", r.status.Text)
+	}
+	s.MarkDelivered("Bob", "1")
+	if r := byID(s, "1"); r != before || r.status.Text != "delivered" {
+		t.Errorf("line 1 after its receipt: same row %v, status %q", r == before, r.status.Text)
+	}
+	if r := byID(s, "2"); r.status.Text != "not delivered yet" {
+		t.Errorf("line 2 marked by line 1's receipt: %q", r.status.Text)
+	}
+	if l := s.Lines(); !l[0].Delivered || l[1].Delivered {
+		t.Errorf("the lines: %+v", l)
+	}
+}
+
 func TestWhen(t *testing.T) {
 	s, _ := newScreen(t)
 	at := func(y int, m time.Month, d, h, min int) time.Time {
