@@ -94,7 +94,10 @@ func printReport(w io.Writer, r *netcheck.Report) error {
 	for _, s := range r.Servers {
 		if s.OK {
 			tcp := ""
-			if s.TCPRelay {
+			switch {
+			case s.NoUDP != "":
+				tcp = "\trelays TCP only (UDP: " + flatten(errorText(s.NoUDP)) + ")"
+			case s.TCPRelay:
 				tcp = "\trelays TCP too"
 			}
 			fmt.Fprintf(tw, "  ok\t%s\t%s\t%v%s\n", s.Kind, s.Server, s.RTT.Round(time.Millisecond/10), tcp)

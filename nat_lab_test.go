@@ -147,6 +147,27 @@ func TestNatReportSurvivesDeadServers(t *testing.T) {
 	t.Logf("report with dead servers took %v", r.Took)
 }
 
+// TestNatReportWithoutUDP: from a network that lets no UDP out (but NTP),
+// the report says the TURN server relays over TCP only, and `p2pd nat`
+// prints so.
+func TestNatReportWithoutUDP(t *testing.T) {
+	l := natlab.New(t, natlab.Config{TURN: true, MQTT: true, NTP: true})
+	firewall(t, l, l.A.Router, `iifname "lan" oifname "wan" udp dport != 123 drop`)
+	r, _ := natIn(t, l, l.A, "noudp", nil, "--json")
+	var turn []netcheck.ServerOutcome
+	for _, s := range r.Servers {
+		if s.Kind == "turn" {
+			turn = append(turn, s)
+		}
+	}
+	if len(turn) != 1 || !turn[0].OK || !turn[0].TCPRelay || turn[0].NoUDP == "" || turn[0].RTT <= 0 {
+		t.Errorf("the TURN server from a network without UDP: %+v", turn)
+	}
+	if _, text := natIn(t, l, l.A, "noudp", nil); !strings.Contains(text, "relays TCP only (UDP: ") {
+		t.Errorf("p2pd nat does not say the relay works over TCP only:\n%s", text)
+	}
+}
+
 // BenchmarkNatReport times the full `p2pd nat` report (a fresh process,
 // every check) against coturn's turnutils_natdiscovery -m -f (mapping and
 // filtering only) from the same host of the same lab, alternating.

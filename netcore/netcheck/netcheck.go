@@ -93,6 +93,9 @@ type ServerOutcome struct {
 	// TCPRelay says a TURN server that answered also relays TCP (RFC
 	// 6062), which carries relayed transfers several times faster.
 	TCPRelay bool `json:"tcpRelay,omitempty"`
+	// NoUDP, for a TURN server that relays TCP, says why it relays no UDP
+	// from here (a network that lets no UDP out, say): empty when it does.
+	NoUDP string `json:"noUDP,omitempty"`
 }
 
 // Options tune Run.
@@ -151,9 +154,22 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 	}
 	for _, t := range cfg.TURN {
 		wg.Go(func() {
+			// Both at once: from a network that lets no UDP out, the UDP
+			// allocation waits for its timeout, and TCP alone relays.
+			var tcpRTT time.Duration
+			var tcpErr error
+			tcp := make(chan struct{})
+			go func() {
+				defer close(tcp)
+				tcpRTT, tcpErr = relay.CheckTCP(ctx, t)
+			}()
 			rtt, _, err := relay.Check(ctx, t)
+			<-tcp
 			o := outcome("turn", t.URL, rtt, err)
-			o.TCPRelay = err == nil && relay.CheckTCP(ctx, t) == nil
+			o.TCPRelay = tcpErr == nil
+			if err != nil && tcpErr == nil {
+				o = ServerOutcome{Kind: "turn", Server: t.URL, OK: true, RTT: tcpRTT, TCPRelay: true, NoUDP: err.Error()}
+			}
 			add(o)
 		})
 	}

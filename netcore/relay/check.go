@@ -35,13 +35,17 @@ func Check(ctx context.Context, server config.TURN) (time.Duration, netip.AddrPo
 }
 
 // CheckTCP allocates a TCP relay address on server (RFC 6062), then frees
-// it: whether the server relays TCP, the fast way for relayed transfers.
-func CheckTCP(ctx context.Context, server config.TURN) error {
+// it, and returns how long the allocation took: whether the server relays
+// TCP, the fast way for relayed transfers (and the only one from a
+// network that lets no UDP out).
+func CheckTCP(ctx context.Context, server config.TURN) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, allocateTimeout)
 	defer cancel()
+	start := time.Now()
 	a, err := AllocateTCP(ctx, server)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return a.Close()
+	took := time.Since(start)
+	return took, a.Close()
 }

@@ -254,6 +254,10 @@ func serverFindings(servers []netcheck.ServerOutcome) []Finding {
 				out = append(out, Finding{Fair, fmt.Sprintf("The %s answered, but slowly (%v at best): connecting through it takes longer.", name, rttText(fastest.RTT))})
 				continue
 			}
+			if k.kind == "turn" && !slices.ContainsFunc(ok, func(s netcheck.ServerOutcome) bool { return s.NoUDP == "" }) {
+				out = append(out, Finding{Fair, fmt.Sprintf("The %s answered in %v, over TCP only (%s): your network lets no UDP through to it, and P2PD relays over TCP instead.", name, rttText(fastest.RTT), ok[0].NoUDP)})
+				continue
+			}
 			if k.kind == "turn" && !slices.ContainsFunc(ok, func(s netcheck.ServerOutcome) bool { return s.TCPRelay }) {
 				out = append(out, Finding{Fair, fmt.Sprintf("The %s answered in %v, but relays no TCP: relayed files go datagram by datagram, a few times slower.", name, rttText(fastest.RTT))})
 				continue

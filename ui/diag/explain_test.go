@@ -187,6 +187,9 @@ func TestFindingsExplainTheRest(t *testing.T) {
 		{"relay with TCP", func(r *netcheck.Report) {
 			r.Servers = []netcheck.ServerOutcome{{Kind: "turn", Server: "turn:relay.example.net:3478", OK: true, RTT: 30 * time.Millisecond, TCPRelay: true}}
 		}, Good, "The relay (TURN) server answered in 30 ms."},
+		{"relay over TCP only", func(r *netcheck.Report) {
+			r.Servers = []netcheck.ServerOutcome{{Kind: "turn", Server: "turn:relay.example.net:3478", OK: true, RTT: 30 * time.Millisecond, TCPRelay: true, NoUDP: "timeout"}}
+		}, Fair, "The relay (TURN) server answered in 30 ms, over TCP only (timeout): your network lets no UDP through to it, and P2PD relays over TCP instead."},
 		{"one broker down", func(r *netcheck.Report) {
 			r.Servers = []netcheck.ServerOutcome{{Kind: "mqtt", Server: "tcp://a.example:1883", OK: true, RTT: time.Millisecond}, {Kind: "mqtt", Server: "tcp://b.example:1883", Error: "timeout"}}
 		}, Fair, "1 of 2 signaling (MQTT) servers did not answer (b.example:1883: timeout): P2PD uses the others."},
