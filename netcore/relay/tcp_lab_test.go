@@ -220,24 +220,8 @@ func tcpPeerSide(ctx context.Context, dir string, res *tcpResult) error {
 		return err
 	}
 	defer c.Close()
-	data := make([]byte, tcpEchoSize)
-	for i := range data {
-		data[i] = byte(i * 7 >> 5)
-	}
-	sent := make(chan error, 1)
-	go func() {
-		_, err := c.Write(data)
-		sent <- err
-	}()
-	got := make([]byte, tcpEchoSize)
-	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("reading the echo: %w", err)
-	}
-	if err := <-sent; err != nil {
-		return fmt.Errorf("sending: %w", err)
-	}
-	if bytes.Equal(got, data) {
-		res.Echoed = len(got)
+	if res.Echoed, err = echoed(c, 7); err != nil {
+		return err
 	}
 	// More connections than pion queues for an Accept: nobody accepts
 	// them, and they must not stall the allocation.
@@ -413,24 +397,8 @@ func tcpDialPeer(ctx context.Context, dir string, ta *TCPAllocation, to netip.Ad
 		return err
 	}
 	defer c.Close()
-	data := make([]byte, tcpEchoSize)
-	for i := range data {
-		data[i] = byte(i * 13 >> 7)
-	}
-	sent := make(chan error, 1)
-	go func() {
-		_, err := c.Write(data)
-		sent <- err
-	}()
-	got := make([]byte, tcpEchoSize)
-	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("reading the echo: %w", err)
-	}
-	if err := <-sent; err != nil {
-		return fmt.Errorf("sending: %w", err)
-	}
-	if bytes.Equal(got, data) {
-		res.Echoed = len(got)
+	if res.Echoed, err = echoed(c, 13); err != nil {
+		return err
 	}
 	if err := publish(dir, "b.echoed", ""); err != nil {
 		return err
@@ -455,4 +423,29 @@ func tcpDialPeer(ctx context.Context, dir string, ta *TCPAllocation, to netip.Ad
 	res.CancelIn = time.Since(start) - 100*time.Millisecond
 	cancel()
 	return nil
+}
+
+// echoed sends tcpEchoSize bytes (a pattern made with seed) over c while
+// reading as many back, and returns how many came back intact: all, or 0.
+func echoed(c net.Conn, seed int) (int, error) {
+	data := make([]byte, tcpEchoSize)
+	for i := range data {
+		data[i] = byte(i * seed >> 5)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		sent <- err
+	}()
+	got := make([]byte, tcpEchoSize)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return 0, fmt.Errorf("reading the echo: %w", err)
+	}
+	if err := <-sent; err != nil {
+		return 0, fmt.Errorf("sending: %w", err)
+	}
+	if !bytes.Equal(got, data) {
+		return 0, nil
+	}
+	return len(got), nil
 }
