@@ -202,17 +202,58 @@ type friend struct {
 
 	name, address string
 	lastSeen      time.Time
-	answered      bool // the last query over signaling was answered
-	live          bool // had a live session when last looked
-	online        bool // as last reported
-	pollNow       bool // a session ended: ask at once whether they are still there
-	waiting       int
-	retry         time.Duration // the next pause after a failure
-	nextTry       time.Time
-	lastErr       string
+	answered      bool               // the last query over signaling was answered
+	live          bool               // had a live session when last looked
+	online        bool               // as last reported
+	pollNow       bool               // a session ended: ask at once whether they are still there
+	waiting       []int              // by work kind: items waiting, as last counted
+	connect       pause              // after failing to connect
+	kinds         []pause            // by work kind: after failing to deliver it
 	abort         context.CancelFunc // ends a connect under way (a session came)
 	carrying      []bool             // by work kind: a delivery is under way
 	reconnect     bool               // connect even if nothing waits
+}
+
+// pause is the wait before trying again after failures: a kind of work
+// that fails (a file that is gone) does not hold up another (a message).
+type pause struct {
+	retry time.Duration // the next pause after a failure
+	next  time.Time     // no attempt before this
+	err   string        // why the last attempt failed
+}
+
+func (p pause) active(now time.Time) bool { return now.Before(p.next) }
+
+// clearPauses ends every pause: the friend can be reached now; f is
+// guarded by Keeper.mu.
+func (f *friend) clearPauses() {
+	f.connect = pause{}
+	for i := range f.kinds {
+		f.kinds[i] = pause{}
+	}
+}
+
+// nextTry is when the earliest pause over work that waits ends (zero: none
+// runs), and lastErr why the latest failure happened; f is guarded by
+// Keeper.mu.
+func (f *friend) nextTry(now time.Time) (next time.Time, lastErr string) {
+	total := 0
+	for i, n := range f.waiting {
+		total += n
+		if p := f.kinds[i]; n > 0 && p.active(now) && (next.IsZero() || p.next.Before(next)) {
+			next = p.next
+		}
+		if p := f.kinds[i]; p.err != "" && lastErr == "" {
+			lastErr = p.err
+		}
+	}
+	if total > 0 && f.connect.active(now) && (next.IsZero() || f.connect.next.Before(next)) {
+		next = f.connect.next
+	}
+	if f.connect.err != "" {
+		lastErr = f.connect.err
+	}
+	return next, lastErr
 }
 
 // New returns a Keeper for the friends in list, on n; Run starts it.
@@ -293,9 +334,15 @@ func (k *Keeper) States() []State {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	out := make([]State, 0, len(k.friends))
+	now := time.Now()
 	for _, f := range k.friends {
+		next, lastErr := f.nextTry(now)
+		waiting := 0
+		for _, n := range f.waiting {
+			waiting += n
+		}
 		out = append(out, State{ID: f.id, Name: f.name, Online: f.online, LastSeen: f.lastSeen,
-			Sessions: len(k.sessions[f.id]), Waiting: f.waiting, NextTry: f.nextTry, LastError: f.lastErr})
+			Sessions: len(k.sessions[f.id]), Waiting: waiting, NextTry: next, LastError: lastErr})
 	}
 	slices.SortFunc(out, func(a, b State) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
 	return out
@@ -325,7 +372,8 @@ func (k *Keeper) sync() {
 		if f == nil {
 			ctx, cancel := context.WithCancel(k.ctx)
 			f = &friend{id: id, cancel: cancel, wake: make(chan struct{}, 1),
-				carrying: make([]bool, len(k.opt.Work)), reconnect: k.reconnect[id]}
+				carrying: make([]bool, len(k.opt.Work)), waiting: make([]int, len(k.opt.Work)),
+				kinds: make([]pause, len(k.opt.Work)), reconnect: k.reconnect[id]}
 			delete(k.reconnect, id)
 			k.friends[id] = f
 			k.wg.Go(func() { k.tend(ctx, f) })
@@ -370,7 +418,7 @@ func (k *Keeper) onSession(s *session.Session) {
 		if f.abort != nil {
 			f.abort() // no need to connect: they did
 		}
-		f.nextTry = time.Time{} // a new session is a new chance
+		f.clearPauses() // a new session is a new chance
 		f.poke()
 	}
 	ctx := k.ctx
@@ -434,8 +482,8 @@ func (k *Keeper) tend(ctx context.Context, f *friend) {
 		k.deliver(ctx, f)
 		wait := time.Until(pollAt)
 		k.mu.Lock()
-		if f.waiting > 0 && time.Now().Before(f.nextTry) {
-			wait = min(wait, time.Until(f.nextTry))
+		if next, _ := f.nextTry(time.Now()); !next.IsZero() {
+			wait = min(wait, time.Until(next))
 		}
 		k.mu.Unlock()
 		timer.Reset(max(wait, 0))
@@ -518,7 +566,7 @@ func (k *Keeper) notice(f *friend) {
 	changed := online != f.online
 	f.online = online
 	if changed && online {
-		f.retry, f.nextTry = 0, time.Time{}
+		f.clearPauses()
 	}
 	k.mu.Unlock()
 	if live != wasLive {
@@ -539,34 +587,34 @@ func (k *Keeper) notice(f *friend) {
 // the friend has yet to accept does not hold up a message.
 func (k *Keeper) deliver(ctx context.Context, f *friend) {
 	counts := make([]int, len(k.opt.Work))
-	total := 0
 	for i, w := range k.opt.Work {
 		n, err := w.Courier.Waiting(f.id)
 		if err != nil {
 			k.log.Warn("presence: cannot tell what waits", "friend", f.id, "work", w.Noun, "err", err)
 		}
 		counts[i] = n
-		total += n
 	}
+	sess := k.session(f.id)
+	now := time.Now()
 	k.mu.Lock()
-	f.waiting = total
-	pausing := time.Now().Before(f.nextTry)
-	idle := make([]int, len(counts)) // what waits and is not on its way
+	copy(f.waiting, counts)
+	// What waits, is not on its way and not pausing after a failure.
+	idle := make([]int, len(counts))
 	for i, n := range counts {
-		if !f.carrying[i] {
+		if !f.carrying[i] && !f.kinds[i].active(now) {
 			idle[i] = n
 		}
 	}
-	reconnect := f.reconnect && !pausing
-	if reconnect {
+	connecting := sess == nil && !f.connect.active(now)
+	reconnect := f.reconnect && connecting
+	if reconnect || sess != nil { // connected already: asked once, done
 		f.reconnect = false
 	}
 	k.mu.Unlock()
 	work := slices.ContainsFunc(idle, func(n int) bool { return n > 0 })
-	if pausing || !work && !reconnect {
+	if !work && !reconnect || sess == nil && !connecting {
 		return
 	}
-	sess := k.session(f.id)
 	if sess == nil {
 		if work {
 			k.report(f, Event{Kind: Connecting, What: k.what(idle)})
@@ -576,7 +624,7 @@ func (k *Keeper) deliver(ctx context.Context, f *friend) {
 			switch {
 			case ctx.Err() != nil:
 			case work:
-				k.fail(f, Unreachable, err)
+				k.fail(f, -1, err)
 			default:
 				k.log.Info("presence: could not connect again", "friend", f.id, "err", err)
 			}
@@ -608,10 +656,10 @@ func (k *Keeper) carry(ctx context.Context, f *friend, i int, sess *session.Sess
 	switch {
 	case ctx.Err() != nil:
 	case err != nil:
-		k.fail(f, Undelivered, err)
+		k.fail(f, i, err)
 	default:
 		k.mu.Lock()
-		f.retry, f.nextTry, f.lastErr = 0, time.Time{}, ""
+		f.kinds[i], f.connect = pause{}, pause{} // they were reached, too
 		k.mu.Unlock()
 	}
 	k.mu.Lock()
@@ -689,19 +737,24 @@ func failures(res *node.Result, err error) error {
 	return errors.New(strings.Join(parts, "; "))
 }
 
-// fail records a failed attempt and when the next comes: the pause
-// doubles from MinRetry to MaxRetry.
-func (k *Keeper) fail(f *friend, kind Kind, err error) {
+// fail records a failed attempt at delivering the work kind i (-1: at
+// connecting) and when the next comes: the pause doubles from MinRetry to
+// MaxRetry.
+func (k *Keeper) fail(f *friend, i int, err error) {
+	kind, p := Undelivered, &f.connect
 	k.mu.Lock()
-	pause := f.retry
-	if pause == 0 {
-		pause = k.opt.MinRetry
+	if i < 0 {
+		kind = Unreachable
+	} else {
+		p = &f.kinds[i]
 	}
-	f.retry = backoff(pause, k.opt.MinRetry, k.opt.MaxRetry)
-	f.nextTry = time.Now().Add(pause)
-	f.lastErr = err.Error()
+	wait := p.retry
+	if wait == 0 {
+		wait = k.opt.MinRetry
+	}
+	*p = pause{retry: backoff(wait, k.opt.MinRetry, k.opt.MaxRetry), next: time.Now().Add(wait), err: err.Error()}
 	k.mu.Unlock()
-	k.report(f, Event{Kind: kind, Reason: err.Error(), Retry: pause})
+	k.report(f, Event{Kind: kind, Reason: err.Error(), Retry: wait})
 }
 
 // backoff returns the pause after pause: twice as long, within lo and hi.

@@ -349,6 +349,32 @@ func TestMessageNotHeldByFile(t *testing.T) {
 	eventually(t, "delivering the file once taken", a.events.has(Delivered, "delivered 1 file to Bob"), a.events)
 }
 
+// TestFailingFileHoldsNoMessage: a queued file that cannot be sent (it
+// was deleted) pauses its own kind of work, for an hour here; a message
+// written meanwhile goes over the same session at once, and its delivery
+// leaves the file's pause as it was.
+func TestFailingFileHoldsNoMessage(t *testing.T) {
+	b := newBob(t)
+	a := newAlice(t, addressOf(t, b.n), Options{MinRetry: time.Hour, MaxRetry: time.Hour})
+	bobID := b.id.ID()
+	doc := filepath.Join(t.TempDir(), "gone.txt")
+	os.WriteFile(doc, []byte("soon gone"), 0o600)
+	if _, err := a.outbox.Add(bobID, []string{doc}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(doc)
+	a.k.Nudge()
+	eventually(t, "failing to send the file", a.events.has(Undelivered, "next try in 1h0m0s"), a.events)
+	a.chat.Write(bobID, "the file is gone, sorry")
+	a.k.Nudge()
+	eventually(t, "delivering the message meanwhile", func() bool { return len(b.history(a.n.ID())) == 1 }, a.events)
+	eventually(t, "reporting it", a.events.has(Delivered, "delivered 1 message to Bob"), a.events)
+	st := a.state(t)
+	if st.Waiting != 1 || st.LastError == "" || time.Until(st.NextTry) < 50*time.Minute {
+		t.Errorf("the file's pause after the message went: %+v", st)
+	}
+}
+
 // TestReconnect: a friend the node had a session with before it started
 // again is connected to with nothing waiting for them, and without a
 // "connecting because" event (nothing waits).

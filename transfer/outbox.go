@@ -66,7 +66,7 @@ type Outbox struct {
 	Report func(Attempt)
 
 	runMu   sync.Mutex
-	running map[string]context.CancelCauseFunc // by entry id, for Cancel
+	running map[string]*attempt // by entry id, for Cancel
 }
 
 // Attempt is news of one attempt at delivering a queued entry.
@@ -90,27 +90,35 @@ var ErrCancelledHere = errors.New("cancelled")
 func (o *Outbox) Cancel(id string) (bool, error) {
 	err := o.Remove(id)
 	o.runMu.Lock()
-	stop := o.running[id]
+	at := o.running[id]
 	o.runMu.Unlock()
-	if stop != nil {
-		stop(ErrCancelledHere)
+	if at != nil {
+		at.stop(ErrCancelledHere)
 	}
-	return stop != nil, err
+	return at != nil, err
 }
 
-// track registers the running delivery of entry id for Cancel.
+// attempt is one running delivery, for Cancel.
+type attempt struct{ stop context.CancelCauseFunc }
+
+// track registers the running delivery of entry id for Cancel, until
+// the returned func (idempotent) is called: that attempt's, not a later
+// one's with the same id (an entry queued again keeps its id).
 func (o *Outbox) track(ctx context.Context, id string) (context.Context, func()) {
 	ctx, stop := context.WithCancelCause(ctx)
+	at := &attempt{stop}
 	o.runMu.Lock()
 	defer o.runMu.Unlock()
 	if o.running == nil {
-		o.running = map[string]context.CancelCauseFunc{}
+		o.running = map[string]*attempt{}
 	}
-	o.running[id] = stop
+	o.running[id] = at
 	return ctx, func() {
 		o.runMu.Lock()
 		defer o.runMu.Unlock()
-		delete(o.running, id)
+		if o.running[id] == at {
+			delete(o.running, id)
+		}
 		stop(nil)
 	}
 }
@@ -258,6 +266,9 @@ func (o *Outbox) send(ctx context.Context, sess *session.Session, q Queued) erro
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrCancelledHere) {
 		err = ErrCancelledHere
 	}
+	// Over before it is reported: a Cancel after the report finds
+	// nothing running, and says so.
+	untrack()
 	o.report(Attempt{Entry: q, Ended: true, Err: err})
 	return err
 }

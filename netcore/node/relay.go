@@ -335,13 +335,20 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 			}()
 		}
 	}
-	if ans.Relayed.IsValid() && a != nil {
+	quicPaths := l != nil && ans.Relayed.IsValid()
+	if quicPaths {
 		if err := a.Permit(ctx, ans.Relayed); err != nil {
-			return nil, "", err
+			if ta == nil {
+				return nil, "", err
+			}
+			n.log.Debug("node: relaying over TCP only", "err", err)
+			quicPaths = false // the deferred Close of l frees a
 		}
 	}
 	note.say("the peer relays from %v (and %v for TCP); waiting for its session: by TCP, from its own socket, or relay to relay after %v", ans.Relayed, ans.RelayedTCP, relayPairDelay)
-	actx, cancel := context.WithTimeout(ctx, relayPairDelay+dialTimeout)
+	// The peer's last path, QUIC relay to relay, starts after all the
+	// head starts, and may take dialTimeout.
+	actx, cancel := context.WithTimeout(ctx, relayPairDelay+relayTCPPairHeadStart+relayTCPHeadStart+dialTimeout)
 	defer cancel()
 	type accepted struct {
 		s   *session.Session
@@ -350,7 +357,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	}
 	results := make(chan accepted, 2)
 	waiting := 0
-	if l != nil {
+	if quicPaths {
 		waiting++
 		go func() {
 			s, err := l.Accept(actx)
@@ -650,16 +657,17 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 				results <- path{"TCP relay to relay", nil, dctx.Err()}
 				return
 			}
-			s, err := n.secureTCP(dctx, want, func(ctx context.Context) (net.Conn, error) {
-				c, err := ta.Dial(ctx, tcpTo)
-				if err != nil {
-					return nil, err
-				}
-				return tcpRelayConn{c, ta}, nil
-			})
+			s, err := n.secureTCP(dctx, want, func(ctx context.Context) (net.Conn, error) { return ta.Dial(ctx, tcpTo) })
 			if err != nil {
 				ta.Close()
 				close(tcpPairFailed)
+			} else {
+				// The session holds the allocation (a failed attempt
+				// did not free it: secureTCP tries again on it).
+				n.spawnOr(func() { s.Close(); ta.Close() }, func() {
+					<-s.Done()
+					ta.Close()
+				})
 			}
 			results <- path{"TCP relay to relay", s, err}
 		}()

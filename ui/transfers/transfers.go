@@ -56,11 +56,11 @@ type Row struct {
 	Err       string        // why it failed, in words
 	Where     string        // incoming & done: the folder it was saved in
 	Resumable bool          // Failed/Cancelled and can be resumed (the verified part is kept)
-	Ended     time.Time     // when it ended (zero while it runs or waits)
+	Ended     time.Time     // when it ended for good (zero while it runs, waits or is to be tried again)
 }
 
 // over reports whether nothing more happens to r unless the user acts.
-func (r Row) over() bool { return r.State != Waiting && r.State != Running }
+func (r Row) over() bool { return !r.Ended.IsZero() }
 
 // Offer is an incoming offer the user answers.
 type Offer struct {
@@ -316,7 +316,7 @@ func fraction(r Row) float64 {
 // when it ended (for the transfers of earlier days, the date too).
 func detailsText(r Row) string {
 	t := stateText(r)
-	if r.over() && !r.Ended.IsZero() && t != "" {
+	if r.over() && t != "" {
 		t += " · " + whenWords(r.Ended, time.Now())
 	}
 	return t

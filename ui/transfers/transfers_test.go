@@ -460,9 +460,11 @@ func TestClearFinished(t *testing.T) {
 	cleared := 0
 	s.OnClear = func() { cleared++ }
 	s.Update(Row{ID: "run", Peer: "Bob", Name: "a", State: Running, Total: mib})
+	s.Update(Row{ID: "retried", Peer: "Bob", Name: "c", State: Failed, Err: "timeout; trying again"})
 	if s.clear.Visible() {
-		t.Error("Clear finished shows with nothing ended")
+		t.Error("Clear finished shows with nothing ended for good")
 	}
+	s.Remove("retried")
 	s.Update(Row{ID: "done", Peer: "Bob", Name: "b", State: Done, Total: mib, Ended: time.Now()})
 	if !s.clear.Visible() {
 		t.Fatal("no Clear finished with a row done")
