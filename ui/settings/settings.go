@@ -68,6 +68,9 @@ type Screen struct {
 	notif *widget.Check
 	theme *widget.RadioGroup
 
+	// shownPass holds the TURN passwords Show hid, by URL and user.
+	shownPass map[turnLogin]string
+
 	status   *widget.Label // the last Save's outcome
 	save     *widget.Button
 	defaults *widget.Button
@@ -144,7 +147,8 @@ func (s *Screen) layout() fyne.CanvasObject {
 		widget.NewFormItem("STUN", hinted(s.stun, "One per line: udp://host:port or tcp://host:port (port 3478 if left out).")),
 		widget.NewFormItem("MQTT", hinted(s.mqtt, "One per line: tcp://host:port (port 1883 if left out).")),
 		widget.NewFormItem("TURN", hinted(s.turn, `One per line: URL user password [realm], e.g. turn:203.0.113.1:3478 test secret natlab. `+
-			`Add ?transport=tcp to the URL for TCP; the URL alone for a relay without a login; "" for an empty word, and quotes around a word with spaces.`)),
+			`Add ?transport=tcp to the URL for TCP; the URL alone for a relay without a login; "" for an empty word, and quotes around a word with spaces. `+
+			`A saved password shows as `+hiddenPass+`: leave it so to keep it.`)),
 		widget.NewFormItem("NTP", hinted(s.ntp, "One per line: host or host:port (port 123 if left out).")),
 	)
 	downloads := widget.NewForm(widget.NewFormItem("Folder", container.NewBorder(nil, nil, nil, s.pick, s.dir)))
@@ -166,7 +170,12 @@ func (s *Screen) Show(v Values) {
 	s.stun.SetText(strings.Join(v.Config.STUN, "\n"))
 	s.mqtt.SetText(strings.Join(v.Config.MQTT, "\n"))
 	turns := make([]string, 0, len(v.Config.TURN))
+	s.shownPass = map[turnLogin]string{}
 	for _, t := range v.Config.TURN {
+		if t.Pass != "" {
+			s.shownPass[turnLogin{t.URL, t.User}] = t.Pass
+			t.Pass = hiddenPass // not on screen for whoever looks on
+		}
 		turns = append(turns, turnLine(t))
 	}
 	s.turn.SetText(strings.Join(turns, "\n"))
@@ -272,7 +281,15 @@ func (s *Screen) endpoints(field string, e *widget.Entry, check func(string) err
 	return list, nil
 }
 
-// turns reads the TURN field: `URL [user password [realm]]` a line.
+// hiddenPass stands for a saved TURN password on screen.
+const hiddenPass = "••••••"
+
+// turnLogin is a TURN server and a user on it: what a hidden password
+// belongs to.
+type turnLogin struct{ url, user string }
+
+// turns reads the TURN field: `URL [user password [realm]]` a line; a
+// hidden password is the one saved for the same URL and user.
 func (s *Screen) turns() ([]config.TURN, error) {
 	list, numbers := lines(s.turn)
 	var out []config.TURN
@@ -299,6 +316,13 @@ func (s *Screen) turns() ([]config.TURN, error) {
 		}
 		if _, err := t.Endpoint(); err != nil {
 			return nil, &fieldError{entry: s.turn, line: numbers[i], err: fmt.Errorf("TURN line %d %q: %w", numbers[i], t.URL, err)}
+		}
+		if t.Pass == hiddenPass {
+			pass, ok := s.shownPass[turnLogin{t.URL, t.User}]
+			if !ok {
+				return nil, wrong(fmt.Errorf("type the password for %s at %s: the hidden one was saved for another server or user", t.User, t.URL))
+			}
+			t.Pass = pass
 		}
 		out = append(out, t)
 	}

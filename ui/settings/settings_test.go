@@ -68,7 +68,7 @@ func TestShowValuesRoundTrip(t *testing.T) {
 		}
 	}
 	s.Show(full())
-	if first := strings.Split(s.turn.Text, "\n")[0]; first != "turn:203.0.113.1:3478 test secret natlab" {
+	if first := strings.Split(s.turn.Text, "\n")[0]; first != "turn:203.0.113.1:3478 test •••••• natlab" {
 		t.Errorf("TURN line 1 shows %q", first)
 	}
 	if s.turn.MinSize().Height <= s.ntp.MinSize().Height {
@@ -77,6 +77,31 @@ func TestShowValuesRoundTrip(t *testing.T) {
 	s.Show(defaults)
 	if s.turn.Text != `turn:158.69.27.176:4589 "" "" p2pd.net` {
 		t.Errorf("the built-in relay shows as %q", s.turn.Text)
+	}
+}
+
+// TestHiddenPasswords: saved TURN passwords show hidden and are kept
+// when left so; a new one typed over replaces it; a hidden one moved to
+// another server or user is refused, naming the line, and not saved.
+func TestHiddenPasswords(t *testing.T) {
+	s, _ := newScreen(t)
+	s.Show(full())
+	if strings.Contains(s.turn.Text, "secret") || strings.Contains(s.turn.Text, "quoted") {
+		t.Fatalf("a password shows: %q", s.turn.Text)
+	}
+	lines := strings.Split(s.turn.Text, "\n")
+	lines[0] = "turn:203.0.113.1:3478 test newpass natlab"
+	s.turn.SetText(strings.Join(lines, "\n"))
+	got := mustValues(t, s).Config.TURN
+	if got[0].Pass != "newpass" || got[1].Pass != `two words "quoted"` {
+		t.Errorf("passwords read back: %q, %q", got[0].Pass, got[1].Pass)
+	}
+	lines[1] = strings.Replace(lines[1], " me ", " someone ", 1)
+	s.turn.SetText(strings.Join(lines, "\n"))
+	_, err := s.Values()
+	var fe *fieldError
+	if err == nil || !errors.As(err, &fe) || fe.line != 2 || !strings.Contains(err.Error(), "type the password for someone") {
+		t.Errorf("a hidden password under another user: %v", err)
 	}
 }
 
