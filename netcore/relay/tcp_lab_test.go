@@ -425,24 +425,28 @@ func tcpDialPeer(ctx context.Context, dir string, ta *TCPAllocation, to netip.Ad
 	return nil
 }
 
-// echoed sends tcpEchoSize bytes (a pattern made with seed) over c while
-// reading as many back, and returns how many came back intact: all, or 0.
+// echoBlock is what echoed sends before it reads the echo back.
+const echoBlock = 256 << 10
+
+// echoed sends tcpEchoSize bytes (a pattern made with seed) over c, a
+// block at a time, reading each block's echo before the next, and returns
+// how many came back intact: all, or 0. Block by block, because coturn
+// (4.6.1) stalls a relayed TCP connection that is full both ways at once:
+// with 8 MiB in flight each way and a slow (race-checked) peer it stopped
+// forwarding either way in 3 runs of 4.
 func echoed(c net.Conn, seed int) (int, error) {
 	data := make([]byte, tcpEchoSize)
 	for i := range data {
 		data[i] = byte(i * seed >> 5)
 	}
-	sent := make(chan error, 1)
-	go func() {
-		_, err := c.Write(data)
-		sent <- err
-	}()
 	got := make([]byte, tcpEchoSize)
-	if _, err := io.ReadFull(c, got); err != nil {
-		return 0, fmt.Errorf("reading the echo: %w", err)
-	}
-	if err := <-sent; err != nil {
-		return 0, fmt.Errorf("sending: %w", err)
+	for off := 0; off < len(data); off += echoBlock {
+		if _, err := c.Write(data[off : off+echoBlock]); err != nil {
+			return 0, fmt.Errorf("sending: %w", err)
+		}
+		if _, err := io.ReadFull(c, got[off:off+echoBlock]); err != nil {
+			return 0, fmt.Errorf("reading the echo: %w", err)
+		}
 	}
 	if !bytes.Equal(got, data) {
 		return 0, nil
