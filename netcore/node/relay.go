@@ -60,8 +60,9 @@ const (
 	tcpAllocateGrace = 300 * time.Millisecond
 	// udpAllocateGrace is how long a TCP allocation waits for the UDP one:
 	// that one is usually the quicker (no TCP handshake), so one still
-	// missing this long after is most likely dropped on the way.
-	udpAllocateGrace = 500 * time.Millisecond
+	// missing this long after is most likely dropped on the way; on a
+	// lossy path (10% in the lab) a retransmitted request or two fit in.
+	udpAllocateGrace = time.Second
 	// relayTCPPairHeadStart is the head start of TCP relay to relay over
 	// QUIC relay to relay, for the same reason as relayTCPHeadStart; only
 	// where the responder reaches nothing but its TURN server does either
@@ -151,14 +152,28 @@ func (c tcpRelayConn) Close() error {
 }
 
 // acceptTCPRelay waits for the peer's connection to a and secures it as
-// the TLS server; the session then holds a.
+// the TLS server; the session then holds a. A connection that cannot be
+// bound (the peer gave it up and tries again, say: on a lossy path its
+// first one may die before the server hands it over) is passed over for
+// the next, until ctx ends.
 func (n *Node) acceptTCPRelay(ctx context.Context, a *relay.TCPAllocation, want ed25519.PublicKey) (*session.Session, error) {
-	c, err := a.Accept(ctx)
-	if err != nil {
-		a.Close()
-		return nil, err
+	for {
+		c, err := a.Accept(ctx)
+		if err == nil {
+			return session.Server(ctx, tcpRelayConn{c, a}, n.id, want)
+		}
+		if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			a.Close()
+			return nil, err
+		}
+		n.log.Debug("node: a relayed TCP connection was not bound; waiting for another", "err", err)
+		select {
+		case <-time.After(tcpRetry):
+		case <-ctx.Done():
+			a.Close()
+			return nil, err
+		}
 	}
-	return session.Server(ctx, tcpRelayConn{c, a}, n.id, want)
 }
 
 // unmapped is ap with an IPv4-mapped IPv6 address as plain IPv4.

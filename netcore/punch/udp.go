@@ -3,11 +3,13 @@ package punch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -50,6 +52,17 @@ type UDPSocket struct {
 // port to server. An invalid server skips the binding: the external
 // endpoint is then the local one (no NAT).
 func ListenUDP(ctx context.Context, local, server netip.AddrPort) (*UDPSocket, error) {
+	// Another socket may take the port between the binding's socket
+	// closing and the punching socket opening: then again on another.
+	for try := 1; ; try++ {
+		s, err := listenUDP(ctx, local, server)
+		if err == nil || !server.IsValid() || !errors.Is(err, syscall.EADDRINUSE) || try == 3 {
+			return s, err
+		}
+	}
+}
+
+func listenUDP(ctx context.Context, local, server netip.AddrPort) (*UDPSocket, error) {
 	external := netip.AddrPort{}
 	if server.IsValid() {
 		// The binding runs on its own socket, closed before the punching

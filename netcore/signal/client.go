@@ -31,6 +31,10 @@ const (
 	maxReconnect = 30 * time.Second
 	// keepAlive makes a dead broker connection noticed within a minute.
 	keepAlive = 30 * time.Second
+	// dialPatience bounds one attempt at a broker connection (TCP and
+	// the CONNACK): on a lossy path retransmissions take seconds, and an
+	// attempt given up on starts again from a new SYN.
+	dialPatience = 10 * time.Second
 )
 
 // Client sends and receives signaling messages through MQTT brokers.
@@ -44,6 +48,7 @@ type Client struct {
 	mu      sync.Mutex
 	brokers map[netip.AddrPort]*broker
 	closed  bool
+	done    chan struct{} // closed by Close
 	dropped atomic.Int64
 }
 
@@ -72,7 +77,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 // the background (with backoff, as does a broker that drops later). It
 // fails only if no broker could be reached before ctx ends.
 func Listen(ctx context.Context, s *Sealer, brokers []config.Endpoint, handler func(Message), opts ...Option) (*Client, error) {
-	c := &Client{sealer: s, topic: Topic(s.pub), handler: handler, log: slog.Default(), brokers: map[netip.AddrPort]*broker{}}
+	c := &Client{sealer: s, topic: Topic(s.pub), handler: handler, log: slog.Default(), brokers: map[netip.AddrPort]*broker{}, done: make(chan struct{})}
 	for _, o := range opts {
 		o(c)
 	}
@@ -158,7 +163,7 @@ func (c *Client) broker(ap netip.AddrPort, own bool) (*broker, error) {
 		SetProtocolVersion(4).
 		SetCleanSession(true).
 		SetKeepAlive(keepAlive).
-		SetConnectTimeout(connectTimeout).
+		SetConnectTimeout(dialPatience).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(maxReconnect).
 		SetConnectRetry(true).
@@ -180,9 +185,17 @@ func (c *Client) broker(ap netip.AddrPort, own bool) (*broker, error) {
 
 func (b *broker) subscribe(c *Client) {
 	tok := b.c.Subscribe(c.topic, qos, func(_ mqtt.Client, m mqtt.Message) { c.receive(m.Payload(), b.addr) })
+	// No timeout of our own: on a lossy path TCP's retransmissions can
+	// delay the acknowledgement for seconds, and a subscription given up
+	// on here would stay unused (and this broker out of the address)
+	// until the connection dropped.
 	go func() {
-		if tok.WaitTimeout(connectTimeout) && tok.Error() == nil {
-			b.subscribed.Store(true)
+		select {
+		case <-tok.Done():
+			if tok.Error() == nil {
+				b.subscribed.Store(true)
+			}
+		case <-c.done:
 		}
 	}()
 }
@@ -306,6 +319,9 @@ func (c *Client) publish(ctx context.Context, ap netip.AddrPort, to ed25519.Publ
 // Close disconnects from every broker.
 func (c *Client) Close() {
 	c.mu.Lock()
+	if !c.closed {
+		close(c.done)
+	}
 	c.closed = true
 	brokers := c.brokers
 	c.brokers = map[netip.AddrPort]*broker{}

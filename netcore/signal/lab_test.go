@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -19,7 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	natlab.ChildMain(map[string]natlab.ChildFunc{"signal": childSignal, "reconnect": childReconnect})
+	natlab.ChildMain(map[string]natlab.ChildFunc{"signal": childSignal, "reconnect": childReconnect, "lateack": childLateAck})
 	os.Exit(m.Run())
 }
 
@@ -226,4 +228,78 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 		t.Fatalf("after a broker restart: %q, %v (%s)", line, err, stderr.String())
 	}
 	t.Log(strings.TrimSpace(line))
+}
+
+// TestSubscribeAcknowledgedLate: the broker's answers (CONNACK, SUBACK)
+// come 3 s late, as TCP's retransmissions make them on a lossy path;
+// Listen, given 8 s, still ends subscribed. (The connection and the
+// subscription were once given up on after 2 s, and a node that started
+// on such a path had no signaling.)
+func TestSubscribeAcknowledgedLate(t *testing.T) {
+	l := natlab.New(t, natlab.Config{MQTT: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := l.Run(ctx, l.A.Host, "lateack", "203.0.113.1:1883")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took, err := time.ParseDuration(strings.TrimSpace(string(out)))
+	if err != nil || took < lateBy {
+		t.Fatalf("child printed %q (%v)", out, err)
+	}
+	t.Logf("subscribed after %v", took)
+}
+
+// lateBy is how long the proxy in childLateAck holds the broker's bytes.
+const lateBy = 3 * time.Second
+
+// childLateAck listens through a proxy to the broker (args: its address)
+// that holds what the broker sends for lateBy, and prints how long Listen
+// took.
+func childLateAck(args []string) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go lateProxy(c, args[0])
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	ap := netip.MustParseAddrPort(ln.Addr().String())
+	start := time.Now()
+	c, err := Listen(ctx, NewSealer(pub, priv, time.Now), []config.Endpoint{{Proto: "tcp", Host: ap.Addr().String(), Port: ap.Port()}}, nil)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	c.Close()
+	_, err = fmt.Println(took)
+	return err
+}
+
+// lateProxy joins c to the broker at to, holding the broker's bytes for
+// lateBy: its CONNACK, and the SUBACK that follows when the client sent
+// its SUBSCRIBE meanwhile.
+func lateProxy(c net.Conn, to string) {
+	defer c.Close()
+	b, err := net.Dial("tcp", to)
+	if err != nil {
+		return
+	}
+	defer b.Close()
+	go func() {
+		io.Copy(b, c)
+		b.Close()
+	}()
+	time.Sleep(lateBy)
+	io.Copy(c, b)
 }
