@@ -238,10 +238,28 @@ func (s *Screen) close() {
 func (s *Screen) Current() string { return s.current }
 
 // ShowHistory shows friend's conversation, oldest line first (ignored
-// unless friend is open).
+// unless friend is open). The history was read a moment before: what
+// showed up since (a line sent or received, a delivery mark) stays.
 func (s *Screen) ShowHistory(friend string, lines []Line) {
 	if friend == "" || friend != s.current {
 		return // an answer that came after the user picked someone else
+	}
+	at := make(map[string]int, len(lines))
+	for i, l := range lines {
+		if l.ID != "" {
+			at[l.ID] = i
+		}
+	}
+	lines = slices.Clone(lines)
+	for _, l := range s.history {
+		i, ok := at[l.ID]
+		switch {
+		case l.ID == "":
+		case !ok:
+			lines = append(lines, l)
+		case l.Delivered:
+			lines[i].Delivered = true
+		}
 	}
 	s.showLines(lines)
 }

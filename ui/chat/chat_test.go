@@ -278,6 +278,21 @@ func TestAddUpdatesByID(t *testing.T) {
 	}
 }
 
+// TestHistoryReadBeforeNews: a history read before a line was sent and
+// its receipt came keeps both when it arrives: the line stays, marked.
+func TestHistoryReadBeforeNews(t *testing.T) {
+	s, _ := withBob(t)
+	at := now.Add(-time.Minute)
+	s.Add("Bob", Line{ID: "new", Text: "just sent", Out: true, Time: at})
+	s.MarkDelivered("Bob", "new")
+	s.Add("Bob", Line{ID: "late", Text: "sent after the read", Out: true, Time: at})
+	s.ShowHistory("Bob", []Line{{ID: "old", Text: "earlier", Time: at.Add(-time.Hour)}, {ID: "new", Text: "just sent", Out: true, Time: at}})
+	l := s.Lines()
+	if len(l) != 3 || l[0].ID != "old" || l[1].ID != "new" || !l[1].Delivered || l[2].ID != "late" || l[2].Delivered {
+		t.Errorf("the lines: %+v", l)
+	}
+}
+
 // TestMarkDelivered: a receipt marks its line in place, in the open
 // conversation only; an unknown id changes nothing.
 func TestMarkDelivered(t *testing.T) {
