@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,15 +89,8 @@ type Allocation struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu         sync.Mutex
-	closed     bool
-	permits    map[netip.Addr]bool // peers' IPs installed with Permit
-	refreshing bool                // refresh runs
-	tasks      sync.WaitGroup      // Permit requests and refresh
-
-	permEvery     time.Duration // permissionRefresh; shorter in tests
-	permRefreshes atomic.Uint32 // successful refreshes of permissions, for tests
-	chanRefreshes atomic.Uint32 // and of channel bindings
+	perms         *permissions  // installed with Permit, refreshed with the channels
+	chanRefreshes atomic.Uint32 // successful refreshes of channel bindings, for tests
 }
 
 // datagram is a peer's datagram on its way to ReadFrom.
@@ -126,20 +118,19 @@ func Allocate(ctx context.Context, server config.TURN, local netip.Addr) (*Alloc
 		return nil, err
 	}
 	a := &Allocation{
-		name:      name,
-		server:    serverAddr,
-		tcp:       ep.Proto == "tcp",
-		in:        make(chan datagram, inQueue),
-		closing:   make(chan struct{}),
-		freed:     make(chan struct{}),
-		readDone:  make(chan struct{}),
-		pumpDone:  make(chan struct{}),
-		rd:        newDeadline(),
-		wd:        newDeadline(),
-		permits:   make(map[netip.Addr]bool),
-		permEvery: permissionRefresh,
-		chans:     newChannels(),
-		user:      stun.NewUsername(server.User),
+		name:     name,
+		server:   serverAddr,
+		tcp:      ep.Proto == "tcp",
+		in:       make(chan datagram, inQueue),
+		closing:  make(chan struct{}),
+		freed:    make(chan struct{}),
+		readDone: make(chan struct{}),
+		pumpDone: make(chan struct{}),
+		rd:       newDeadline(),
+		wd:       newDeadline(),
+		perms:    newPermissions(name),
+		chans:    newChannels(),
+		user:     stun.NewUsername(server.User),
 	}
 	if err := a.open(ctx, local); err != nil {
 		return nil, fmt.Errorf("TURN server %s: %w", name, err)
@@ -309,6 +300,7 @@ func (a *Allocation) open(ctx context.Context, local netip.Addr) error {
 // newClient makes the pion client on a's socket.
 func (a *Allocation) newClient(server config.TURN) (err error) {
 	a.client, err = newPionClient(a.sock, server, a.server, pionLogs{a.name, a.isClosing})
+	a.perms.client, a.perms.also = a.client, a.refreshChannels
 	return err
 }
 
@@ -430,128 +422,29 @@ func (a *Allocation) Server() netip.AddrPort { return a.server }
 // Permissions are per IP address (the ports are ignored) and are refreshed
 // until Close.
 func (a *Allocation) Permit(ctx context.Context, peers ...netip.AddrPort) error {
-	var ips []netip.Addr
-	for _, p := range peers {
-		if ip := p.Addr().Unmap(); ip.IsValid() && !slices.Contains(ips, ip) {
-			ips = append(ips, ip)
-		}
+	ips := make([]netip.Addr, len(peers))
+	for i, p := range peers {
+		ips[i] = p.Addr()
 	}
-	if len(ips) == 0 {
-		return nil
-	}
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, ips, net.ErrClosed)
-	}
-	a.tasks.Add(1)
-	a.mu.Unlock()
-	done := make(chan error, 1)
-	go func() {
-		defer a.tasks.Done()
-		done <- a.createPermission(ips)
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("TURN server %s refused a permission for %v: %w", a.name, ips, err)
-		}
-	case <-ctx.Done():
-		// The request goes on until pion gives up on it or Close.
-		return fmt.Errorf("TURN server %s: no answer to a permission request for %v: %w", a.name, ips, ctx.Err())
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, ips, net.ErrClosed)
-	}
-	for _, ip := range ips {
-		a.permits[ip] = true
-	}
-	a.startRefreshLocked()
-	return nil
+	return a.perms.permit(ctx, ips)
 }
 
-// startRefresher starts refresh unless it runs already or a is closed.
-func (a *Allocation) startRefresher() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !a.closed {
-		a.startRefreshLocked()
-	}
-}
-
-func (a *Allocation) startRefreshLocked() {
-	if !a.refreshing {
-		a.refreshing = true
-		a.tasks.Add(1)
-		go a.refresh()
-	}
-}
-
-// createPermission sends one CreatePermission request for ips.
-func (a *Allocation) createPermission(ips []netip.Addr) error {
-	return createPermission(a.client, ips)
-}
-
-// createPermission sends one CreatePermission request for ips on c's
-// allocation, again for a stale nonce.
-func createPermission(c *turn.Client, ips []netip.Addr) error {
-	addrs := make([]net.Addr, len(ips))
-	for i, ip := range ips {
-		addrs[i] = &net.UDPAddr{IP: ip.AsSlice()}
-	}
-	var err error
-	for range staleNonceRetries {
-		// pion answers a stale nonce (438) with an unexported "try again"
-		// error, having taken the new nonce: send again.
-		if err = c.CreatePermission(addrs...); err == nil || err.Error() != "try again" {
-			return err
-		}
-	}
-	return err
-}
-
-// refresh refreshes the permissions installed with Permit and the
-// channel bindings until Close. A channel binding lasts 10 minutes and
-// refreshes its peer's permission (RFC 8656 §12), so refreshing both as
-// often as permissions need it keeps both.
-func (a *Allocation) refresh() {
-	defer a.tasks.Done()
-	t := time.NewTicker(a.permEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-a.closing:
-			return
-		case <-t.C:
-		}
-		a.mu.Lock()
-		ips := make([]netip.Addr, 0, len(a.permits))
-		for ip := range a.permits {
-			ips = append(ips, ip)
-		}
-		a.mu.Unlock()
-		if len(ips) > 0 {
-			if err := a.createPermission(ips); err != nil {
-				if a.isClosing() {
-					return
-				}
-				slog.Warn("relay: refreshing TURN permissions failed", "server", a.name, "peers", ips, "err", err)
-			} else {
-				a.permRefreshes.Add(1)
+// refreshChannels binds the channels again, with the permissions: a
+// channel binding lasts 10 minutes and refreshes its peer's permission
+// (RFC 8656 §12), so refreshing both as often as permissions need it
+// keeps both.
+func (a *Allocation) refreshChannels(closing <-chan struct{}) {
+	for _, ch := range a.chans.bound() {
+		if err := a.bindChannel(ch); err != nil {
+			select {
+			case <-closing:
+				return
+			default:
 			}
+			slog.Warn("relay: refreshing a TURN channel binding failed", "server", a.name, "peer", ch.peer, "err", err)
+			continue
 		}
-		for _, ch := range a.chans.bound() {
-			if err := a.bindChannel(ch); err != nil {
-				if a.isClosing() {
-					return
-				}
-				slog.Warn("relay: refreshing a TURN channel binding failed", "server", a.name, "peer", ch.peer, "err", err)
-				continue
-			}
-			a.chanRefreshes.Add(1)
-		}
+		a.chanRefreshes.Add(1)
 	}
 }
 
@@ -577,9 +470,7 @@ func (a *Allocation) Close() error {
 }
 
 func (a *Allocation) close() error {
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
+	a.perms.close()
 	close(a.closing)
 
 	// pion's Close stops its refresh timers and sends the Refresh with
@@ -600,7 +491,7 @@ func (a *Allocation) close() error {
 	// any new one at once.
 	a.client.Close()
 	sockErr := a.sock.Close()
-	a.tasks.Wait()
+	a.perms.wait()
 	<-a.readDone
 	<-a.pumpDone
 	a.rd.stop()

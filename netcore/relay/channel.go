@@ -238,7 +238,7 @@ func (a *Allocation) channelTo(peer netip.AddrPort) (*channel, error) {
 		if ch.err != nil {
 			a.chans.drop(ch)
 		} else {
-			a.startRefresher()
+			a.perms.keep()
 		}
 	}
 	select {

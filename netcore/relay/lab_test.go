@@ -561,7 +561,7 @@ func childLifecycle(args []string) error {
 	}
 	defer z.Close()
 
-	x.permEvery = 200 * time.Millisecond
+	x.perms.every = 200 * time.Millisecond
 	if err := x.Permit(ctx, y.Relayed()); err != nil {
 		return err
 	}
@@ -569,7 +569,7 @@ func childLifecycle(args []string) error {
 		return err
 	}
 	time.Sleep(time.Second)
-	res.PermRefreshes = x.permRefreshes.Load()
+	res.PermRefreshes = x.perms.refreshes.Load()
 
 	xc, yc := x.PacketConn(), y.PacketConn()
 	buf := make([]byte, 1500)

@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v2"
@@ -54,12 +50,10 @@ type TCPAllocation struct {
 	readDone  chan struct{}
 	closeOnce sync.Once
 
-	mu            sync.Mutex
-	permits       map[netip.Addr]bool // peers' IPs installed with Permit
-	refreshing    bool                // refresh runs
-	tasks         sync.WaitGroup      // refresh, and Permit's requests
-	permEvery     time.Duration       // permissionRefresh; shorter in tests
-	permRefreshes atomic.Uint32       // successful refreshes, for tests
+	perms *permissions // installed with Permit
+
+	mu    sync.Mutex
+	tasks sync.WaitGroup // Dial's requests, and refuseLater
 }
 
 // AllocateTCP allocates a TCP relay on server with its long-term
@@ -84,9 +78,10 @@ func AllocateTCP(ctx context.Context, server config.TURN) (*TCPAllocation, error
 	a := &TCPAllocation{
 		name: name, server: serverAddr, ctrl: c,
 		closing: make(chan struct{}), readDone: make(chan struct{}),
-		permits: map[netip.Addr]bool{}, permEvery: permissionRefresh,
+		perms: newPermissions(name),
 	}
 	a.client, err = newPionClient(turn.NewSTUNConn(c), server, serverAddr, pionLogs{name, a.isClosing})
+	a.perms.client = a.client
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("TURN server %s: %w", name, err)
@@ -182,69 +177,7 @@ func (a *TCPAllocation) Server() netip.AddrPort { return a.server }
 // The permissions are refreshed until Close, as a permission lasts only
 // 5 minutes.
 func (a *TCPAllocation) Permit(ctx context.Context, ips ...netip.Addr) error {
-	var peers []netip.Addr
-	for _, ip := range ips {
-		peers = append(peers, ip.Unmap())
-	}
-	if len(peers) == 0 {
-		return nil
-	}
-	a.mu.Lock()
-	if a.isClosing() {
-		a.mu.Unlock()
-		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, peers, net.ErrClosed)
-	}
-	a.tasks.Add(1)
-	a.mu.Unlock()
-	done := make(chan error, 1)
-	go func() {
-		defer a.tasks.Done()
-		done <- createPermission(a.client, peers)
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, peers, err)
-		}
-	case <-ctx.Done():
-		// pion's request runs on until it is answered or gives up (Close
-		// ends it).
-		return fmt.Errorf("TURN server %s: permitting %v: %w", a.name, peers, ctx.Err())
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, ip := range peers {
-		a.permits[ip] = true
-	}
-	if !a.refreshing && !a.isClosing() {
-		a.refreshing = true
-		a.tasks.Go(a.refresh)
-	}
-	return nil
-}
-
-// refresh refreshes the permissions installed with Permit until Close.
-func (a *TCPAllocation) refresh() {
-	t := time.NewTicker(a.permEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-a.closing:
-			return
-		case <-t.C:
-		}
-		a.mu.Lock()
-		ips := slices.Collect(maps.Keys(a.permits))
-		a.mu.Unlock()
-		if err := createPermission(a.client, ips); err != nil {
-			if a.isClosing() {
-				return
-			}
-			slog.Warn("relay: refreshing TURN permissions failed", "server", a.name, "peers", ips, "err", err)
-			continue
-		}
-		a.permRefreshes.Add(1)
-	}
+	return a.perms.permit(ctx, ips)
 }
 
 // Accept waits for a permitted peer's connection to the relayed address
@@ -383,6 +316,7 @@ func (refusedConn) Close() error              { return nil }
 func (a *TCPAllocation) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
+		a.perms.close()
 		a.mu.Lock()
 		close(a.closing)
 		if a.binding != nil {
@@ -399,7 +333,8 @@ func (a *TCPAllocation) Close() error {
 		a.client.Close()
 		a.ctrl.Close()
 		<-a.readDone
-		a.tasks.Wait() // closing was closed under mu: no Permit adds a task now
+		a.tasks.Wait() // closing was closed under mu: no Dial adds a task now
+		a.perms.wait()
 	})
 	return err
 }

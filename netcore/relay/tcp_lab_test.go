@@ -153,7 +153,7 @@ func tcpAllocSide(ctx context.Context, dir, url string, res *tcpResult) error {
 	if err != nil {
 		return err
 	}
-	a.permEvery = 200 * time.Millisecond
+	a.perms.every = 200 * time.Millisecond
 	if err := a.Permit(ctx, peer); err != nil {
 		return err
 	}
@@ -173,10 +173,10 @@ func tcpAllocSide(ctx context.Context, dir, url string, res *tcpResult) error {
 		c.Close()
 		return err
 	}
-	for wait := time.Now(); a.permRefreshes.Load() == 0 && time.Since(wait) < 2*time.Second; {
+	for wait := time.Now(); a.perms.refreshes.Load() == 0 && time.Since(wait) < 2*time.Second; {
 		time.Sleep(20 * time.Millisecond)
 	}
-	res.PermRefreshes = a.permRefreshes.Load()
+	res.PermRefreshes = a.perms.refreshes.Load()
 	time.Sleep(200 * time.Millisecond) // the server announces b's later connections
 	// Freeing the allocation ends the connection through it.
 	start = time.Now()
