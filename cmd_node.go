@@ -136,7 +136,7 @@ func summarize(a *addr.Address) *addressSummary {
 
 func cmdNode(args []string, stdout io.Writer) error {
 	fs := newFlags("node", stdout)
-	asJSON := fs.Bool("json", false, "print the address, and then each friend's change, as JSON")
+	asJSON := fs.Bool("json", false, "print the address (again whenever it changes) and each friend's change as JSON")
 	poll := fs.Duration("poll", presence.DefaultPoll, "ask each friend this often whether it is online")
 	nf := addNodeFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -176,6 +176,16 @@ func cmdNode(args []string, stdout io.Writer) error {
 		n.Close()
 		return err
 	}
+	// The address grows when a signaling broker is reached after the
+	// start: friends need the new one to signal this node.
+	defer n.OnAddress(func(*addr.Address) {
+		out.Lock()
+		defer out.Unlock()
+		if !*asJSON {
+			fmt.Fprint(stdout, "signaling reached, the address is now: ")
+		}
+		printAddress(stdout, n, *asJSON)
+	})()
 	// Friends: who is online, and what waits for them goes when they can
 	// be reached.
 	keeper, err := runPresence(ctx, n, c, home, *poll, *asJSON, &out, stdout)

@@ -24,6 +24,7 @@ type runningNode struct {
 	home string // its P2PD_HOME
 	cmd  *exec.Cmd
 	err  bytes.Buffer
+	out  *json.Decoder // what it prints after its first address
 }
 
 // nodeIn starts `p2pd node --json` (this test binary as p2pd) in namespace
@@ -56,8 +57,9 @@ func nodeInHome(t testing.TB, l *natlab.Lab, ns, name, home string, extra ...str
 	done := make(chan error, 1)
 	go func() {
 		var first struct{ Address string }
-		err := json.NewDecoder(bufio.NewReader(out)).Decode(&first)
-		n.addr = first.Address
+		dec := json.NewDecoder(bufio.NewReader(out))
+		err := dec.Decode(&first)
+		n.addr, n.out = first.Address, dec
 		done <- err
 	}()
 	select {
@@ -74,6 +76,36 @@ func nodeInHome(t testing.TB, l *natlab.Lab, ns, name, home string, extra ...str
 	}
 	t.Cleanup(func() { n.stop(t) })
 	return n
+}
+
+// nextAddress waits up to wait for the node to print an address again,
+// one for which ok holds (it skips the other lines it prints).
+func (n *runningNode) nextAddress(t testing.TB, wait time.Duration, ok func(*addr.Address) bool) *addr.Address {
+	t.Helper()
+	found := make(chan *addr.Address, 1)
+	go func() {
+		defer close(found)
+		for {
+			var line struct{ Address string }
+			if err := n.out.Decode(&line); err != nil {
+				return
+			}
+			if a, err := addr.Parse(line.Address); err == nil && ok(a) {
+				found <- a
+				return
+			}
+		}
+	}()
+	select {
+	case a, open := <-found:
+		if !open {
+			t.Fatalf("the node stopped printing before the address expected\n%s", n.err.String())
+		}
+		return a
+	case <-time.After(wait):
+		t.Fatalf("no such address from the node within %v\n%s", wait, n.err.String())
+	}
+	return nil
 }
 
 // stop interrupts the node and checks that it shut down cleanly.
@@ -269,6 +301,43 @@ func find(events []node.Event, strategy string) *node.Event {
 		}
 	}
 	return last
+}
+
+// TestSignalingReachedLate: A starts while both MQTT brokers are down, so
+// its address lists none and no peer can signal it. When the brokers come
+// up, A subscribes by itself, prints its grown address, and B connects to
+// it at that address by reverse connect, which only signaling starts.
+// (A node once stayed without signaling until it was started again.)
+func TestSignalingReachedLate(t *testing.T) {
+	l := natlab.New(t, natlab.Config{B: natlab.NAT{Mapping: natlab.MapNone, Filtering: natlab.FilterEIF}, TURN: true, MQTT: true, NTP: true})
+	for _, b := range []int{1, 2} {
+		if err := l.StopBroker(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := nodeInHome(t, l, l.A.Host, "a", t.TempDir())
+	first, err := addr.Parse(a.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Brokers) != 0 {
+		t.Fatalf("A lists brokers %v while both are down", first.Brokers)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, b := range []int{1, 2} {
+		if err := l.StartBroker(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up := time.Now()
+	grown := a.nextAddress(t, 30*time.Second, func(a *addr.Address) bool { return len(a.Brokers) == 2 })
+	t.Logf("A listed both brokers %v after they came up", time.Since(up).Round(time.Millisecond))
+	text, err := grown.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustConnect(t, l, l.B.Host, "b2a", v4Only(t, text), node.Reverse, "the peer connected", "--strategies", "reverse")
 }
 
 // TestSameLAN: two computers behind the same router connect over their

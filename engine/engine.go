@@ -97,10 +97,11 @@ type Engine struct {
 // running is one run of the node and what runs on it; a network change
 // or new settings start another.
 type running struct {
-	n      *node.Node
-	keeper *presence.Keeper
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	n           *node.Node
+	keeper      *presence.Keeper
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	stopAddress func() // ends the node's OnAddress registration
 }
 
 // nearbyFor is how long a node heard on the LAN stays listed: a few of
@@ -172,7 +173,9 @@ type Hooks struct {
 	Network func(s Snapshot, change string, err error)
 	// Address: the node is up (started, or started again) with the
 	// address in s; the check follows, and s carries the last one
-	// (Cached set) until then.
+	// (Cached set) until then. Also called, with the current check,
+	// when the running node's address changes (a signaling broker
+	// reached after the start).
 	Address func(s Snapshot)
 }
 
@@ -259,6 +262,7 @@ func (e *Engine) startRun(ctx context.Context) error {
 		},
 	})
 	r.wg.Go(func() { r.keeper.Run(rctx) })
+	r.stopAddress = n.OnAddress(func(*addr.Address) { e.addressChanged(n) })
 	// Nodes on this LAN find this one, and it them, with no server (not
 	// for a node kept on loopback).
 	if !e.opt.Loopback {
@@ -279,6 +283,7 @@ func (e *Engine) stopRun() error {
 	if r == nil {
 		return nil
 	}
+	r.stopAddress()
 	r.cancel()
 	r.wg.Wait()
 	return r.n.Close()
@@ -396,6 +401,10 @@ func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 		// check): its own check tells the newer address.
 		return e.Cached(), nil
 	}
+	// A broker reached during the check grew the address meanwhile.
+	if now, err := addressOf(n); err == nil {
+		s.Address, s.Port = now.Address, now.Port
+	}
 	e.mu.Lock()
 	e.last = s
 	e.mu.Unlock()
@@ -411,6 +420,28 @@ func (e *Engine) failed() Snapshot {
 	s := e.Cached()
 	s.Cached = false
 	return s
+}
+
+// addressChanged shows and remembers the running node's new address,
+// with the check the last one made.
+func (e *Engine) addressChanged(n *node.Node) {
+	if e.node() != n {
+		return
+	}
+	s, err := addressOf(n)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	s.Report = e.last.Report
+	e.last = s
+	e.mu.Unlock()
+	if err := saveJSON(filepath.Join(e.home, cacheFile), s); err != nil {
+		e.opt.Logger.Debug("engine: cannot remember the address for the next launch", "err", err)
+	}
+	if h := e.hook().Address; h != nil {
+		h(s)
+	}
 }
 
 // addressOf is the snapshot of n's address, without a check.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,18 +40,35 @@ func watchChild(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	out := json.NewEncoder(os.Stdout)
-	e.SetHooks(Hooks{Network: func(s Snapshot, change string, err error) {
-		if err != nil {
-			change += "; not started again: " + err.Error()
-		}
-		out.Encode(watchLine{Change: change, Address: s.Address})
-	}})
+	var mu sync.Mutex
+	enc := json.NewEncoder(os.Stdout)
+	out := func(w watchLine) {
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(w)
+	}
+	e.SetHooks(Hooks{
+		Network: func(s Snapshot, change string, err error) {
+			if err != nil {
+				change += "; not started again: " + err.Error()
+			}
+			out(watchLine{Change: change, Address: s.Address})
+		},
+		Address: func(s Snapshot) {
+			if !s.Cached { // not the one each start shows before its check
+				change := "the address grew"
+				if e.Cached().Address != s.Address {
+					change += ", not remembered"
+				}
+				out(watchLine{Change: change, Address: s.Address})
+			}
+		},
+	})
 	s, err := e.Start(ctx)
 	if err != nil {
 		return err
 	}
-	out.Encode(watchLine{Address: s.Address})
+	out(watchLine{Address: s.Address})
 	<-ctx.Done()
 	return e.Close()
 }
@@ -82,32 +100,7 @@ func TestNetworkChange(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := l.ChildCommand(ctx, l.A.Host, "watch", cfgPath, t.TempDir())
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		cmd.Wait()
-	}()
-	lines := bufio.NewScanner(stdout)
-	next := func() watchLine {
-		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("the app stopped: %v", lines.Err())
-		}
-		var w watchLine
-		if err := json.Unmarshal(lines.Bytes(), &w); err != nil {
-			t.Fatalf("the app printed %q", lines.Text())
-		}
-		return w
-	}
+	next := startWatch(t, ctx, l, cfgPath)
 	first := next()
 	if got := localV4(t, first.Address); len(got) != 1 || got[0] != l.A.Host4 {
 		t.Fatalf("the first address has %v, want %v", got, l.A.Host4)
@@ -139,6 +132,90 @@ func TestNetworkChange(t *testing.T) {
 	if took > 15*time.Second {
 		t.Errorf("the change took %v to show, want seconds", took)
 	}
+}
+
+// startWatch runs the watch child in host A until the test ends, and
+// returns what reads its next line.
+func startWatch(t *testing.T, ctx context.Context, l *natlab.Lab, cfgPath string) (next func() watchLine) {
+	ctx, cancel := context.WithCancel(ctx)
+	cmd := l.ChildCommand(ctx, l.A.Host, "watch", cfgPath, t.TempDir())
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
+	lines := bufio.NewScanner(stdout)
+	return func() watchLine {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("the app stopped: %v", lines.Err())
+		}
+		var w watchLine
+		if err := json.Unmarshal(lines.Bytes(), &w); err != nil {
+			t.Fatalf("the app printed %q", lines.Text())
+		}
+		return w
+	}
+}
+
+// TestBrokersReachedLate: the app starts while the MQTT brokers are down
+// (an address no friend can signal); once they are up it shows, and
+// remembers, an address that lists them, without starting again.
+func TestBrokersReachedLate(t *testing.T) {
+	l := natlab.New(t, natlab.Config{MQTT: true, TURN: true})
+	cfgPath, err := l.WriteNodeConfig("watch", l.NodeConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []int{1, 2} {
+		if err := l.StopBroker(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	next := startWatch(t, ctx, l, cfgPath)
+	first := next()
+	if b := brokers(t, first.Address); len(b) != 0 {
+		t.Fatalf("the first address lists brokers %v while both are down", b)
+	}
+	for _, b := range []int{1, 2} {
+		if err := l.StartBroker(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up := time.Now()
+	for {
+		w := next()
+		if w.Change != "the address grew" {
+			t.Fatalf("the app printed %+v", w)
+		}
+		if port(t, w.Address) != port(t, first.Address) {
+			t.Errorf("the port moved: %s", w.Address)
+		}
+		if len(brokers(t, w.Address)) == 2 {
+			break
+		}
+	}
+	t.Logf("the address listed both brokers %v after they came up", time.Since(up).Round(time.Millisecond))
+}
+
+// brokers lists the brokers an address text carries.
+func brokers(t *testing.T, text string) []addr.Server {
+	t.Helper()
+	a, err := addr.Parse(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Brokers
 }
 
 // port is the listen port an address text carries.

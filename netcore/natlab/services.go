@@ -150,6 +150,15 @@ func (l *Lab) startCoturn() (*proc, error) {
 // broker that goes down and comes back does; it returns once the broker
 // listens again.
 func (l *Lab) RestartBroker(ctx context.Context, n int) error {
+	if err := l.StopBroker(n); err != nil {
+		return err
+	}
+	return l.StartBroker(ctx, n)
+}
+
+// StopBroker stops MQTT broker n (1 or 2): its port then refuses
+// connections until StartBroker.
+func (l *Lab) StopBroker(n int) error {
 	name := fmt.Sprintf("mosquitto%d", n)
 	l.mu.Lock()
 	i := slices.IndexFunc(l.procs, func(p *proc) bool { return p.name == name })
@@ -160,9 +169,15 @@ func (l *Lab) RestartBroker(ctx context.Context, n int) error {
 	}
 	l.mu.Unlock()
 	if old == nil {
-		return fmt.Errorf("natlab: no broker %d", n)
+		return fmt.Errorf("natlab: no broker %d running", n)
 	}
 	old.stop()
+	return nil
+}
+
+// StartBroker starts MQTT broker n (1 or 2) again after StopBroker; it
+// returns once the broker listens.
+func (l *Lab) StartBroker(ctx context.Context, n int) error {
 	ips := [][2]netip.Addr{{ServerIP1, ServerIP1v6}, {ServerIP2, ServerIP2v6}}[n-1]
 	p, err := l.startMosquitto(n, ips)
 	if err != nil {

@@ -288,14 +288,10 @@ func (n *Node) plan(strategy string, to *addr.Address, relayWait time.Duration) 
 			return n.dialDirect(ctx, to, note)
 		}, ""
 	case Reverse:
-		switch {
-		case to.Key.Equal(n.id.Public):
-			return nil, "connecting to itself"
-		case n.sig == nil:
-			return nil, "this node reached no signaling broker"
-		case len(to.Brokers) == 0:
-			return nil, "the peer's address lists no signaling broker"
-		case !n.reachableBy(to):
+		if why := n.signalable(to); why != "" {
+			return nil, why
+		}
+		if !n.reachableBy(to) {
 			return nil, "this node cannot be reached either (its router filters and maps no port), so the peer could not connect back"
 		}
 		return func(ctx context.Context, note noter) (*session.Session, string, error) {

@@ -34,7 +34,7 @@ func (n *Node) FreshAddress(ctx context.Context, old *addr.Address) (*addr.Addre
 		return nil, errors.New(why)
 	}
 	ans, err := exchange(ctx, n, &n.addrAnswers, old, kindAddrRequest, "address", addrAnswerTimeout, func(id string) any {
-		return addrMsg{ID: id, Brokers: n.brokers}
+		return addrMsg{ID: id, Brokers: n.brokerList()}
 	})
 	if err != nil {
 		return nil, err

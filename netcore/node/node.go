@@ -86,7 +86,7 @@ type Node struct {
 	listeners   []net.Listener
 	endpoints   []endpoint // where this node listens, with what it learned
 	keepers     []*portmap.Keeper
-	brokers     []netip.AddrPort
+	brokers     []netip.AddrPort // n.mu; replaced, never changed in place
 	relays      []addr.Server
 	stunServers []stun.Server
 
@@ -101,6 +101,8 @@ type Node struct {
 	addrAnswers  answers[addrMsg]
 	onMsg        []MsgHandler
 	watchers     []*watcher // OnSession's
+	addrWatchers []*addrWatcher
+	addrMu       sync.Mutex // one address build (and its announcement) at a time
 	address      *addr.Address
 }
 
@@ -258,16 +260,23 @@ func (n *Node) learn(ctx context.Context) {
 	if eps, err := cfg.MQTTEndpoints(); err == nil && len(eps) > 0 {
 		wg.Go(func() {
 			sealer := signal.NewSealer(n.id.Public, n.id.Private, n.clock.Now)
-			opts := []signal.Option{signal.WithLogger(n.log)}
+			opts := []signal.Option{signal.WithLogger(n.log), signal.WithSubscribed(n.brokersGrew)}
 			if n.opt.Accept != nil {
 				opts = append(opts, signal.WithAccept(func(from ed25519.PublicKey, _ byte) bool { return n.opt.Accept(from) }))
 			}
-			sig, err := signal.Listen(ctx, sealer, eps, n.onSignal, opts...)
+			sig, err := signal.Start(sealer, eps, n.onSignal, opts...)
 			if err != nil {
 				n.log.Warn("node: no signaling", "err", err)
 				return
 			}
+			n.mu.Lock()
 			n.sig = sig
+			n.mu.Unlock()
+			// A broker that answers later joins the address then
+			// (brokersGrew): the node does not wait for it here.
+			if err := sig.Ready(ctx); err != nil {
+				n.log.Warn("node: no signaling yet", "err", err)
+			}
 		})
 	}
 	if !n.opt.Loopback {
@@ -294,9 +303,7 @@ func (n *Node) learn(ctx context.Context) {
 		}
 	}
 	wg.Wait()
-	if n.sig != nil {
-		n.brokers = n.sig.Brokers()
-	}
+	n.brokersGrew()
 	if !n.opt.NoPortMapping && !n.opt.Loopback {
 		n.mapPorts(ctx)
 	}
@@ -343,8 +350,83 @@ func (n *Node) mapPorts(ctx context.Context) {
 	wg.Wait()
 }
 
+// brokerList is where this node listens for signaling: each broker that
+// took its subscription since the start.
+func (n *Node) brokerList() []netip.AddrPort {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.brokers
+}
+
+// brokersGrew adds the brokers subscribed now to the node's list. Once
+// the node is up, a longer list makes a new address, which the
+// OnAddress watchers hear of. A broker that drops stays in the list:
+// friends saved the address with it, and it is dialed again.
+func (n *Node) brokersGrew() {
+	// One at a time: watchers hear of each address in the order made.
+	n.addrMu.Lock()
+	defer n.addrMu.Unlock()
+	n.mu.Lock()
+	if n.sig == nil || n.closing {
+		n.mu.Unlock()
+		return
+	}
+	sig, up := n.sig, n.address != nil
+	n.mu.Unlock()
+	now := sig.Brokers()
+	n.mu.Lock()
+	grown := false
+	for _, b := range now {
+		if !slices.Contains(n.brokers, b) {
+			n.brokers = append(slices.Clone(n.brokers), b)
+			grown = true
+		}
+	}
+	if grown {
+		n.brokers = slices.SortedFunc(slices.Values(n.brokers), netip.AddrPort.Compare)
+	}
+	n.mu.Unlock()
+	if grown && up {
+		n.makeAddress()
+		a := n.Address()
+		n.log.Info("node: signaling reached; new address", "brokers", len(a.Brokers), "address", a.String())
+		n.mu.Lock()
+		fs := slices.Clone(n.addrWatchers)
+		n.mu.Unlock()
+		for _, w := range fs {
+			w.f(a)
+		}
+	}
+}
+
+// OnAddress calls f with the node's address each time it changes while
+// the node runs (a signaling broker reached after the start), until stop
+// is called.
+func (n *Node) OnAddress(f func(*addr.Address)) (stop func()) {
+	w := &addrWatcher{f: f}
+	n.mu.Lock()
+	n.addrWatchers = append(n.addrWatchers, w)
+	n.mu.Unlock()
+	return func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.addrWatchers = slices.DeleteFunc(n.addrWatchers, func(x *addrWatcher) bool { return x == w })
+	}
+}
+
+// addrWatcher is one OnAddress registration.
+type addrWatcher struct{ f func(*addr.Address) }
+
 // buildAddress makes the node's address from what it learned.
 func (n *Node) buildAddress() {
+	n.addrMu.Lock()
+	defer n.addrMu.Unlock()
+	n.makeAddress()
+}
+
+// makeAddress is buildAddress with addrMu held: builds run one at a
+// time, so the last one reads the latest brokers.
+func (n *Node) makeAddress() {
 	a := &addr.Address{Key: n.id.Public}
 	byIfc := map[string]*addr.Interface{}
 	var order []string
@@ -386,7 +468,7 @@ func (n *Node) buildAddress() {
 	for _, name := range order {
 		a.Interfaces = append(a.Interfaces, *byIfc[name])
 	}
-	for _, b := range n.brokers {
+	for _, b := range n.brokerList() {
 		if len(a.Brokers) < addr.MaxServers {
 			a.Brokers = append(a.Brokers, addr.Server{Addr: b})
 		}

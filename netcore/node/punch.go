@@ -109,7 +109,9 @@ func (n *Node) signalable(to *addr.Address) string {
 	case to.Key.Equal(n.id.Public):
 		return "connecting to itself"
 	case n.sig == nil:
-		return "this node reached no signaling broker"
+		return "no signaling broker is configured"
+	case len(n.brokerList()) == 0:
+		return "this node has reached no signaling broker yet"
 	case len(to.Brokers) == 0:
 		return "the peer's address lists no signaling broker"
 	}
@@ -352,7 +354,7 @@ func (n *Node) punchUDP(ctx context.Context, to *addr.Address, note noter) (*ses
 func (n *Node) offerPunch(ctx context.Context, to *addr.Address, o punchOffer, note noter) (punchAnswer, error) {
 	note.say("offering %s over signaling", endpointList(o.Endpoints))
 	ans, err := exchange(ctx, n, &n.punchAnswers, to, kindPunchOffer, "punch", punchAnswerTimeout, func(id string) any {
-		o.ID, o.Brokers, o.SentAt = id, n.brokers, n.clock.Now().UnixNano()
+		o.ID, o.Brokers, o.SentAt = id, n.brokerList(), n.clock.Now().UnixNano()
 		return o
 	})
 	if err == nil && ans.Error != "" {

@@ -119,7 +119,7 @@ func planNode(t *testing.T, p *stun.Profile, host byte) *Node {
 		t.Fatal(err)
 	}
 	local := netip.AddrFrom4([4]byte{192, 168, host, 2})
-	return &Node{id: id, sig: &signal.Client{}, endpoints: []endpoint{{
+	return &Node{id: id, sig: &signal.Client{}, brokers: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.1:1883")}, endpoints: []endpoint{{
 		ifc: "eth0", family: netif.IPv4, local: netip.AddrPortFrom(local, 4000), profile: p,
 	}}}
 }

@@ -88,17 +88,10 @@ type relayMsg struct {
 
 // planRelay says whether the relay can start towards to, or why not.
 func (n *Node) planRelay(to *addr.Address) string {
-	switch {
-	case to.Key.Equal(n.id.Public):
-		return "connecting to itself"
-	case len(n.opt.Config.TURN) == 0:
+	if len(n.opt.Config.TURN) == 0 && !to.Key.Equal(n.id.Public) {
 		return "no TURN server is configured"
-	case n.sig == nil:
-		return "this node reached no signaling broker"
-	case len(to.Brokers) == 0:
-		return "the peer's address lists no signaling broker"
 	}
-	return ""
+	return n.signalable(to)
 }
 
 // allocate allocates a relay on the first configured TURN server that
@@ -306,7 +299,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 		note.say("allocated %v on %v; offering it over signaling", a.Relayed(), a.Server())
 	}
 	ans, err := exchange(ctx, n, &n.relayAnswers, to, kindRelayOffer, "relay", relayAnswerTimeout, func(id string) any {
-		offer.ID, offer.Brokers = id, n.brokers
+		offer.ID, offer.Brokers = id, n.brokerList()
 		return offer
 	})
 	for range permits {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -45,11 +46,16 @@ type Client struct {
 	handler func(Message)
 	log     *slog.Logger
 
-	mu      sync.Mutex
-	brokers map[netip.AddrPort]*broker
-	closed  bool
-	done    chan struct{} // closed by Close
-	dropped atomic.Int64
+	subscribed func() // see WithSubscribed
+
+	mu         sync.Mutex
+	brokers    map[netip.AddrPort]*broker
+	unresolved map[string]error // broker names not found yet, and why
+	closed     bool
+	done       chan struct{} // closed by Close
+	ready      chan struct{} // closed at the first subscription
+	readyOnce  sync.Once
+	dropped    atomic.Int64
 }
 
 type broker struct {
@@ -68,48 +74,116 @@ func WithAccept(accept func(from ed25519.PublicKey, kind byte) bool) Option {
 	return func(c *Client) { c.accept = accept }
 }
 
+// WithSubscribed calls f (on a goroutine of its own) each time a broker
+// takes this node's subscription: the list [Client.Brokers] returns grew,
+// or a broker came back.
+func WithSubscribed(f func()) Option { return func(c *Client) { c.subscribed = f } }
+
 // WithLogger sets where dropped messages are logged (at debug level).
 func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 
-// Listen connects to the brokers in parallel and subscribes to this node's
-// topic on each, calling handler for every message that opens. It returns
-// as soon as one broker has the subscription; the others keep trying in
-// the background (with backoff, as does a broker that drops later). It
-// fails only if no broker could be reached before ctx ends.
+// Listen starts a client ([Start]) and waits until one broker has the
+// subscription ([Client.Ready]). It fails, and closes the client, if
+// none did before ctx ended.
 func Listen(ctx context.Context, s *Sealer, brokers []config.Endpoint, handler func(Message), opts ...Option) (*Client, error) {
-	c := &Client{sealer: s, topic: Topic(s.pub), handler: handler, log: slog.Default(), brokers: map[netip.AddrPort]*broker{}, done: make(chan struct{})}
-	for _, o := range opts {
-		o(c)
+	c, err := Start(s, brokers, handler, opts...)
+	if err != nil {
+		return nil, err
 	}
+	if err := c.Ready(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Start connects to the brokers in the background and subscribes to this
+// node's topic on each, calling handler for every message that opens. It
+// returns at once. A broker whose name does not resolve is looked up
+// again, and one that does not answer (or drops later) is dialed again,
+// with backoff, until Close: a node started before its network or its
+// brokers were up gets signaling when they come. [Client.Ready] waits for
+// the first subscription; [WithSubscribed] hears of each one.
+func Start(s *Sealer, brokers []config.Endpoint, handler func(Message), opts ...Option) (*Client, error) {
 	if len(brokers) == 0 {
 		return nil, errors.New("no MQTT broker configured")
 	}
-	ready := make(chan error, len(brokers))
-	for _, ep := range brokers {
-		go func() {
-			ap, err := resolve(ctx, ep)
-			if err != nil {
-				ready <- err
-				return
-			}
-			ready <- c.listenOn(ctx, ap)
-		}()
+	c := &Client{sealer: s, topic: Topic(s.pub), handler: handler, log: slog.Default(), brokers: map[netip.AddrPort]*broker{},
+		done: make(chan struct{}), ready: make(chan struct{})}
+	for _, o := range opts {
+		o(c)
 	}
+	for _, ep := range brokers {
+		go c.reach(ep)
+	}
+	return c, nil
+}
+
+// Ready waits until one broker has this node's subscription, or ctx ends.
+func (c *Client) Ready(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		if errs := c.failures(); len(errs) > 0 {
+			return fmt.Errorf("no MQTT broker answered (trying on): %w", errors.Join(errs...))
+		}
+		return fmt.Errorf("no MQTT broker answered (trying on): %w", ctx.Err())
+	case <-c.done:
+		return errors.New("signaling client closed")
+	}
+}
+
+// failures lists why the brokers not subscribed yet are not.
+func (c *Client) failures() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var errs []error
-	for range brokers {
-		select {
-		case err := <-ready:
-			if err == nil {
-				return c, nil
-			}
-			errs = append(errs, err)
-		case <-ctx.Done():
-			c.Close()
-			return nil, fmt.Errorf("no MQTT broker answered: %w", ctx.Err())
+	for _, ep := range slices.Sorted(maps.Keys(c.unresolved)) {
+		errs = append(errs, c.unresolved[ep])
+	}
+	for _, ap := range slices.SortedFunc(maps.Keys(c.brokers), netip.AddrPort.Compare) {
+		if b := c.brokers[ap]; b.own && !b.subscribed.Load() {
+			errs = append(errs, fmt.Errorf("MQTT broker %s: no subscription yet", ap))
 		}
 	}
-	c.Close()
-	return nil, fmt.Errorf("no MQTT broker answered: %w", errors.Join(errs...))
+	return errs
+}
+
+// reach resolves ep, again with backoff while it fails, then connects
+// to it and subscribes (paho dials again by itself from there).
+func (c *Client) reach(ep config.Endpoint) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for wait := time.Second; ; wait = min(2*wait, maxReconnect) {
+		ap, err := resolve(ctx, ep)
+		if err == nil {
+			c.mu.Lock()
+			delete(c.unresolved, ep.String())
+			c.mu.Unlock()
+			c.broker(ap, true)
+			return
+		}
+		c.mu.Lock()
+		if c.unresolved == nil {
+			c.unresolved = map[string]error{}
+		}
+		c.unresolved[ep.String()] = err
+		c.mu.Unlock()
+		c.log.Debug("signal: MQTT broker not found, looking again", "broker", ep, "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func resolve(ctx context.Context, ep config.Endpoint) (netip.AddrPort, error) {
@@ -118,25 +192,6 @@ func resolve(ctx context.Context, ep config.Endpoint) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("MQTT broker %s: %w", ep, err)
 	}
 	return netip.AddrPortFrom(ips[0].Unmap(), ep.Port), nil
-}
-
-// listenOn subscribes on one broker and waits until the subscription is
-// in place or ctx ends (the connection keeps trying afterwards).
-func (c *Client) listenOn(ctx context.Context, ap netip.AddrPort) error {
-	b, err := c.broker(ap, true)
-	if err != nil {
-		return err
-	}
-	for {
-		if b.subscribed.Load() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("MQTT broker %s: no subscription: %w", ap, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
 
 // broker returns the connection to ap, making it if needed. A broker this
@@ -194,6 +249,10 @@ func (b *broker) subscribe(c *Client) {
 		case <-tok.Done():
 			if tok.Error() == nil {
 				b.subscribed.Store(true)
+				c.readyOnce.Do(func() { close(c.ready) })
+				if c.subscribed != nil {
+					c.subscribed()
+				}
 			}
 		case <-c.done:
 		}
