@@ -13,10 +13,9 @@ const batchMax = 256 << 10
 // batchConn is the TCP connection under a session's TLS: while a
 // [batchedTLS] Write runs it gathers the TLS records that write makes and
 // hands them to the kernel together. crypto/tls writes each record (16 KiB
-// at most) with a write call of its own, and yamux writes each frame's
-// 12-byte header apart from its body: a record and a send of their own.
-// Gathered, a 1 MiB frame takes 5 sends instead of 69, and the TCP stack
-// builds larger packets from them.
+// at most) with a write call of its own. Gathered, a 1 MiB write on a
+// stream (four yamux messages of 256 KiB) takes about 5 sends instead of
+// 64, and the TCP stack builds larger packets from them.
 type batchConn struct {
 	net.Conn
 	mu      sync.Mutex

@@ -26,8 +26,8 @@ func (c *countingConn) Write(p []byte) (int, error) {
 }
 
 // TestWritesGathered: a 1 MiB write on a stream reaches the TCP connection
-// in a few large writes (the 64 TLS records it makes, and yamux's frame
-// header, gathered), and arrives intact.
+// in a few large writes (the 64 TLS records it makes, gathered), and
+// arrives intact.
 func TestWritesGathered(t *testing.T) {
 	var counted *countingConn
 	cli, srv, errc, errs := pairTCP(t, serverKey, func(c net.Conn) net.Conn {

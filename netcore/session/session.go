@@ -22,7 +22,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"p2pd/netcore/identity"
 )
@@ -30,10 +30,15 @@ import (
 const (
 	// MaxProtoLen bounds a protocol name.
 	MaxProtoLen = 64
-	// streamWindow is each stream's flow-control window: 16 MiB keeps a
-	// fast path full (yamux's 256 KiB default caps a stream at 256 KiB per
-	// round trip, under 30 Mbit/s across an ocean).
+	// streamWindow is each stream's flow-control window, from its first
+	// byte: 16 MiB keeps a fast path full (yamux's 256 KiB default caps a
+	// stream at 256 KiB per round trip, under 30 Mbit/s across an ocean,
+	// until its auto-tuning has grown the window over several).
 	streamWindow = 16 << 20
+	// maxMessage bounds one yamux message: one stream's bulk write holds
+	// the connection for at most this long between the others' messages
+	// (2 ms at 1 Gbit/s), and each costs one batched send (batchConn).
+	maxMessage = 256 << 10
 	// keepAlive pings an idle session so NAT mappings, which expire after
 	// 30 s of silence on some routers, stay open, and a dead peer is noticed.
 	keepAlive = 15 * time.Second
@@ -112,12 +117,14 @@ func secure(ctx context.Context, c net.Conn, id *identity.Identity, want ed25519
 	ycfg.LogOutput = io.Discard
 	ycfg.KeepAliveInterval = keepAlive
 	ycfg.MaxStreamWindowSize = streamWindow
+	ycfg.MaxMessageSize = maxMessage
+	ycfg.InitialStreamWindowSize = streamWindow
 	var mux *yamux.Session
 	// yamux roles follow TLS roles, which both sides agree on.
 	if client {
-		mux, err = yamux.Client(batchedTLS{t, under}, ycfg)
+		mux, err = yamux.Client(batchedTLS{t, under}, ycfg, nil)
 	} else {
-		mux, err = yamux.Server(batchedTLS{t, under}, ycfg)
+		mux, err = yamux.Server(batchedTLS{t, under}, ycfg, nil)
 	}
 	if err != nil {
 		t.Close()

@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 )
 
 // yamuxConn carries a session's streams as yamux streams inside TLS over
@@ -15,7 +15,7 @@ type yamuxConn struct {
 	mux *yamux.Session
 }
 
-func (y yamuxConn) open(context.Context) (net.Conn, error) { return y.mux.OpenStream() }
+func (y yamuxConn) open(ctx context.Context) (net.Conn, error) { return y.mux.OpenStream(ctx) }
 
 func (y yamuxConn) accept(ctx context.Context) (net.Conn, error) {
 	type result struct {
