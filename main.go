@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -77,6 +79,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	if path := os.Getenv("P2PD_CPUPROFILE"); path != "" {
+		stop, err := profileCPU(strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid())))
+		if err != nil {
+			fmt.Fprintln(stderr, "p2pd:", err)
+			return 1
+		}
+		defer stop()
+	}
 	err := cmd.run(args[1:], stdout)
 	var ue usageError
 	switch {
@@ -91,6 +101,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "p2pd %s: %s\n", name, oneLine(err))
 		return 1
 	}
+}
+
+// profileCPU writes a CPU profile of the command to path (for go tool
+// pprof) until stop is called.
+func profileCPU(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("P2PD_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("P2PD_CPUPROFILE: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func usage(w io.Writer) {

@@ -100,6 +100,25 @@ func TestVersionJSON(t *testing.T) {
 	}
 }
 
+// TestCPUProfile: P2PD_CPUPROFILE writes a profile of the command (gzip,
+// as pprof writes it), %p naming the process; one that cannot be written
+// fails the command with the reason.
+func TestCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("P2PD_CPUPROFILE", filepath.Join(dir, "cpu-%p.out"))
+	if code, _, stderr := runCLI("version"); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("cpu-%d.out", os.Getpid())))
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("no profile: %v, %d bytes", err, len(b))
+	}
+	t.Setenv("P2PD_CPUPROFILE", filepath.Join(dir, "missing", "cpu.out"))
+	if code, _, stderr := runCLI("version"); code != 1 || !strings.Contains(stderr, "P2PD_CPUPROFILE") {
+		t.Errorf("an unwritable profile: exit %d, %q", code, stderr)
+	}
+}
+
 func TestIfs(t *testing.T) {
 	code, stdout, stderr := runCLI("ifs", "--json", "--loopback")
 	if code != 0 {
