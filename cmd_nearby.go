@@ -40,7 +40,7 @@ func cmdNearby(args []string, stdout io.Writer) error {
 	seen := map[identity.ID]bool{}
 	lctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
-	err = lan.Run(lctx, n.Address(), func(p lan.Peer) {
+	err = lan.Run(lctx, n.Address, func(p lan.Peer) {
 		id := identity.IDOf(p.Address.Key)
 		text, _ := p.Address.Encode()
 		mu.Lock()

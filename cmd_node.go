@@ -169,15 +169,11 @@ func cmdNode(args []string, stdout io.Writer) error {
 		}
 	})
 	n.Handle(chat.Proto, c.Handle)
-	out.Lock()
-	err = printAddress(stdout, n, *asJSON)
-	out.Unlock()
-	if err != nil {
-		n.Close()
-		return err
-	}
 	// The address grows when a signaling broker is reached after the
-	// start: friends need the new one to signal this node.
+	// start: friends need the new one to signal this node. Watched
+	// before the first address is printed (and printed after it), so
+	// no change falls between the two.
+	out.Lock()
 	defer n.OnAddress(func(*addr.Address) {
 		out.Lock()
 		defer out.Unlock()
@@ -186,6 +182,12 @@ func cmdNode(args []string, stdout io.Writer) error {
 		}
 		printAddress(stdout, n, *asJSON)
 	})()
+	err = printAddress(stdout, n, *asJSON)
+	out.Unlock()
+	if err != nil {
+		n.Close()
+		return err
+	}
 	// Friends: who is online, and what waits for them goes when they can
 	// be reached.
 	keeper, err := runPresence(ctx, n, c, home, *poll, *asJSON, &out, stdout)
@@ -197,7 +199,7 @@ func cmdNode(args []string, stdout io.Writer) error {
 	beacons := make(chan struct{})
 	go func() {
 		defer close(beacons)
-		if err := lan.Run(ctx, n.Address(), func(lan.Peer) {}); err != nil {
+		if err := lan.Run(ctx, n.Address, func(lan.Peer) {}); err != nil {
 			slog.Debug("no LAN beacons", "err", err)
 		}
 	}()

@@ -86,6 +86,7 @@ type Engine struct {
 	ctx       context.Context // Start's, until Close
 	cancel    context.CancelFunc
 	last      Snapshot
+	saveMu    sync.Mutex          // orders reading the address, keeping and saving it
 	nearby    map[string]lan.Peer // by address text
 	hooks     Hooks
 	settings  Settings
@@ -323,7 +324,7 @@ func (e *Engine) Restart(ctx context.Context) (Snapshot, error) {
 
 // findNearby runs the LAN beacons until ctx ends.
 func (e *Engine) findNearby(ctx context.Context, n *node.Node) {
-	err := lan.Run(ctx, n.Address(), func(p lan.Peer) {
+	err := lan.Run(ctx, n.Address, func(p lan.Peer) {
 		text, err := p.Address.Encode()
 		if err != nil {
 			return
@@ -401,16 +402,13 @@ func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 		// check): its own check tells the newer address.
 		return e.Cached(), nil
 	}
+	e.saveMu.Lock()
+	defer e.saveMu.Unlock()
 	// A broker reached during the check grew the address meanwhile.
 	if now, err := addressOf(n); err == nil {
 		s.Address, s.Port = now.Address, now.Port
 	}
-	e.mu.Lock()
-	e.last = s
-	e.mu.Unlock()
-	if err := saveJSON(filepath.Join(e.home, cacheFile), s); err != nil {
-		e.opt.Logger.Debug("engine: cannot remember the address for the next launch", "err", err)
-	}
+	e.keepSnapshot(s)
 	return s, nil
 }
 
@@ -428,19 +426,28 @@ func (e *Engine) addressChanged(n *node.Node) {
 	if e.node() != n {
 		return
 	}
+	e.saveMu.Lock()
 	s, err := addressOf(n)
 	if err != nil {
+		e.saveMu.Unlock()
 		return
 	}
+	s.Report = e.Cached().Report
+	e.keepSnapshot(s)
+	e.saveMu.Unlock()
+	if h := e.hook().Address; h != nil {
+		h(s)
+	}
+}
+
+// keepSnapshot makes s what Cached returns, and saves it for the next
+// launch; saveMu is held, so the address read last is the one kept.
+func (e *Engine) keepSnapshot(s Snapshot) {
 	e.mu.Lock()
-	s.Report = e.last.Report
 	e.last = s
 	e.mu.Unlock()
 	if err := saveJSON(filepath.Join(e.home, cacheFile), s); err != nil {
 		e.opt.Logger.Debug("engine: cannot remember the address for the next launch", "err", err)
-	}
-	if h := e.hook().Address; h != nil {
-		h(s)
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +23,8 @@ import (
 func TestMain(m *testing.M) {
 	natlab.ChildMain(map[string]natlab.ChildFunc{
 		// beacons runs lan.Run for args[0] with a fresh key and prints
-		// every report as a childRun.
+		// every report as a childRun. Half a round in, its address grows
+		// a signaling broker, as a node's does that reaches one late.
 		"beacons": func(args []string) error {
 			window, err := time.ParseDuration(args[0])
 			if err != nil {
@@ -37,10 +40,15 @@ func TestMain(m *testing.M) {
 			ctx, cancel := context.WithTimeout(context.Background(), window)
 			defer cancel()
 			start := time.Now()
-			err = lan.Run(ctx, self, func(p lan.Peer) {
+			var now atomic.Pointer[addr.Address]
+			now.Store(self)
+			grown := *self
+			grown.Brokers = []addr.Server{{Addr: netip.MustParseAddrPort("203.0.113.1:1883")}}
+			time.AfterFunc(lan.Every/2, func() { now.Store(&grown) })
+			err = lan.Run(ctx, now.Load, func(p lan.Peer) {
 				mu.Lock()
 				defer mu.Unlock()
-				run.Reports = append(run.Reports, report{hex.EncodeToString(p.Address.Key), p.From, p.Seen.Sub(start)})
+				run.Reports = append(run.Reports, report{hex.EncodeToString(p.Address.Key), p.From, p.Seen.Sub(start), len(p.Address.Brokers)})
 			})
 			if err != nil {
 				return err
@@ -60,9 +68,10 @@ type childRun struct {
 }
 
 type report struct {
-	Key   string
-	From  netip.Addr
-	After time.Duration // since Run started
+	Key     string
+	From    netip.Addr
+	After   time.Duration // since Run started
+	Brokers int           // in the address heard
 }
 
 // window is how long each host listens: every node's beacons go out at
@@ -145,6 +154,10 @@ func TestOneNodeReportedOncePerInterval(t *testing.T) {
 		rounds := int(window/lan.Every) + 1
 		if len(reps) == 0 || len(reps) > rounds {
 			t.Errorf("a node was reported %d times in %v, want 1 to %d (one per round of beacons): %+v", len(reps), window, rounds, reps)
+		}
+		// Its address grew after the first round: the next carry that.
+		if !slices.ContainsFunc(reps, func(r report) bool { return r.Brokers == 1 }) {
+			t.Errorf("a node's grown address was not announced: %+v", reps)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -62,7 +63,9 @@ type Peer struct {
 	Seen time.Time
 }
 
-// Run announces self (its text form) on every multicast-capable interface,
+// Run announces self() (its text form; read again for each round of
+// beacons, so an address that grows, say with a signaling broker reached
+// late, is announced as it is now) on every multicast-capable interface,
 // over IPv4 and IPv6, and reports every other node heard until ctx ends.
 // A node is reported at most once per perSenderEvery however many
 // interfaces and families carry its beacons. Beacons from self's key are
@@ -71,12 +74,14 @@ type Peer struct {
 //
 // Run fails only when it can listen on neither family; a host with IPv4
 // only, or IPv6 only, beacons over what it has.
-func Run(ctx context.Context, self *addr.Address, found func(Peer)) error {
-	text, err := self.Encode()
+func Run(ctx context.Context, self func() *addr.Address, found func(Peer)) error {
+	me := self()
+	text, err := me.Encode()
 	if err != nil {
 		return fmt.Errorf("lan: this node's address: %w", err)
 	}
-	beacon := append(append([]byte(nil), magic...), text...)
+	var own atomic.Pointer[string] // the text announced now
+	own.Store(&text)
 	ifs4, ifs6, err := multicastInterfaces()
 	if err != nil {
 		return fmt.Errorf("lan: listing network interfaces: %w", err)
@@ -129,11 +134,11 @@ func Run(ctx context.Context, self *addr.Address, found func(Peer)) error {
 				// One node's beacons arrive over every family and interface
 				// it shares with this one, from as many source addresses,
 				// all with the same text: that text is the sender.
-				if !ok || string(rest) == text || !lim.allow(rest, time.Now()) {
+				if !ok || string(rest) == *own.Load() || !lim.allow(rest, time.Now()) {
 					continue
 				}
 				a, err := addr.Parse(string(rest))
-				if err != nil || a.Key.Equal(self.Key) {
+				if err != nil || a.Key.Equal(me.Key) {
 					continue
 				}
 				found(Peer{Address: a, From: from.Addr().Unmap(), Seen: time.Now()})
@@ -154,6 +159,10 @@ func Run(ctx context.Context, self *addr.Address, found func(Peer)) error {
 		}
 	}()
 	send := func() {
+		if now, err := self().Encode(); err == nil && now != *own.Load() {
+			own.Store(&now)
+		}
+		beacon := append(append([]byte(nil), magic...), *own.Load()...)
 		for _, s := range senders {
 			s.send(beacon) // a failed beacon is followed by the next
 		}

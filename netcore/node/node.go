@@ -401,7 +401,8 @@ func (n *Node) brokersGrew() {
 
 // OnAddress calls f with the node's address each time it changes while
 // the node runs (a signaling broker reached after the start), until stop
-// is called.
+// is called or the node closes. Calls come one at a time, in the order
+// the addresses were made; f must not block for long, nor call Close.
 func (n *Node) OnAddress(f func(*addr.Address)) (stop func()) {
 	w := &addrWatcher{f: f}
 	n.mu.Lock()
@@ -612,9 +613,12 @@ func (n *Node) OnSession(f func(s *session.Session)) (stop func()) {
 // Close shuts the node down: sessions end, port mappings are removed,
 // brokers disconnected, and every goroutine stops.
 func (n *Node) Close() error {
+	// An address announcement under way ends first; none starts after.
+	n.addrMu.Lock()
 	n.mu.Lock()
 	n.closing = true
 	n.mu.Unlock()
+	n.addrMu.Unlock()
 	n.cancel()
 	for _, l := range n.listeners {
 		l.Close()

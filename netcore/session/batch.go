@@ -14,8 +14,8 @@ const batchMax = 256 << 10
 // [batchedTLS] Write runs it gathers the TLS records that write makes and
 // hands them to the kernel together. crypto/tls writes each record (16 KiB
 // at most) with a write call of its own. Gathered, a 1 MiB write on a
-// stream (four yamux messages of 256 KiB) takes about 5 sends instead of
-// 64, and the TCP stack builds larger packets from them.
+// stream (eight yamux messages of 128 KiB) takes 8 sends instead of 64,
+// and the TCP stack builds larger packets from them.
 type batchConn struct {
 	net.Conn
 	mu      sync.Mutex

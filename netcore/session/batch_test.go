@@ -67,7 +67,7 @@ func TestWritesGathered(t *testing.T) {
 	writes := counted.writes.Load() - before
 	t.Logf("1 MiB took %d writes to the connection", writes)
 	if writes > 16 {
-		t.Errorf("1 MiB took %d writes to the connection; gathered, it takes about %d", writes, len(data)/batchMax+1)
+		t.Errorf("1 MiB took %d writes to the connection; gathered, it takes about %d", writes, len(data)/maxMessage)
 	}
 }
 

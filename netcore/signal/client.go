@@ -51,6 +51,7 @@ type Client struct {
 	mu         sync.Mutex
 	brokers    map[netip.AddrPort]*broker
 	unresolved map[string]error // broker names not found yet, and why
+	names      int              // brokers configured
 	closed     bool
 	done       chan struct{} // closed by Close
 	ready      chan struct{} // closed at the first subscription
@@ -61,7 +62,7 @@ type Client struct {
 type broker struct {
 	addr       netip.AddrPort
 	c          mqtt.Client
-	own        bool        // this node listens here
+	own        atomic.Bool // this node listens here
 	subscribed atomic.Bool // the subscription is in place
 }
 
@@ -113,25 +114,51 @@ func Start(s *Sealer, brokers []config.Endpoint, handler func(Message), opts ...
 	for _, o := range opts {
 		o(c)
 	}
+	c.names = len(brokers)
 	for _, ep := range brokers {
 		go c.reach(ep)
 	}
 	return c, nil
 }
 
-// Ready waits until one broker has this node's subscription, or ctx ends.
+// Ready waits until one broker has this node's subscription, or ctx ends,
+// or no broker's name resolves (no network yet: waiting would only delay
+// the caller, and the client looks again in the background).
 func (c *Client) Ready(ctx context.Context) error {
-	select {
-	case <-c.ready:
-		return nil
-	case <-ctx.Done():
-		if errs := c.failures(); len(errs) > 0 {
-			return fmt.Errorf("no MQTT broker answered (trying on): %w", errors.Join(errs...))
+	tick := time.NewTicker(readyPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.ready:
+			return nil
+		default:
 		}
-		return fmt.Errorf("no MQTT broker answered (trying on): %w", ctx.Err())
-	case <-c.done:
-		return errors.New("signaling client closed")
+		if c.noneResolved() {
+			return fmt.Errorf("no MQTT broker found (looking again): %w", errors.Join(c.failures()...))
+		}
+		select {
+		case <-c.ready:
+			return nil
+		case <-tick.C:
+		case <-ctx.Done():
+			if errs := c.failures(); len(errs) > 0 {
+				return fmt.Errorf("no MQTT broker answered (trying on): %w", errors.Join(errs...))
+			}
+			return fmt.Errorf("no MQTT broker answered (trying on): %w", ctx.Err())
+		case <-c.done:
+			return errors.New("signaling client closed")
+		}
 	}
+}
+
+// readyPoll is how often Ready looks whether every broker's name failed.
+const readyPoll = 20 * time.Millisecond
+
+// noneResolved reports whether every broker's name has failed to resolve.
+func (c *Client) noneResolved() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.unresolved) == c.names && len(c.brokers) == 0
 }
 
 // failures lists why the brokers not subscribed yet are not.
@@ -143,7 +170,7 @@ func (c *Client) failures() []error {
 		errs = append(errs, c.unresolved[ep])
 	}
 	for _, ap := range slices.SortedFunc(maps.Keys(c.brokers), netip.AddrPort.Compare) {
-		if b := c.brokers[ap]; b.own && !b.subscribed.Load() {
+		if b := c.brokers[ap]; b.own.Load() && !b.subscribed.Load() {
 			errs = append(errs, fmt.Errorf("MQTT broker %s: no subscription yet", ap))
 		}
 	}
@@ -203,13 +230,14 @@ func (c *Client) broker(ap netip.AddrPort, own bool) (*broker, error) {
 		return nil, errors.New("signaling client closed")
 	}
 	if b, ok := c.brokers[ap]; ok {
-		if own && !b.own {
-			b.own = true
+		if own && !b.own.Load() {
+			b.own.Store(true)
 			b.subscribe(c)
 		}
 		return b, nil
 	}
-	b := &broker{addr: ap, own: own}
+	b := &broker{addr: ap}
+	b.own.Store(own)
 	var id [8]byte
 	rand.Read(id[:])
 	opts := mqtt.NewClientOptions().
@@ -224,7 +252,7 @@ func (c *Client) broker(ap netip.AddrPort, own bool) (*broker, error) {
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
 		SetOnConnectHandler(func(mqtt.Client) {
-			if b.own {
+			if b.own.Load() {
 				b.subscribe(c)
 			}
 		}).
@@ -287,7 +315,7 @@ func (c *Client) Brokers() []netip.AddrPort {
 	defer c.mu.Unlock()
 	var out []netip.AddrPort
 	for ap, b := range c.brokers {
-		if b.own && b.subscribed.Load() {
+		if b.own.Load() && b.subscribed.Load() {
 			out = append(out, ap)
 		}
 	}
