@@ -372,6 +372,18 @@ func tcpDialAccept(ctx context.Context, dir string, ta *TCPAllocation, peer neti
 	return err
 }
 
+// closedAtOnce returns why c ended if it ends within 3 s without data,
+// or nil if it stays open or carries data.
+func closedAtOnce(c net.Conn) error {
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	var b [1]byte
+	n, err := c.Read(b[:])
+	if n > 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
 // tcpDialPeer dials a's relayed address through its own relay: once
 // before a permits it, then for the echo, then with a context that ends
 // while the dial waits.
@@ -382,8 +394,15 @@ func tcpDialPeer(ctx context.Context, dir string, ta *TCPAllocation, to netip.Ad
 	cancel()
 	res.EarlyIn = time.Since(start)
 	if err == nil {
+		// coturn's connect to a's relayed port completes in the kernel
+		// before a's side checks the permission, so the Connect may
+		// succeed; the relay then closes the connection at once.
+		err = closedAtOnce(c)
 		c.Close()
-		return errors.New("a dial before the permit got through")
+		if err == nil {
+			return errors.New("a dial before the permit got through")
+		}
+		err = fmt.Errorf("connected, then closed by the relay: %w", err)
 	}
 	res.EarlyErr = err.Error()
 	if err := publish(dir, "b.tried", ""); err != nil {
@@ -414,8 +433,8 @@ func tcpDialPeer(ctx context.Context, dir string, ta *TCPAllocation, to netip.Ad
 		return err
 	}
 	short, cancel := context.WithCancel(ctx)
+	start = time.Now() // before the timer starts: it cannot end ctx sooner
 	time.AfterFunc(100*time.Millisecond, cancel)
-	start = time.Now()
 	if c, err := ta.Dial(short, netip.AddrPortFrom(ip, 9)); err == nil {
 		c.Close()
 		return errors.New("a dial to nowhere got through")
