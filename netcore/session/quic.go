@@ -218,6 +218,16 @@ type quicStream struct {
 	c *quic.Conn
 }
 
+func (s quicStream) Read(b []byte) (int, error) {
+	n, err := s.Stream.Read(b)
+	return n, plain(err)
+}
+
+func (s quicStream) Write(b []byte) (int, error) {
+	n, err := s.Stream.Write(b)
+	return n, plain(err)
+}
+
 func (s quicStream) LocalAddr() net.Addr  { return s.c.LocalAddr() }
 func (s quicStream) RemoteAddr() net.Addr { return s.c.RemoteAddr() }
 

@@ -271,3 +271,42 @@ func TestQUICListenerSharesTransport(t *testing.T) {
 		t.Fatalf("the socket is still open after the last session ended: %v", err)
 	}
 }
+
+// TestStreamErrorsInWords: a stream whose session ends, here or at the
+// peer, fails with words that say so, the transport's error wrapped.
+func TestStreamErrorsInWords(t *testing.T) {
+	eachTransport(t, func(t *testing.T, transport string) {
+		for _, side := range []string{"here", "peer"} {
+			cli, srv, errc, errs := pair(t, transport, func(s *identity.Identity) ed25519.PublicKey { return s.Public })
+			if errc != nil || errs != nil {
+				t.Fatal(errc, errs)
+			}
+			done := serveEcho(srv)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			st, err := cli.Open(ctx, "echo/1")
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if side == "here" {
+				cli.Close()
+			} else {
+				srv.Close()
+			}
+			st.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = st.Read(make([]byte, 1))
+			st.Close()
+			switch {
+			case side == "here" && !errors.Is(err, errEnded):
+				t.Errorf("%s: the session closed here: %v", transport, err)
+			case side == "peer" && !errors.Is(err, errPeerEnded) && !errors.Is(err, errConnClosed):
+				t.Errorf("%s: the peer closed the session: %v", transport, err)
+			default:
+				t.Logf("%s, the session closed %s: %v", transport, map[string]string{"here": "here", "peer": "by the peer"}[side], err)
+			}
+			cli.Close()
+			srv.Close()
+			<-done
+		}
+	})
+}

@@ -15,7 +15,13 @@ type yamuxConn struct {
 	mux *yamux.Session
 }
 
-func (y yamuxConn) open(ctx context.Context) (net.Conn, error) { return y.mux.OpenStream(ctx) }
+func (y yamuxConn) open(ctx context.Context) (net.Conn, error) {
+	st, err := y.mux.OpenStream(ctx)
+	if err != nil {
+		return nil, plain(err)
+	}
+	return yamuxStream{st}, nil
+}
 
 func (y yamuxConn) accept(ctx context.Context) (net.Conn, error) {
 	type result struct {
@@ -30,9 +36,9 @@ func (y yamuxConn) accept(ctx context.Context) (net.Conn, error) {
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, r.err
+			return nil, plain(r.err)
 		}
-		return r.st, nil
+		return yamuxStream{r.st}, nil
 	case <-ctx.Done():
 		// AcceptStream has no context: closing the session releases it.
 		y.mux.Close()
@@ -46,3 +52,16 @@ func (y yamuxConn) close() error          { return y.mux.Close() }
 func (y yamuxConn) localAddr() net.Addr   { return y.tls.LocalAddr() }
 func (y yamuxConn) remoteAddr() net.Addr  { return y.tls.RemoteAddr() }
 func (y yamuxConn) transport() string     { return "tcp" }
+
+// yamuxStream is a yamux stream whose errors say why in words (plain).
+type yamuxStream struct{ *yamux.Stream }
+
+func (s yamuxStream) Read(b []byte) (int, error) {
+	n, err := s.Stream.Read(b)
+	return n, plain(err)
+}
+
+func (s yamuxStream) Write(b []byte) (int, error) {
+	n, err := s.Stream.Write(b)
+	return n, plain(err)
+}
