@@ -414,14 +414,15 @@ func (k *Keeper) onSession(s *session.Session) {
 		k.sessions[id] = map[*session.Session]bool{}
 	}
 	k.sessions[id][s] = true
+	ctx := k.ctx
 	if f := k.friends[id]; f != nil {
 		if f.abort != nil {
 			f.abort() // no need to connect: they did
 		}
 		f.clearPauses() // a new session is a new chance
 		f.poke()
+		k.wg.Go(func() { k.learnAddress(ctx, f, s) })
 	}
-	ctx := k.ctx
 	k.wg.Go(func() {
 		select {
 		case <-s.Done():
@@ -439,6 +440,28 @@ func (k *Keeper) onSession(s *session.Session) {
 			}
 		}
 	})
+}
+
+// learnAddress asks f over s for its current address and keeps it, so a
+// friend's saved address is right whenever the two have been connected,
+// with or without signaling. (A peer without addr/1 refuses the stream,
+// and the address stays as it was.)
+func (k *Keeper) learnAddress(ctx context.Context, f *friend, s *session.Session) {
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	fresh, err := node.PeerAddress(qctx, s)
+	if err != nil {
+		k.log.Debug("presence: no address over the session", "friend", f.id, "err", err)
+		return
+	}
+	text, err := fresh.Encode()
+	if err != nil {
+		return
+	}
+	k.mu.Lock()
+	f.address = text
+	k.mu.Unlock()
+	k.seen(f, text)
 }
 
 // Session returns a live session with the friend id, or nil.

@@ -288,7 +288,8 @@ func TestReconnectsAndDelivers(t *testing.T) {
 
 // TestDeliversWhenFriendConnects: the address Alice keeps for Bob is
 // stale and the pause after a failure long, so only Bob's own session
-// can carry the message — and it does, at once.
+// can carry the message — and it does, at once; Alice learns Bob's
+// current address over it.
 func TestDeliversWhenFriendConnects(t *testing.T) {
 	b := newBob(t)
 	stale := addressOf(t, b.n)
@@ -302,6 +303,13 @@ func TestDeliversWhenFriendConnects(t *testing.T) {
 	nodetest.Connect(t, b.n, a.n)
 	eventually(t, "delivering over Bob's session", func() bool { return len(b.history(a.n.ID())) == 1 }, a.events)
 	eventually(t, "reporting it", a.events.has(Delivered, "delivered 1 message to Bob"), a.events)
+	// Bob's session also told Alice where Bob is now (addr/1): the
+	// next try needs no signaling.
+	current := addressOf(t, b.n)
+	eventually(t, "keeping Bob's current address", func() bool {
+		f, err := a.list.Get("Bob")
+		return err == nil && f.Address == current
+	}, a.events)
 	if err := a.k.Run(context.Background()); err == nil {
 		t.Error("a second Run did not refuse")
 	}

@@ -143,6 +143,7 @@ func Start(ctx context.Context, opt Options) (*Node, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.Handle(EchoProto, serveEcho)
+	n.Handle(AddrProto, n.serveAddr)
 	n.Handle(MsgProto, n.serveMsg)
 
 	if err := n.listen(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -233,5 +234,31 @@ func TestOnSession(t *testing.T) {
 	next(outA)
 	if len(inB) != 0 || len(outA) != 0 {
 		t.Errorf("sessions reported twice, or to a stopped watcher: %d, %d", len(inB), len(outA))
+	}
+}
+
+// TestPeerAddress: addr/1 tells the peer's current address over the
+// session; an answer with another key is refused.
+func TestPeerAddress(t *testing.T) {
+	a, b, c := loopNode(t, Options{}), loopNode(t, Options{}), loopNode(t, Options{})
+	res, err := a.Connect(connectCtx(t), b.Address(), ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := PeerAddress(connectCtx(t), res.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := b.Address().Encode()
+	if text, _ := got.Encode(); text != want {
+		t.Errorf("PeerAddress: %q; want %q", text, want)
+	}
+	// b answers with c's address, as a peer that lies would.
+	b.Handle(AddrProto, func(_ context.Context, _ *session.Session, st net.Conn) {
+		text, _ := c.Address().Encode()
+		io.WriteString(st, text)
+	})
+	if _, err := PeerAddress(connectCtx(t), res.Session); err == nil || !strings.Contains(err.Error(), "another key") {
+		t.Errorf("an address of another key: %v", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -22,7 +24,50 @@ const (
 	// MsgProto carries length-prefixed messages as a netcore/pipe; a
 	// message "ECHO <data>" is answered with <data>.
 	MsgProto = "msg/1"
+	// AddrProto answers with the node's current address (its text) and
+	// ends the stream.
+	AddrProto = "addr/1"
 )
+
+// maxAddrText bounds an address read over addr/1: far above what the
+// address format's limits allow.
+const maxAddrText = 4 << 10
+
+func (n *Node) serveAddr(_ context.Context, _ *session.Session, st net.Conn) {
+	if text, err := n.Address().Encode(); err == nil {
+		io.WriteString(st, text)
+	}
+}
+
+// PeerAddress asks the peer of s for its current address over the
+// session (addr/1): no signaling needed, so a friend's saved address
+// stays fresh whenever the two are connected. An address of another key
+// than the session's peer is refused.
+func PeerAddress(ctx context.Context, s *session.Session) (*addr.Address, error) {
+	st, err := s.Open(ctx, AddrProto)
+	if err != nil {
+		return nil, fmt.Errorf("asking the peer for its address: %w", err)
+	}
+	defer st.Close()
+	if d, ok := ctx.Deadline(); ok {
+		st.SetReadDeadline(d)
+	}
+	text, err := io.ReadAll(io.LimitReader(st, maxAddrText+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the peer's address: %w", err)
+	}
+	if len(text) > maxAddrText {
+		return nil, fmt.Errorf("the peer's address is over %d bytes", maxAddrText)
+	}
+	a, err := addr.Parse(string(text))
+	if err != nil {
+		return nil, fmt.Errorf("the peer's address: %w", err)
+	}
+	if !a.Key.Equal(s.Peer()) {
+		return nil, errors.New("the peer answered with an address of another key")
+	}
+	return a, nil
+}
 
 // MsgHandler sees the messages of msg/1 pipes other than ECHO requests,
 // with the peer that sent them and the pipe to answer on.
