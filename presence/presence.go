@@ -10,6 +10,7 @@ package presence
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -296,8 +297,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 	k.ctx = ctx
 	k.mu.Unlock()
 	stop := k.node.OnSession(k.onSession)
+	stopTold := k.node.OnPeerAddress(k.told)
+	stopOwn := k.node.OnAddress(func(*addr.Address) { k.tellFriends() })
 	defer func() {
 		stop()
+		stopTold()
+		stopOwn()
 		cancel()
 		k.mu.Lock()
 		k.closed = true // after this no goroutine starts: Wait sees them all
@@ -442,19 +447,34 @@ func (k *Keeper) onSession(s *session.Session) {
 	})
 }
 
-// learnAddress asks f over s for its current address and keeps it, so a
-// friend's saved address is right whenever the two have been connected,
-// with or without signaling. (A peer without addr/1 refuses the stream,
-// and the address stays as it was.)
+// learnAddress tells f over s this node's current address and keeps f's
+// (addr/1), so friends' saved addresses are right whenever the two have
+// been connected, with or without signaling. (A peer without addr/1
+// refuses the stream, and the address stays as it was.)
 func (k *Keeper) learnAddress(ctx context.Context, f *friend, s *session.Session) {
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	fresh, err := node.PeerAddress(qctx, s)
+	fresh, err := k.node.PeerAddress(qctx, s)
 	if err != nil {
 		k.log.Debug("presence: no address over the session", "friend", f.id, "err", err)
 		return
 	}
-	text, err := fresh.Encode()
+	k.keepAddress(f, fresh)
+}
+
+// told keeps the address a peer told over addr/1, if it is a friend.
+func (k *Keeper) told(peer ed25519.PublicKey, a *addr.Address) {
+	k.mu.Lock()
+	f := k.friends[identity.IDOf(peer)]
+	k.mu.Unlock()
+	if f != nil {
+		k.keepAddress(f, a)
+	}
+}
+
+// keepAddress records a as f's current address.
+func (k *Keeper) keepAddress(f *friend, a *addr.Address) {
+	text, err := a.Encode()
 	if err != nil {
 		return
 	}
@@ -462,6 +482,27 @@ func (k *Keeper) learnAddress(ctx context.Context, f *friend, s *session.Session
 	f.address = text
 	k.mu.Unlock()
 	k.seen(f, text)
+}
+
+// tellFriends tells each friend with a live session this node's new
+// address (and hears theirs).
+func (k *Keeper) tellFriends() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	ctx := k.ctx
+	for id, ss := range k.sessions {
+		f := k.friends[id]
+		if f == nil {
+			continue
+		}
+		for s := range ss {
+			k.wg.Go(func() { k.learnAddress(ctx, f, s) })
+			break // one session is enough
+		}
+	}
 }
 
 // Session returns a live session with the friend id, or nil.

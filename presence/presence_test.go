@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"p2pd/chat"
 	"p2pd/friends"
+	"p2pd/netcore/addr"
 	"p2pd/netcore/config"
 	"p2pd/netcore/identity"
 	"p2pd/netcore/node"
@@ -312,6 +314,26 @@ func TestDeliversWhenFriendConnects(t *testing.T) {
 	}, a.events)
 	if err := a.k.Run(context.Background()); err == nil {
 		t.Error("a second Run did not refuse")
+	}
+}
+
+// TestToldAddressKept: an address a friend tells over addr/1 (as when
+// its address changed during a session) replaces the one saved; one told
+// by a stranger changes nothing.
+func TestToldAddressKept(t *testing.T) {
+	b := newBob(t)
+	a := newAlice(t, addressOf(t, b.n), Options{})
+	grown, err := addr.Parse(addressOf(t, b.n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown.Brokers = []addr.Server{{Addr: netip.MustParseAddrPort("203.0.113.1:1883")}}
+	text, _ := grown.Encode()
+	stranger, _ := identity.New()
+	a.k.told(stranger.Public, grown)
+	a.k.told(b.id.Public, grown)
+	if f, err := a.list.Get("Bob"); err != nil || f.Address != text {
+		t.Errorf("Bob's saved address: %+v, %v; want the one he told", f, err)
 	}
 }
 

@@ -90,20 +90,21 @@ type Node struct {
 	relays      []addr.Server
 	stunServers []stun.Server
 
-	mu           sync.Mutex
-	closing      bool        // Close has begun: no new goroutines
-	birthdayBusy atomic.Bool // answering a birthday offer (many ports open)
-	handlers     map[string]Handler
-	sessions     map[*session.Session]bool
-	waiting      map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
-	punchAnswers answers[punchAnswer]
-	relayAnswers answers[relayMsg]
-	addrAnswers  answers[addrMsg]
-	onMsg        []MsgHandler
-	watchers     []*watcher // OnSession's
-	addrWatchers []*addrWatcher
-	addrMu       sync.Mutex // one address build (and its announcement) at a time
-	address      *addr.Address
+	mu               sync.Mutex
+	closing          bool        // Close has begun: no new goroutines
+	birthdayBusy     atomic.Bool // answering a birthday offer (many ports open)
+	handlers         map[string]Handler
+	sessions         map[*session.Session]bool
+	waiting          map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
+	punchAnswers     answers[punchAnswer]
+	relayAnswers     answers[relayMsg]
+	addrAnswers      answers[addrMsg]
+	onMsg            []MsgHandler
+	watchers         []*watcher // OnSession's
+	addrWatchers     []*addrWatcher
+	peerAddrWatchers []*peerAddrWatcher // OnPeerAddress's
+	addrMu           sync.Mutex         // one address build (and its announcement) at a time
+	address          *addr.Address
 }
 
 // watcher is one OnSession registration (a pointer, so stop finds it).

@@ -237,28 +237,53 @@ func TestOnSession(t *testing.T) {
 	}
 }
 
-// TestPeerAddress: addr/1 tells the peer's current address over the
-// session; an answer with another key is refused.
+// TestPeerAddress: addr/1 exchanges the two nodes' current addresses
+// over the session: the opener gets the peer's, the peer hears the
+// opener's. An answer with another key is refused.
 func TestPeerAddress(t *testing.T) {
 	a, b, c := loopNode(t, Options{}), loopNode(t, Options{}), loopNode(t, Options{})
+	heard := make(chan string, 1)
+	stop := b.OnPeerAddress(func(peer ed25519.PublicKey, told *addr.Address) {
+		if peer.Equal(a.Identity().Public) {
+			text, _ := told.Encode()
+			heard <- text
+		}
+	})
+	defer stop()
 	res, err := a.Connect(connectCtx(t), b.Address(), ConnectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := PeerAddress(connectCtx(t), res.Session)
+	got, err := a.PeerAddress(connectCtx(t), res.Session)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := b.Address().Encode()
-	if text, _ := got.Encode(); text != want {
-		t.Errorf("PeerAddress: %q; want %q", text, want)
+	if text, _ := got.Encode(); text != addrText(t, b) {
+		t.Errorf("a got %q; want %q", text, addrText(t, b))
+	}
+	select {
+	case text := <-heard:
+		if text != addrText(t, a) {
+			t.Errorf("b heard %q; want %q", text, addrText(t, a))
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("b did not hear a's address")
 	}
 	// b answers with c's address, as a peer that lies would.
 	b.Handle(AddrProto, func(_ context.Context, _ *session.Session, st net.Conn) {
-		text, _ := c.Address().Encode()
-		io.WriteString(st, text)
+		io.CopyN(io.Discard, st, 2+int64(len(addrText(t, a))))
+		io.WriteString(st, addrText(t, c))
 	})
-	if _, err := PeerAddress(connectCtx(t), res.Session); err == nil || !strings.Contains(err.Error(), "another key") {
+	if _, err := a.PeerAddress(connectCtx(t), res.Session); err == nil || !strings.Contains(err.Error(), "another key") {
 		t.Errorf("an address of another key: %v", err)
 	}
+}
+
+func addrText(t *testing.T, n *Node) string {
+	t.Helper()
+	text, err := n.Address().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
 }

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"slices"
+	"time"
 
 	"p2pd/netcore/addr"
+	"p2pd/netcore/identity"
 	"p2pd/netcore/pipe"
 	"p2pd/netcore/session"
 	"p2pd/netcore/signal"
@@ -24,8 +28,9 @@ const (
 	// MsgProto carries length-prefixed messages as a netcore/pipe; a
 	// message "ECHO <data>" is answered with <data>.
 	MsgProto = "msg/1"
-	// AddrProto answers with the node's current address (its text) and
-	// ends the stream.
+	// AddrProto exchanges the two nodes' current addresses: the opener
+	// sends its own (a 2-byte big-endian length, then the text), the
+	// other answers with its own (the text, to the end of the stream).
 	AddrProto = "addr/1"
 )
 
@@ -33,24 +38,60 @@ const (
 // address format's limits allow.
 const maxAddrText = 4 << 10
 
-func (n *Node) serveAddr(_ context.Context, _ *session.Session, st net.Conn) {
-	if text, err := n.Address().Encode(); err == nil {
-		io.WriteString(st, text)
+// serveAddr hears the opener's address, tells the OnPeerAddress watchers,
+// and answers with this node's own.
+func (n *Node) serveAddr(ctx context.Context, s *session.Session, st net.Conn) {
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	defer stop()
+	st.SetReadDeadline(time.Now().Add(addrPatience))
+	var size [2]byte
+	if _, err := io.ReadFull(st, size[:]); err != nil {
+		return
+	}
+	text := make([]byte, binary.BigEndian.Uint16(size[:]))
+	if len(text) > maxAddrText {
+		return
+	}
+	if _, err := io.ReadFull(st, text); err != nil {
+		return
+	}
+	if a, err := peerAddress(s, text); err == nil {
+		n.mu.Lock()
+		ws := slices.Clone(n.peerAddrWatchers)
+		n.mu.Unlock()
+		for _, w := range ws {
+			w.f(s.Peer(), a)
+		}
+	} else {
+		n.log.Debug("node: a peer told a bad address", "peer", identity.IDOf(s.Peer()), "err", err)
+	}
+	if own, err := n.Address().Encode(); err == nil {
+		io.WriteString(st, own)
 	}
 }
 
-// PeerAddress asks the peer of s for its current address over the
-// session (addr/1): no signaling needed, so a friend's saved address
-// stays fresh whenever the two are connected. An address of another key
-// than the session's peer is refused.
-func PeerAddress(ctx context.Context, s *session.Session) (*addr.Address, error) {
+// addrPatience bounds the opener's part of addr/1 (one short write).
+const addrPatience = 10 * time.Second
+
+// PeerAddress tells the peer of s this node's current address and asks
+// for the peer's, over the session (addr/1): no signaling needed, so
+// friends' saved addresses stay fresh whenever they are connected. An
+// address of another key than the session's peer is refused.
+func (n *Node) PeerAddress(ctx context.Context, s *session.Session) (*addr.Address, error) {
+	own, err := n.Address().Encode()
+	if err != nil {
+		return nil, err
+	}
 	st, err := s.Open(ctx, AddrProto)
 	if err != nil {
 		return nil, fmt.Errorf("asking the peer for its address: %w", err)
 	}
 	defer st.Close()
-	if d, ok := ctx.Deadline(); ok {
-		st.SetReadDeadline(d)
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	defer stop()
+	msg := binary.BigEndian.AppendUint16(nil, uint16(len(own)))
+	if _, err := st.Write(append(msg, own...)); err != nil {
+		return nil, fmt.Errorf("telling the peer this node's address: %w", err)
 	}
 	text, err := io.ReadAll(io.LimitReader(st, maxAddrText+1))
 	if err != nil {
@@ -59,14 +100,38 @@ func PeerAddress(ctx context.Context, s *session.Session) (*addr.Address, error)
 	if len(text) > maxAddrText {
 		return nil, fmt.Errorf("the peer's address is over %d bytes", maxAddrText)
 	}
+	return peerAddress(s, text)
+}
+
+// peerAddress parses text, an address the peer of s told for itself.
+func peerAddress(s *session.Session, text []byte) (*addr.Address, error) {
 	a, err := addr.Parse(string(text))
 	if err != nil {
 		return nil, fmt.Errorf("the peer's address: %w", err)
 	}
 	if !a.Key.Equal(s.Peer()) {
-		return nil, errors.New("the peer answered with an address of another key")
+		return nil, errors.New("the peer told an address of another key")
 	}
 	return a, nil
+}
+
+// OnPeerAddress calls f with each address a peer tells over addr/1 (its
+// key proven by the session), until stop is called.
+func (n *Node) OnPeerAddress(f func(peer ed25519.PublicKey, a *addr.Address)) (stop func()) {
+	w := &peerAddrWatcher{f: f}
+	n.mu.Lock()
+	n.peerAddrWatchers = append(n.peerAddrWatchers, w)
+	n.mu.Unlock()
+	return func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.peerAddrWatchers = slices.DeleteFunc(n.peerAddrWatchers, func(x *peerAddrWatcher) bool { return x == w })
+	}
+}
+
+// peerAddrWatcher is one OnPeerAddress registration.
+type peerAddrWatcher struct {
+	f func(ed25519.PublicKey, *addr.Address)
 }
 
 // MsgHandler sees the messages of msg/1 pipes other than ECHO requests,
