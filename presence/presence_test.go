@@ -330,6 +330,7 @@ func TestToldAddressKept(t *testing.T) {
 	grown.Brokers = []addr.Server{{Addr: netip.MustParseAddrPort("203.0.113.1:1883")}}
 	text, _ := grown.Encode()
 	stranger, _ := identity.New()
+	eventually(t, "reading the friends list", func() bool { return len(a.k.States()) == 1 }, a.events)
 	a.k.told(stranger.Public, grown)
 	a.k.told(b.id.Public, grown)
 	if f, err := a.list.Get("Bob"); err != nil || f.Address != text {

@@ -406,15 +406,7 @@ func (n *Node) brokersGrew() {
 // is called or the node closes. Calls come one at a time, in the order
 // the addresses were made; f must not block for long, nor call Close.
 func (n *Node) OnAddress(f func(*addr.Address)) (stop func()) {
-	w := &addrWatcher{f: f}
-	n.mu.Lock()
-	n.addrWatchers = append(n.addrWatchers, w)
-	n.mu.Unlock()
-	return func() {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		n.addrWatchers = slices.DeleteFunc(n.addrWatchers, func(x *addrWatcher) bool { return x == w })
-	}
+	return watch(n, &n.addrWatchers, &addrWatcher{f: f}, nil)
 }
 
 // addrWatcher is one OnAddress registration.
@@ -594,21 +586,31 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 // not block; s.Done tells when the session ends. Calling the returned stop
 // ends the calls, though one already under way may still finish.
 func (n *Node) OnSession(f func(s *session.Session)) (stop func()) {
-	w := &watcher{f: f}
-	n.mu.Lock()
-	n.watchers = append(n.watchers, w)
-	existing := make([]*session.Session, 0, len(n.sessions))
-	for s := range n.sessions {
-		existing = append(existing, s)
-	}
-	n.mu.Unlock()
+	var existing []*session.Session
+	stop = watch(n, &n.watchers, &watcher{f: f}, func() {
+		for s := range n.sessions {
+			existing = append(existing, s)
+		}
+	})
 	for _, s := range existing {
 		f(s)
 	}
+	return stop
+}
+
+// watch adds w to the registrations in *list, running also (if not nil)
+// under the same lock, and returns what removes w.
+func watch[T any](n *Node, list *[]*T, w *T, also func()) (stop func()) {
+	n.mu.Lock()
+	*list = append(*list, w)
+	if also != nil {
+		also()
+	}
+	n.mu.Unlock()
 	return func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		n.watchers = slices.DeleteFunc(n.watchers, func(x *watcher) bool { return x == w })
+		*list = slices.DeleteFunc(*list, func(x *T) bool { return x == w })
 	}
 }
 

@@ -118,15 +118,7 @@ func peerAddress(s *session.Session, text []byte) (*addr.Address, error) {
 // OnPeerAddress calls f with each address a peer tells over addr/1 (its
 // key proven by the session), until stop is called.
 func (n *Node) OnPeerAddress(f func(peer ed25519.PublicKey, a *addr.Address)) (stop func()) {
-	w := &peerAddrWatcher{f: f}
-	n.mu.Lock()
-	n.peerAddrWatchers = append(n.peerAddrWatchers, w)
-	n.mu.Unlock()
-	return func() {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		n.peerAddrWatchers = slices.DeleteFunc(n.peerAddrWatchers, func(x *peerAddrWatcher) bool { return x == w })
-	}
+	return watch(n, &n.peerAddrWatchers, &peerAddrWatcher{f: f}, nil)
 }
 
 // peerAddrWatcher is one OnPeerAddress registration.
