@@ -138,13 +138,18 @@ func (e *Engine) queue(peer identity.ID, paths []string, id string) (string, err
 	if err != nil {
 		return "", fmt.Errorf("cannot send: %w", err)
 	}
-	p := e.peer(peer)
-	e.add(&Transfer{ID: q.ID, Peer: p, Files: baseNames(paths), State: Waiting, paths: q.Paths,
-		Note: "waiting until " + p.Name + " can be reached"})
+	e.add(e.waiting(q))
 	if k := e.keeper(); k != nil {
 		k.Nudge()
 	}
 	return q.ID, nil
+}
+
+// waiting is the row of outbox entry q before it is tried.
+func (e *Engine) waiting(q transfer.Queued) *Transfer {
+	p := e.peer(q.Peer)
+	return &Transfer{ID: q.ID, Peer: p, Files: baseNames(q.Paths), State: Waiting, paths: q.Paths,
+		Note: "waiting until " + p.Name + " can be reached"}
 }
 
 // baseNames are the last elements of paths: what a transfer shows.
@@ -163,7 +168,7 @@ func (e *Engine) onAttempt(a transfer.Attempt) {
 	_, ok := e.transfers[key]
 	e.mu.Unlock()
 	if !ok { // queued by another process (the command line): show it too
-		e.add(&Transfer{ID: key, Peer: e.peer(a.Entry.Peer), Files: baseNames(a.Entry.Paths), State: Waiting, paths: a.Entry.Paths})
+		e.add(e.waiting(a.Entry))
 	}
 	e.update(key, func(t *Transfer) {
 		switch {

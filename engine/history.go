@@ -97,13 +97,12 @@ func (e *Engine) restore() error {
 		return err
 	}
 	for _, q := range queued {
-		p := e.peer(q.Peer)
-		note := "waiting until " + p.Name + " can be reached"
+		t := e.waiting(q)
+		t.Started = q.Added
 		if q.LastError != "" {
-			note = q.LastError + "; trying again when " + p.Name + " can be reached"
+			t.Note = q.LastError + "; trying again when " + t.Peer.Name + " can be reached"
 		}
-		e.transfers[q.ID] = &Transfer{ID: q.ID, Peer: p, Files: baseNames(q.Paths), State: Waiting,
-			Note: note, Started: q.Added, paths: q.Paths}
+		e.transfers[q.ID] = t
 	}
 	return nil
 }
@@ -168,6 +167,9 @@ func (e *Engine) ClearEnded() ([]string, error) {
 		}
 	}
 	e.mu.Unlock()
+	if len(gone) == 0 {
+		return nil, nil
+	}
 	slices.Sort(gone)
 	return gone, e.saveHistory()
 }

@@ -459,7 +459,7 @@ func (k *Keeper) learnAddress(ctx context.Context, f *friend, s *session.Session
 		k.log.Debug("presence: no address over the session", "friend", f.id, "err", err)
 		return
 	}
-	k.keepAddress(f, fresh)
+	k.keepAddress(f, fresh, false)
 }
 
 // told keeps the address a peer told over addr/1, if it is a friend.
@@ -468,20 +468,29 @@ func (k *Keeper) told(peer ed25519.PublicKey, a *addr.Address) {
 	f := k.friends[identity.IDOf(peer)]
 	k.mu.Unlock()
 	if f != nil {
-		k.keepAddress(f, a)
+		k.keepAddress(f, a, false)
 	}
 }
 
-// keepAddress records a as f's current address.
-func (k *Keeper) keepAddress(f *friend, a *addr.Address) {
+// keepAddress records a as f's current address, and that f answered
+// over signaling if answered. An address told over a session that is
+// the one kept already is not written again (both ends of a session
+// exchange theirs; being seen is recorded as the session starts).
+func (k *Keeper) keepAddress(f *friend, a *addr.Address, answered bool) {
 	text, err := a.Encode()
 	if err != nil {
 		return
 	}
 	k.mu.Lock()
+	same := f.address == text
 	f.address = text
+	if answered {
+		f.answered = true
+	}
 	k.mu.Unlock()
-	k.seen(f, text)
+	if !same || answered {
+		k.seen(f, text)
+	}
 }
 
 // tellFriends tells each friend with a live session this node's new
@@ -504,9 +513,6 @@ func (k *Keeper) tellFriends() {
 		}
 	}
 }
-
-// Session returns a live session with the friend id, or nil.
-func (k *Keeper) Session(id identity.ID) *session.Session { return k.session(id) }
 
 // session returns a live session with id, or nil.
 func (k *Keeper) session(id identity.ID) *session.Session {
@@ -593,19 +599,7 @@ func (k *Keeper) poll(ctx context.Context, f *friend) {
 		k.mu.Unlock()
 		return
 	}
-	k.answered(f, fresh)
-}
-
-// answered records an answer from f over signaling, with its address.
-func (k *Keeper) answered(f *friend, fresh *addr.Address) {
-	text, err := fresh.Encode()
-	if err != nil {
-		return
-	}
-	k.mu.Lock()
-	f.answered, f.address = true, text
-	k.mu.Unlock()
-	k.seen(f, text)
+	k.keepAddress(f, fresh, true)
 }
 
 // seen records that f was seen now, and a newer address if not empty.
@@ -770,7 +764,7 @@ func (k *Keeper) connect(ctx context.Context, f *friend) (*session.Session, erro
 	fresh, err := k.node.FreshAddress(qctx, to)
 	qcancel()
 	if err == nil {
-		k.answered(f, fresh)
+		k.keepAddress(f, fresh, true)
 		to = fresh
 	}
 	res, err := k.node.Connect(cctx, to, node.ConnectOptions{})

@@ -158,18 +158,16 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 			// allocation waits for its timeout, and TCP alone relays.
 			var tcpRTT time.Duration
 			var tcpErr error
-			tcp := make(chan struct{})
-			go func() {
-				defer close(tcp)
-				tcpRTT, tcpErr = relay.CheckTCP(ctx, t)
-			}()
+			var both sync.WaitGroup
+			both.Go(func() { tcpRTT, tcpErr = relay.CheckTCP(ctx, t) })
 			rtt, _, err := relay.Check(ctx, t)
-			<-tcp
+			both.Wait()
 			o := outcome("turn", t.URL, rtt, err)
-			o.TCPRelay = tcpErr == nil
 			if err != nil && tcpErr == nil {
-				o = ServerOutcome{Kind: "turn", Server: t.URL, OK: true, RTT: tcpRTT, TCPRelay: true, NoUDP: err.Error()}
+				o = outcome("turn", t.URL, tcpRTT, nil)
+				o.NoUDP = err.Error()
 			}
+			o.TCPRelay = tcpErr == nil
 			add(o)
 		})
 	}

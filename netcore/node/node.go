@@ -377,15 +377,16 @@ func (n *Node) brokersGrew() {
 	n.mu.Unlock()
 	now := sig.Brokers()
 	n.mu.Lock()
-	grown := false
+	merged := slices.Clone(n.brokers)
 	for _, b := range now {
-		if !slices.Contains(n.brokers, b) {
-			n.brokers = append(slices.Clone(n.brokers), b)
-			grown = true
+		if !slices.Contains(merged, b) {
+			merged = append(merged, b)
 		}
 	}
+	grown := len(merged) > len(n.brokers)
 	if grown {
-		n.brokers = slices.SortedFunc(slices.Values(n.brokers), netip.AddrPort.Compare)
+		slices.SortFunc(merged, netip.AddrPort.Compare)
+		n.brokers = merged
 	}
 	n.mu.Unlock()
 	if grown && up {

@@ -40,9 +40,7 @@ const maxAddrText = 4 << 10
 
 // serveAddr hears the opener's address, tells the OnPeerAddress watchers,
 // and answers with this node's own.
-func (n *Node) serveAddr(ctx context.Context, s *session.Session, st net.Conn) {
-	stop := context.AfterFunc(ctx, func() { st.Close() })
-	defer stop()
+func (n *Node) serveAddr(_ context.Context, s *session.Session, st net.Conn) {
 	st.SetReadDeadline(time.Now().Add(addrPatience))
 	var size [2]byte
 	if _, err := io.ReadFull(st, size[:]); err != nil {

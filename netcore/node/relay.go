@@ -68,6 +68,9 @@ const (
 	// where the responder reaches nothing but its TURN server does either
 	// run.
 	relayTCPPairHeadStart = 500 * time.Millisecond
+	// relayDialWindow is how long the responder's paths may take, the
+	// last (QUIC relay to relay) starting after every head start.
+	relayDialWindow = relayTCPHeadStart + relayPairDelay + relayTCPPairHeadStart + dialTimeout
 )
 
 // relayMsg is the body of kindRelayOffer and kindRelayAnswer: a relayed
@@ -354,9 +357,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 		}
 	}
 	note.say("the peer relays from %v (and %v for TCP); waiting for its session: by TCP, from its own socket, or relay to relay after %v", ans.Relayed, ans.RelayedTCP, relayPairDelay)
-	// The peer's last path, QUIC relay to relay, starts after all the
-	// head starts, and may take dialTimeout.
-	actx, cancel := context.WithTimeout(ctx, relayPairDelay+relayTCPPairHeadStart+relayTCPHeadStart+dialTimeout)
+	actx, cancel := context.WithTimeout(ctx, relayDialWindow)
 	defer cancel()
 	type accepted struct {
 		s   *session.Session
@@ -428,7 +429,7 @@ func (n *Node) answerRelay(m signal.Message) {
 		return
 	}
 	n.spawn(func() {
-		ctx, cancel := context.WithTimeout(n.ctx, relayAnswerTimeout+relayTCPHeadStart+relayPairDelay+relayTCPPairHeadStart+dialTimeout)
+		ctx, cancel := context.WithTimeout(n.ctx, relayAnswerTimeout+relayDialWindow)
 		defer cancel()
 		answer := func(msg relayMsg) error {
 			msg.ID = offer.ID
@@ -496,7 +497,7 @@ func (n *Node) allocateBoth(ctx context.Context, udp, tcp bool) (*relay.Allocati
 			udpc <- udpResult{a, err}
 		}()
 	} else {
-		udpc <- udpResult{err: errors.New("no UDP relay asked for")}
+		udpc <- udpResult{}
 	}
 	if tcp {
 		go func() { tcpc <- n.allocateTCP(ctx) }()
@@ -559,7 +560,8 @@ func (n *Node) allocateBoth(ctx context.Context, udp, tcp bool) (*relay.Allocati
 //  4. by QUIC from a's relayed address to to, after a further
 //     relayTCPPairHeadStart if 3 runs, or when 2 (and 3) fail.
 //
-// a or ta may be nil (no such allocation). It stops the others once one
+// a or ta may be nil (no such allocation); a is made only when to is
+// valid, ta only when tcpTo is. It stops the others once one
 // is secured, serves each session made, and frees a and ta unless a
 // session holds them.
 func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.TCPAllocation, to, tcpTo netip.AddrPort, want ed25519.PublicKey) error {
@@ -580,22 +582,14 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 	after := func(d time.Duration, failed ...<-chan struct{}) bool {
 		t := time.NewTimer(d)
 		defer t.Stop()
-		allFailed := make(chan struct{})
-		go func() {
-			for _, f := range failed {
-				select {
-				case <-f:
-				case <-dctx.Done():
-					return
-				}
+		for _, f := range failed {
+			select {
+			case <-t.C:
+				return true
+			case <-f:
+			case <-dctx.Done():
+				return false
 			}
-			close(allFailed)
-		}()
-		select {
-		case <-t.C:
-		case <-allFailed:
-		case <-dctx.Done():
-			return false
 		}
 		return true
 	}
@@ -652,11 +646,8 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 		}
 		results <- path{"from this node's socket", s, err}
 	}()
-	tcpPair := ta != nil && tcpTo.IsValid()
+	tcpPair := ta != nil
 	tcpPairFailed := failedOn(tcpPair)
-	if ta != nil && !tcpPair {
-		ta.Close()
-	}
 	if tcpPair {
 		paths++
 		go func() {
@@ -685,7 +676,7 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 		if tcpPair {
 			wait += relayTCPPairHeadStart
 		}
-		if a == nil || !to.IsValid() || !after(wait, directFailed, tcpPairFailed) {
+		if a == nil || !after(wait, directFailed, tcpPairFailed) {
 			if a != nil {
 				a.Close()
 			}

@@ -433,13 +433,11 @@ func (a *Allocation) Permit(ctx context.Context, peers ...netip.AddrPort) error 
 // channel binding lasts 10 minutes and refreshes its peer's permission
 // (RFC 8656 §12), so refreshing both as often as permissions need it
 // keeps both.
-func (a *Allocation) refreshChannels(closing <-chan struct{}) {
+func (a *Allocation) refreshChannels() {
 	for _, ch := range a.chans.bound() {
 		if err := a.bindChannel(ch); err != nil {
-			select {
-			case <-closing:
+			if a.isClosing() {
 				return
-			default:
 			}
 			slog.Warn("relay: refreshing a TURN channel binding failed", "server", a.name, "peer", ch.peer, "err", err)
 			continue

@@ -23,8 +23,8 @@ type permissions struct {
 	name   string // the server as configured, for messages
 	client *turn.Client
 	// also runs after each round of refreshes (the UDP allocation's
-	// channel bindings), until closing is closed.
-	also func(closing <-chan struct{})
+	// channel bindings), until close.
+	also func()
 
 	every     time.Duration // permissionRefresh; shorter in tests
 	refreshes atomic.Uint32 // successful refreshes, for tests
@@ -32,8 +32,7 @@ type permissions struct {
 	closing chan struct{} // closed by close
 	tasks   sync.WaitGroup
 
-	mu         sync.Mutex
-	closed     bool
+	mu         sync.Mutex // closing is closed under it
 	ips        map[netip.Addr]bool
 	refreshing bool // refresh runs
 }
@@ -58,7 +57,7 @@ func (p *permissions) permit(ctx context.Context, ips []netip.Addr) error {
 		return nil
 	}
 	p.mu.Lock()
-	if p.closed {
+	if p.isClosing() {
 		p.mu.Unlock()
 		return fmt.Errorf("TURN server %s: permitting %v: %w", p.name, peers, net.ErrClosed)
 	}
@@ -80,7 +79,7 @@ func (p *permissions) permit(ctx context.Context, ips []netip.Addr) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.isClosing() {
 		return fmt.Errorf("TURN server %s: permitting %v: %w", p.name, peers, net.ErrClosed)
 	}
 	for _, ip := range peers {
@@ -95,7 +94,7 @@ func (p *permissions) permit(ctx context.Context, ips []netip.Addr) error {
 func (p *permissions) keep() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed {
+	if !p.isClosing() {
 		p.keepLocked()
 	}
 }
@@ -132,7 +131,7 @@ func (p *permissions) refresh() {
 			}
 		}
 		if p.also != nil {
-			p.also(p.closing)
+			p.also()
 		}
 	}
 }
@@ -151,8 +150,7 @@ func (p *permissions) isClosing() bool {
 func (p *permissions) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed {
-		p.closed = true
+	if !p.isClosing() {
 		close(p.closing)
 	}
 }

@@ -53,9 +53,11 @@ type Client struct {
 	unresolved map[string]error // broker names not found yet, and why
 	names      int              // brokers configured
 	closed     bool
-	done       chan struct{} // closed by Close
+	life       context.Context // ends with Close
+	end        context.CancelFunc
 	ready      chan struct{} // closed at the first subscription
 	readyOnce  sync.Once
+	missed     chan struct{} // a broker's name did not resolve (Ready looks again)
 	dropped    atomic.Int64
 }
 
@@ -110,7 +112,8 @@ func Start(s *Sealer, brokers []config.Endpoint, handler func(Message), opts ...
 		return nil, errors.New("no MQTT broker configured")
 	}
 	c := &Client{sealer: s, topic: Topic(s.pub), handler: handler, log: slog.Default(), brokers: map[netip.AddrPort]*broker{},
-		done: make(chan struct{}), ready: make(chan struct{})}
+		ready: make(chan struct{}), missed: make(chan struct{}, 1)}
+	c.life, c.end = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(c)
 	}
@@ -125,8 +128,6 @@ func Start(s *Sealer, brokers []config.Endpoint, handler func(Message), opts ...
 // or no broker's name resolves (no network yet: waiting would only delay
 // the caller, and the client looks again in the background).
 func (c *Client) Ready(ctx context.Context) error {
-	tick := time.NewTicker(readyPoll)
-	defer tick.Stop()
 	for {
 		select {
 		case <-c.ready:
@@ -139,20 +140,17 @@ func (c *Client) Ready(ctx context.Context) error {
 		select {
 		case <-c.ready:
 			return nil
-		case <-tick.C:
+		case <-c.missed:
 		case <-ctx.Done():
 			if errs := c.failures(); len(errs) > 0 {
 				return fmt.Errorf("no MQTT broker answered (trying on): %w", errors.Join(errs...))
 			}
 			return fmt.Errorf("no MQTT broker answered (trying on): %w", ctx.Err())
-		case <-c.done:
+		case <-c.life.Done():
 			return errors.New("signaling client closed")
 		}
 	}
 }
-
-// readyPoll is how often Ready looks whether every broker's name failed.
-const readyPoll = 20 * time.Millisecond
 
 // noneResolved reports whether every broker's name has failed to resolve.
 func (c *Client) noneResolved() bool {
@@ -180,17 +178,8 @@ func (c *Client) failures() []error {
 // reach resolves ep, again with backoff while it fails, then connects
 // to it and subscribes (paho dials again by itself from there).
 func (c *Client) reach(ep config.Endpoint) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-c.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	for wait := time.Second; ; wait = min(2*wait, maxReconnect) {
-		ap, err := resolve(ctx, ep)
+		ap, err := resolve(c.life, ep)
 		if err == nil {
 			c.mu.Lock()
 			delete(c.unresolved, ep.String())
@@ -204,10 +193,14 @@ func (c *Client) reach(ep config.Endpoint) {
 		}
 		c.unresolved[ep.String()] = err
 		c.mu.Unlock()
+		select {
+		case c.missed <- struct{}{}:
+		default:
+		}
 		c.log.Debug("signal: MQTT broker not found, looking again", "broker", ep, "err", err, "in", wait)
 		select {
 		case <-time.After(wait):
-		case <-ctx.Done():
+		case <-c.life.Done():
 			return
 		}
 	}
@@ -282,7 +275,7 @@ func (b *broker) subscribe(c *Client) {
 					c.subscribed()
 				}
 			}
-		case <-c.done:
+		case <-c.life.Done():
 		}
 	}()
 }
@@ -406,9 +399,7 @@ func (c *Client) publish(ctx context.Context, ap netip.AddrPort, to ed25519.Publ
 // Close disconnects from every broker.
 func (c *Client) Close() {
 	c.mu.Lock()
-	if !c.closed {
-		close(c.done)
-	}
+	c.end()
 	c.closed = true
 	brokers := c.brokers
 	c.brokers = map[netip.AddrPort]*broker{}
