@@ -33,7 +33,8 @@ func quicConfig() *quic.Config {
 		MaxIdleTimeout:             quicIdleTimeout,
 		KeepAlivePeriod:            quicKeepAlive,
 		MaxStreamReceiveWindow:     streamWindow,
-		MaxConnectionReceiveWindow: 2 * streamWindow,
+		MaxConnectionReceiveWindow: growthLimit,
+		MaxIncomingStreams:         maxStreams,
 	}
 }
 

@@ -30,11 +30,20 @@ import (
 const (
 	// MaxProtoLen bounds a protocol name.
 	MaxProtoLen = 64
-	// streamWindow is each stream's flow-control window, from its first
-	// byte: 16 MiB keeps a fast path full (yamux's 256 KiB default caps a
-	// stream at 256 KiB per round trip, under 30 Mbit/s across an ocean,
-	// until its auto-tuning has grown the window over several).
+	// streamWindow is the most a stream's flow-control window grows to:
+	// 16 MiB keeps a fast path full (256 KiB is under 30 Mbit/s across
+	// an ocean). A window doubles while its reader keeps up, within the
+	// session's windowBudget (QUIC: its connection window).
 	streamWindow = 16 << 20
+	// initialWindow is a yamux stream's window from its first byte. On
+	// paths of a millisecond or less go-yamux never grows a window, and
+	// there 256 KiB halved a transfer's speed (BenchmarkSend); 4 MiB is as
+	// fast as 16.
+	initialWindow = 4 << 20
+	// maxStreams bounds the streams a peer may have open in a session at
+	// once; more are refused. With initialWindow and growthLimit, a peer
+	// can make a session hold at most 160 MiB that nothing has read.
+	maxStreams = 32
 	// maxMessage bounds one yamux message: one stream's bulk write holds
 	// the connection for at most this long between the others' messages
 	// (1 ms at 1 Gbit/s), and each costs one batched send (batchConn).
@@ -127,13 +136,15 @@ func secure(ctx context.Context, c net.Conn, id *identity.Identity, want ed25519
 	ycfg.MaxStreamWindowSize = streamWindow
 	ycfg.MaxMessageSize = maxMessage
 	ycfg.ConnectionWriteTimeout = writePatience
-	ycfg.InitialStreamWindowSize = streamWindow
+	ycfg.InitialStreamWindowSize = initialWindow
+	ycfg.MaxIncomingStreams = maxStreams
 	var mux *yamux.Session
+	budget := new(windowBudget)
 	// yamux roles follow TLS roles, which both sides agree on.
 	if client {
-		mux, err = yamux.Client(batchedTLS{t, under}, ycfg, nil)
+		mux, err = yamux.Client(batchedTLS{t, under}, ycfg, budget.span)
 	} else {
-		mux, err = yamux.Server(batchedTLS{t, under}, ycfg, nil)
+		mux, err = yamux.Server(batchedTLS{t, under}, ycfg, budget.span)
 	}
 	if err != nil {
 		t.Close()

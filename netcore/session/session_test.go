@@ -310,3 +310,81 @@ func TestStreamErrorsInWords(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreadStreamsBounded: a peer that opens more streams than a session
+// allows and writes into them while nothing reads gets some refused, and
+// can make the session hold at most maxStreams first windows plus the
+// growth budget (QUIC: its connection window).
+func TestUnreadStreamsBounded(t *testing.T) {
+	eachTransport(t, func(t *testing.T, transport string) {
+		cli, srv, errc, errs := pair(t, transport, func(s *identity.Identity) ed25519.PublicKey { return s.Public })
+		if errc != nil || errs != nil {
+			t.Fatal(errc, errs)
+		}
+		held := make(chan net.Conn, 2*maxStreams)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			for {
+				_, st, err := srv.Accept(context.Background(), func(p string) bool { return p == "sink/1" })
+				if err != nil {
+					return
+				}
+				held <- st // never read
+			}
+		}()
+		var (
+			wg                    sync.WaitGroup
+			mu                    sync.Mutex
+			written, most, opened int
+		)
+		piece := make([]byte, 256<<10)
+		for range maxStreams + 8 {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				st, err := cli.Open(ctx, "sink/1")
+				if err != nil {
+					return
+				}
+				defer st.Close()
+				st.SetWriteDeadline(time.Now().Add(3 * time.Second))
+				n := 0
+				for {
+					k, err := st.Write(piece)
+					n += k
+					if err != nil {
+						break
+					}
+				}
+				mu.Lock()
+				written += n
+				most = max(most, n)
+				opened++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		limit := maxStreams*initialWindow + growthLimit
+		t.Logf("%s: %d of %d streams opened; %d MiB written unread (limit %d MiB)", transport, opened, maxStreams+8, written>>20, limit>>20)
+		if opened > maxStreams {
+			t.Errorf("%d streams opened at once, want at most %d", opened, maxStreams)
+		}
+		if written > limit {
+			t.Errorf("the peer made the session hold %d MiB unread, want at most %d", written>>20, limit>>20)
+		}
+		if most > initialWindow {
+			t.Errorf("one unread stream took %d KiB, more than its first window of %d KiB", most>>10, initialWindow>>10)
+		}
+		if written < 256<<10 {
+			t.Errorf("only %d bytes written into %d streams", written, opened)
+		}
+		cli.Close()
+		srv.Close()
+		<-served
+		close(held)
+		for st := range held {
+			st.Close()
+		}
+	})
+}
