@@ -212,10 +212,6 @@ func (a *TCPAllocation) Accept(ctx context.Context) (net.Conn, error) {
 	conn, err := a.acceptWith(c)
 	a.mu.Lock()
 	a.binding = nil
-	if err == nil && !a.refusing && !a.isClosing() {
-		a.refusing = true
-		a.tasks.Go(a.refuseLater)
-	}
 	a.mu.Unlock()
 	if !stop() && err == nil {
 		conn.Close() // accepted as ctx ended
@@ -290,10 +286,21 @@ func (a *TCPAllocation) Dial(ctx context.Context, peer netip.AddrPort) (net.Conn
 	return nil, fail(err)
 }
 
-// refuseLater takes the connection attempts the server announces once a
-// peer is accepted, until Close: pion queues them for an Accept (10 at
-// most), and a full queue would stop the control connection's reader.
-// Each is left unbound, and the server drops that connection.
+// Refuse turns away every connection attempt the server announces from
+// now until Close; call it once Accept has brought the connections
+// wanted. pion queues the attempts for an Accept (10 at most), and a full
+// queue would stop the control connection's reader.
+func (a *TCPAllocation) Refuse() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.refusing && !a.isClosing() {
+		a.refusing = true
+		a.tasks.Go(a.refuseLater)
+	}
+}
+
+// refuseLater takes the connection attempts the server announces until
+// Close; each is left unbound, and the server drops that connection.
 func (a *TCPAllocation) refuseLater() {
 	for !a.isClosing() {
 		a.setDeadline(time.Time{})

@@ -164,6 +164,7 @@ func tcpAllocSide(ctx context.Context, dir, url string, res *tcpResult) error {
 	if err != nil {
 		return err
 	}
+	a.Refuse() // b's later connections
 	res.AcceptedFrom = c.RemoteAddr().String()
 	if _, err := io.CopyN(c, c, tcpEchoSize); err != nil {
 		c.Close()
@@ -363,6 +364,7 @@ func tcpDialAccept(ctx context.Context, dir string, ta *TCPAllocation, peer neti
 	if err != nil {
 		return err
 	}
+	ta.Refuse()
 	defer c.Close()
 	res.AcceptedFrom = c.RemoteAddr().String()
 	if _, err := io.CopyN(c, c, tcpEchoSize); err != nil {
