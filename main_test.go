@@ -20,7 +20,7 @@ import (
 // TestMain lets tests run the real program in a child process: the test
 // binary re-executed with P2PD_RUN_MAIN=1 behaves as p2pd.
 func TestMain(m *testing.M) {
-	natlab.ChildMain(map[string]natlab.ChildFunc{"turnsend": childTURNSend, "turnrecv": childTURNRecv})
+	natlab.ChildMain(map[string]natlab.ChildFunc{"turnsend": childTURNSend, "turnrecv": childTURNRecv, "duplex": childDuplex})
 	if os.Getenv("P2PD_RUN_MAIN") == "1" {
 		os.Exit(runProfiled(flagArgs()))
 	}

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -82,6 +84,10 @@ type relayMsg struct {
 	// (RFC 6062), where the responder may connect by TCP.
 	RelayedTCP netip.AddrPort   `json:"relayedTCP,omitzero"`
 	Brokers    []netip.AddrPort `json:"brokers,omitempty"` // offer: where the initiator listens, for the answer
+	// Pair, in the offer, says the initiator joins a pair of TCP
+	// connections to its relayed TCP address into one (relay.Pairs), each
+	// carrying bytes one way, which a TURN server cannot stall.
+	Pair bool `json:"pair,omitempty"`
 	// Direct, in the answer, lists the responder's external addresses:
 	// it also sends from its own socket to the initiator's relay, which
 	// must permit them.
@@ -147,29 +153,67 @@ func (c tcpRelayConn) Close() error {
 	return err
 }
 
-// acceptTCPRelay waits for the peer's connection to a and secures it as
-// the TLS server; the session then holds a. A connection that cannot be
-// bound (the peer gave it up and tries again, say: on a lossy path its
-// first one may die before the server hands it over) is passed over for
-// the next, until ctx ends.
-func (n *Node) acceptTCPRelay(ctx context.Context, a *relay.TCPAllocation, want ed25519.PublicKey) (*session.Session, error) {
-	for {
-		c, err := a.Accept(ctx)
-		if err == nil {
-			return session.Server(ctx, tcpRelayConn{c, a}, n.id, want)
+// acceptTCPRelay waits for the peer's pair of connections to a (or one
+// connection, from a peer that does not pair, or relay to relay) and
+// secures it as the TLS server; the session then holds a. A connection
+// that cannot be bound (the peer gave it up and tries again, say: on a
+// lossy path its first one may die before the server hands it over) is
+// passed over for the next, until ctx ends.
+func (n *Node) acceptTCPRelay(ctx context.Context, a *relay.TCPAllocation, want ed25519.PublicKey) (s *session.Session, paired bool, err error) {
+	actx, cancel := context.WithCancel(ctx)
+	var pairs relay.Pairs
+	var adding sync.WaitGroup
+	whole := make(chan net.Conn, 1)
+	failed := make(chan error, 1)
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		for {
+			c, err := a.Accept(actx)
+			if err == nil {
+				adding.Go(func() {
+					j, err := pairs.Add(actx, c)
+					switch {
+					case err != nil:
+						n.log.Debug("node: a relayed TCP connection did not start as a pair's", "err", err)
+					case j != nil:
+						select {
+						case whole <- j:
+						default:
+							j.Close() // one came first
+						}
+					}
+				})
+				continue
+			}
+			if actx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				n.log.Debug("node: a relayed TCP connection was not bound; waiting for another", "err", err)
+				select {
+				case <-time.After(tcpRetry):
+					continue
+				case <-actx.Done():
+				}
+			}
+			failed <- err
+			return
 		}
-		if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-			a.Close()
-			return nil, err
-		}
-		n.log.Debug("node: a relayed TCP connection was not bound; waiting for another", "err", err)
-		select {
-		case <-time.After(tcpRetry):
-		case <-ctx.Done():
-			a.Close()
-			return nil, err
-		}
+	}()
+	var c net.Conn
+	select {
+	case c = <-whole:
+	case err = <-failed:
 	}
+	cancel()
+	<-accepting
+	adding.Wait()
+	pairs.Close()
+	if c == nil {
+		a.Close()
+		return nil, false, err
+	}
+	a.Refuse()
+	s, err = session.Server(ctx, tcpRelayConn{c, a}, n.id, want)
+	return s, relay.Paired(c), err
 }
 
 // unmapped is ap with an IPv4-mapped IPv6 address as plain IPv4.
@@ -290,7 +334,7 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	}
 	if ta != nil {
 		permits++
-		offer.RelayedTCP = ta.Relayed()
+		offer.RelayedTCP, offer.Pair = ta.Relayed(), true
 		go func() { permitted <- permitOwnTCP(ctx, ta, early) }()
 	}
 	switch {
@@ -360,9 +404,9 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	actx, cancel := context.WithTimeout(ctx, relayDialWindow)
 	defer cancel()
 	type accepted struct {
-		s   *session.Session
-		tcp bool
-		err error
+		s           *session.Session
+		tcp, paired bool
+		err         error
 	}
 	results := make(chan accepted, 2)
 	waiting := 0
@@ -370,15 +414,15 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 		waiting++
 		go func() {
 			s, err := l.Accept(actx)
-			results <- accepted{s, false, err}
+			results <- accepted{s: s, err: err}
 		}()
 	}
 	if ta != nil {
 		waiting++
 		tcpOwned = true // acceptTCPRelay frees it, or its session holds it
 		go func() {
-			s, err := n.acceptTCPRelay(actx, ta, to.Key)
-			results <- accepted{s, true, err}
+			s, paired, err := n.acceptTCPRelay(actx, ta, to.Key)
+			results <- accepted{s, true, paired, err}
 		}()
 	}
 	var won accepted
@@ -403,10 +447,16 @@ func (n *Node) relayTo(ctx context.Context, to *addr.Address, wait time.Duration
 	case won.s == nil:
 		return nil, "", fmt.Errorf("the peer did not open a session, by TCP, from its socket or its relay %v: %s", ans.Relayed, strings.Join(errs, "; "))
 	case won.tcp:
-		if from, ok := won.s.RemoteAddr().(*net.TCPAddr); ok && ans.RelayedTCP.IsValid() && unmapped(from.AddrPort()) == unmapped(ans.RelayedTCP) {
-			return won.s, fmt.Sprintf("relayed by %v: %v to %v (TLS over TCP, relay to relay)", ta.Server(), ta.Relayed(), ans.RelayedTCP), nil
+		each := ""
+		if won.paired {
+			each = ", a connection each way"
 		}
-		return won.s, fmt.Sprintf("relayed by %v: the peer's TCP connection to %v (TLS over TCP, one relay)", ta.Server(), ta.Relayed()), nil
+		// Relayed to relay, the peer's connections come from its relayed
+		// addresses (a pair's from two), on its TURN server's IP.
+		if from, ok := won.s.RemoteAddr().(*net.TCPAddr); ok && ans.RelayedTCP.IsValid() && from.AddrPort().Addr().Unmap() == ans.RelayedTCP.Addr().Unmap() {
+			return won.s, fmt.Sprintf("relayed by %v: %v to %v%s (TLS over TCP, relay to relay)", ta.Server(), ta.Relayed(), ans.RelayedTCP, each), nil
+		}
+		return won.s, fmt.Sprintf("relayed by %v: the peer's TCP connection to %v%s (TLS over TCP, one relay)", ta.Server(), ta.Relayed(), each), nil
 	}
 	s := won.s
 	if from, ok := s.RemoteAddr().(*net.UDPAddr); ok && unmapped(from.AddrPort()) != ans.Relayed {
@@ -471,7 +521,7 @@ func (n *Node) answerRelay(m signal.Message) {
 			n.log.Info("node: could not answer a relay offer", "peer", m.From, "err", err)
 			return
 		}
-		if err := n.dialRelayed(ctx, a, ta, offer.Relayed, offer.RelayedTCP, m.From); err != nil {
+		if err := n.dialRelayed(ctx, a, ta, offer.Relayed, offer.RelayedTCP, offer.Pair, m.From); err != nil {
 			n.log.Info("node: relayed session failed", "peer", m.From, "err", err)
 		}
 	})
@@ -552,11 +602,14 @@ func (n *Node) allocateBoth(ctx context.Context, udp, tcp bool) (*relay.Allocati
 // ways, each given a head start over the next as it carries bulk data
 // better or goes through one relay fewer:
 //
-//  1. by TCP to tcpTo (if offered) at once;
+//  1. by TCP to tcpTo (if offered) at once: two connections, one each
+//     way (relay.DialPair), when the initiator pairs;
 //  2. by QUIC to to from a new socket of this node's own, after
 //     relayTCPHeadStart or when TCP fails;
 //  3. by TCP from ta's relayed address to tcpTo (relay to relay: the
 //     TURN server connects), after relayPairDelay or when 1 and 2 fail;
+//     a pair's second connection from a second allocation, as the
+//     server connects from the relayed address, to one address once;
 //  4. by QUIC from a's relayed address to to, after a further
 //     relayTCPPairHeadStart if 3 runs, or when 2 (and 3) fail.
 //
@@ -564,7 +617,7 @@ func (n *Node) allocateBoth(ctx context.Context, udp, tcp bool) (*relay.Allocati
 // valid, ta only when tcpTo is. It stops the others once one
 // is secured, serves each session made, and frees a and ta unless a
 // session holds them.
-func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.TCPAllocation, to, tcpTo netip.AddrPort, want ed25519.PublicKey) error {
+func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.TCPAllocation, to, tcpTo netip.AddrPort, pair bool, want ed25519.PublicKey) error {
 	network := "udp4"
 	if !to.Addr().Is4() {
 		network = "udp6"
@@ -608,7 +661,12 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 		paths++
 		go func() {
 			var d net.Dialer
-			s, err := n.secureTCP(dctx, want, func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", tcpTo.String()) })
+			dial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", tcpTo.String()) }
+			if pair {
+				one := dial
+				dial = func(ctx context.Context) (net.Conn, error) { return relay.DialPair(ctx, one) }
+			}
+			s, err := n.secureTCP(dctx, want, dial)
 			if err != nil {
 				close(tcpFailed)
 			}
@@ -656,16 +714,41 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 				results <- path{"TCP relay to relay", nil, dctx.Err()}
 				return
 			}
-			s, err := n.secureTCP(dctx, want, func(ctx context.Context) (net.Conn, error) { return ta.Dial(ctx, tcpTo) })
-			if err != nil {
+			dial := func(ctx context.Context) (net.Conn, error) { return ta.Dial(ctx, tcpTo) }
+			// The server connects from the relayed address, and to one
+			// address only once: a pair's second connection comes from a
+			// second allocation.
+			var second *relay.TCPAllocation
+			if pair {
+				second = n.allocateTCP(dctx)
+			}
+			if second != nil {
+				var dialed atomic.Int32
+				dial = func(ctx context.Context) (net.Conn, error) {
+					return relay.DialPair(ctx, func(ctx context.Context) (net.Conn, error) {
+						if dialed.Add(1)%2 == 0 {
+							return second.Dial(ctx, tcpTo)
+						}
+						return ta.Dial(ctx, tcpTo)
+					})
+				}
+			}
+			free := func() {
 				ta.Close()
+				if second != nil {
+					second.Close()
+				}
+			}
+			s, err := n.secureTCP(dctx, want, dial)
+			if err != nil {
+				free()
 				close(tcpPairFailed)
 			} else {
-				// The session holds the allocation (a failed attempt
-				// did not free it: secureTCP tries again on it).
-				n.spawnOr(func() { s.Close(); ta.Close() }, func() {
+				// The session holds the allocations (a failed attempt
+				// did not free them: secureTCP tries again on them).
+				n.spawnOr(func() { s.Close(); free() }, func() {
 					<-s.Done()
-					ta.Close()
+					free()
 				})
 			}
 			results <- path{"TCP relay to relay", s, err}
