@@ -54,12 +54,7 @@ func (n *Node) serveAddr(_ context.Context, s *session.Session, st net.Conn) {
 		return
 	}
 	if a, err := peerAddress(s, text); err == nil {
-		n.mu.Lock()
-		ws := slices.Clone(n.peerAddrWatchers)
-		n.mu.Unlock()
-		for _, w := range ws {
-			w.f(s.Peer(), a)
-		}
+		n.heardAddress(s.Peer(), a)
 	} else {
 		n.log.Debug("node: a peer told a bad address", "peer", identity.IDOf(s.Peer()), "err", err)
 	}
@@ -113,8 +108,19 @@ func peerAddress(s *session.Session, text []byte) (*addr.Address, error) {
 	return a, nil
 }
 
-// OnPeerAddress calls f with each address a peer tells over addr/1 (its
-// key proven by the session), until stop is called.
+// heardAddress tells the OnPeerAddress watchers the address peer told.
+func (n *Node) heardAddress(peer ed25519.PublicKey, a *addr.Address) {
+	n.mu.Lock()
+	ws := slices.Clone(n.peerAddrWatchers)
+	n.mu.Unlock()
+	for _, w := range ws {
+		w.f(peer, a)
+	}
+}
+
+// OnPeerAddress calls f with each address a peer tells for itself, until
+// stop is called: over addr/1 (its key proven by the session), and in an
+// address request over signaling (FreshAddress; proven by the seal).
 func (n *Node) OnPeerAddress(f func(peer ed25519.PublicKey, a *addr.Address)) (stop func()) {
 	return watch(n, &n.peerAddrWatchers, &peerAddrWatcher{f: f}, nil)
 }
