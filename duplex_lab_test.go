@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -163,31 +164,34 @@ func childDuplex(args []string) error {
 	}
 	defer n.Close()
 	got := make(chan transfer.Result, 1)
-	n.Handle(transfer.Proto, (&transfer.Receiver{
+	recv := &transfer.Receiver{
 		Dir:    into,
 		Decide: func(identity.ID, transfer.Offer) bool { return true },
 		Done:   func(_ transfer.Offer, r transfer.Result) { got <- r },
-	}).Handle)
+	}
+	// The listener sends over the session the dialer's file comes on:
+	// where two relay paths got through, the dialer keeps one.
+	offered := make(chan *session.Session, 1)
+	n.Handle(transfer.Proto, func(ctx context.Context, s *session.Session, st net.Conn) {
+		select {
+		case offered <- s:
+		default:
+		}
+		recv.Handle(ctx, s, st)
+	})
 	enc := json.NewEncoder(os.Stdout)
 	var line duplexLine
 	var s *session.Session
 	if role == "listen" {
-		sessions := make(chan *session.Session, 1)
-		n.OnSession(func(s *session.Session) {
-			select {
-			case sessions <- s:
-			default:
-			}
-		})
 		a, err := n.Address().Encode()
 		if err != nil {
 			return err
 		}
 		enc.Encode(duplexLine{Address: a})
 		select {
-		case s = <-sessions:
+		case s = <-offered:
 		case <-ctx.Done():
-			return errors.New("no session from the peer")
+			return errors.New("no file offered by the peer")
 		}
 	} else {
 		peer, err := addr.Parse(args[4])

@@ -207,6 +207,16 @@ func (n *Node) acceptTCPRelay(ctx context.Context, a *relay.TCPAllocation, want 
 	<-accepting
 	adding.Wait()
 	pairs.Close()
+	// One may have been joined as ctx ended, or after the first.
+	select {
+	case j := <-whole:
+		if c == nil {
+			c = j
+		} else {
+			j.Close()
+		}
+	default:
+	}
 	if c == nil {
 		a.Close()
 		return nil, false, err
@@ -709,19 +719,45 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 	if tcpPair {
 		paths++
 		go func() {
-			if !after(relayPairDelay, tcpFailed, directFailed) {
+			// The server connects from the relayed address, and to one
+			// address only once: a pair's second connection comes from a
+			// second allocation, made while the other paths go first (from
+			// halfway through their head start: most often they are
+			// through by then, and it is not needed). The initiator
+			// permits ta's relayed IP only: one elsewhere (a server with
+			// several relay IPs) is of no use.
+			seconds := make(chan *relay.TCPAllocation, 1)
+			if pair {
+				go func() {
+					t := time.NewTimer(relayPairDelay / 2)
+					defer t.Stop()
+					select {
+					case <-t.C:
+					case <-tcpFailed:
+					case <-dctx.Done():
+						seconds <- nil
+						return
+					}
+					seconds <- n.allocateTCP(dctx)
+				}()
+			} else {
+				seconds <- nil
+			}
+			waited := after(relayPairDelay, tcpFailed, directFailed)
+			second := <-seconds
+			if second != nil && second.Relayed().Addr() != ta.Relayed().Addr() {
+				second.Close()
+				second = nil
+			}
+			if !waited {
 				ta.Close()
+				if second != nil {
+					second.Close()
+				}
 				results <- path{"TCP relay to relay", nil, dctx.Err()}
 				return
 			}
 			dial := func(ctx context.Context) (net.Conn, error) { return ta.Dial(ctx, tcpTo) }
-			// The server connects from the relayed address, and to one
-			// address only once: a pair's second connection comes from a
-			// second allocation.
-			var second *relay.TCPAllocation
-			if pair {
-				second = n.allocateTCP(dctx)
-			}
 			if second != nil {
 				var dialed atomic.Int32
 				dial = func(ctx context.Context) (net.Conn, error) {

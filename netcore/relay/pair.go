@@ -47,6 +47,8 @@ func DialPair(ctx context.Context, dial func(context.Context) (net.Conn, error))
 	}
 	var halves [2]result
 	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx) // one failed: the other is no use
+	defer cancel()
 	for i := range halves {
 		wg.Go(func() {
 			c, err := dial(ctx)
@@ -54,6 +56,9 @@ func DialPair(ctx context.Context, dial func(context.Context) (net.Conn, error))
 				if err = writeHeader(ctx, c, id, byte(i)); err != nil {
 					c.Close()
 				}
+			}
+			if err != nil {
+				cancel()
 			}
 			halves[i] = result{c, err}
 		})

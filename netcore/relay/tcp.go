@@ -186,7 +186,10 @@ func (a *TCPAllocation) Permit(ctx context.Context, ips ...netip.Addr) error {
 func (a *TCPAllocation) Accept(ctx context.Context) (net.Conn, error) {
 	a.acceptMu.Lock()
 	defer a.acceptMu.Unlock()
-	if a.isClosing() {
+	a.mu.Lock()
+	refusing := a.refusing
+	a.mu.Unlock()
+	if a.isClosing() || refusing {
 		return nil, net.ErrClosed
 	}
 	// The connection for the peer's bytes is ready before the peer comes.
@@ -288,8 +291,9 @@ func (a *TCPAllocation) Dial(ctx context.Context, peer netip.AddrPort) (net.Conn
 
 // Refuse turns away every connection attempt the server announces from
 // now until Close; call it once Accept has brought the connections
-// wanted. pion queues the attempts for an Accept (10 at most), and a full
-// queue would stop the control connection's reader.
+// wanted, and no Accept runs (a later one fails). pion queues the
+// attempts for an Accept (10 at most), and a full queue would stop the
+// control connection's reader.
 func (a *TCPAllocation) Refuse() {
 	a.mu.Lock()
 	defer a.mu.Unlock()

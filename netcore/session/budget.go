@@ -12,20 +12,22 @@ import (
 var errOverBudget = errors.New("the session's receive windows are at their limit")
 
 // windowBudget bounds the memory a TCP session's streams may ask the
-// peer to fill. Each stream starts with go-yamux's 256 KiB window
-// (maxStreams of them at most), and its auto-tuning doubles a window
-// that the reader keeps emptying within a few round trips, up to
-// streamWindow. The doubling is what the budget caps: at growthLimit over
+// peer to fill. Each stream starts with an initialWindow (maxStreams of
+// them at most from the peer), and go-yamux's auto-tuning doubles a
+// window that the reader keeps emptying within a few round trips, up to
+// streamWindow. The doubling is what the budget caps, at growthLimit over
 // all streams together, as QUIC's connection window caps a QUIC session.
-// Without it, a peer could open streams and fill each to streamWindow
-// while nothing reads them (a transfer offer waiting for the user, say).
+// Without it, a peer could have each of its streams grow to streamWindow
+// and then fill them while nothing reads (a transfer offer waiting for
+// the user, say).
 type windowBudget struct {
 	mu    sync.Mutex
 	grown int
 }
 
 // growthLimit is the most all of a session's windows may grow together:
-// two streams at the full streamWindow, or many sharing it.
+// one stream from initialWindow to streamWindow twice over, or many
+// streams sharing it.
 const growthLimit = 2 * streamWindow
 
 // span is the memory manager go-yamux gives each new stream.
@@ -35,6 +37,7 @@ func (b *windowBudget) span() (yamux.MemoryManager, error) { return &windowSpan{
 type windowSpan struct {
 	b     *windowBudget
 	grown int
+	done  bool // the stream ended: what it grew by is given back
 }
 
 // ReserveMemory grants a new stream's first window (priority 255, which
@@ -45,7 +48,9 @@ func (s *windowSpan) ReserveMemory(size int, prio uint8) error {
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
-	if s.b.grown+size > growthLimit {
+	// A stream ended but still read (its buffered bytes) may ask to grow:
+	// go-yamux would never give that back.
+	if s.done || s.b.grown+size > growthLimit {
 		return errOverBudget
 	}
 	s.b.grown += size
@@ -68,5 +73,5 @@ func (s *windowSpan) Done() {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	s.b.grown -= s.grown
-	s.grown = 0
+	s.grown, s.done = 0, true
 }

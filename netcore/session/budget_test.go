@@ -7,7 +7,7 @@ import (
 
 // TestWindowBudget: windows grow together up to growthLimit, a new
 // stream's first window is always granted, and an ended stream's growth
-// is free again.
+// is free again (and it grows no more).
 func TestWindowBudget(t *testing.T) {
 	var b windowBudget
 	one, _ := b.span()
@@ -30,6 +30,9 @@ func TestWindowBudget(t *testing.T) {
 		t.Fatalf("after a release: %v", err)
 	}
 	one.Done()
+	if err := one.ReserveMemory(1, 128); !errors.Is(err, errOverBudget) {
+		t.Fatalf("growth after the stream ended: %v, want errOverBudget", err)
+	}
 	if err := three.ReserveMemory(growthLimit-streamWindow, 128); err != nil {
 		t.Fatalf("after a stream ended: %v", err)
 	}

@@ -42,7 +42,8 @@ const (
 	initialWindow = 4 << 20
 	// maxStreams bounds the streams a peer may have open in a session at
 	// once; more are refused. With initialWindow and growthLimit, a peer
-	// can make a session hold at most 160 MiB that nothing has read.
+	// can make a session hold at most 160 MiB that nothing has read on the
+	// streams it opened (those this side opens, it reads).
 	maxStreams = 32
 	// maxMessage bounds one yamux message: one stream's bulk write holds
 	// the connection for at most this long between the others' messages
