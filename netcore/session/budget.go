@@ -26,9 +26,8 @@ type windowBudget struct {
 }
 
 // growthLimit is the most all of a session's windows may grow together:
-// one stream from initialWindow to streamWindow twice over, or many
-// streams sharing it.
-const growthLimit = 2 * streamWindow
+// two streams from initialWindow to streamWindow, or many sharing it.
+const growthLimit = 2 * (streamWindow - initialWindow)
 
 // span is the memory manager go-yamux gives each new stream.
 func (b *windowBudget) span() (yamux.MemoryManager, error) { return &windowSpan{b: b}, nil }

@@ -12,10 +12,10 @@ func TestWindowBudget(t *testing.T) {
 	var b windowBudget
 	one, _ := b.span()
 	two, _ := b.span()
-	if err := one.ReserveMemory(growthLimit-streamWindow, 128); err != nil {
+	if err := one.ReserveMemory(growthLimit/2, 128); err != nil {
 		t.Fatal(err)
 	}
-	if err := two.ReserveMemory(streamWindow, 128); err != nil {
+	if err := two.ReserveMemory(growthLimit/2, 128); err != nil {
 		t.Fatalf("the budget's last part: %v", err)
 	}
 	if err := two.ReserveMemory(1, 128); !errors.Is(err, errOverBudget) {
@@ -33,7 +33,7 @@ func TestWindowBudget(t *testing.T) {
 	if err := one.ReserveMemory(1, 128); !errors.Is(err, errOverBudget) {
 		t.Fatalf("growth after the stream ended: %v, want errOverBudget", err)
 	}
-	if err := three.ReserveMemory(growthLimit-streamWindow, 128); err != nil {
+	if err := three.ReserveMemory(growthLimit/2, 128); err != nil {
 		t.Fatalf("after a stream ended: %v", err)
 	}
 	if err := three.ReserveMemory(1, 128); !errors.Is(err, errOverBudget) {

@@ -31,20 +31,21 @@ const (
 	// MaxProtoLen bounds a protocol name.
 	MaxProtoLen = 64
 	// streamWindow is the most a stream's flow-control window grows to:
-	// 16 MiB keeps a fast path full (256 KiB is under 30 Mbit/s across
-	// an ocean). A window doubles while its reader keeps up, within the
-	// session's windowBudget (QUIC: its connection window).
-	streamWindow = 16 << 20
+	// 32 MiB a round trip keeps 200 MB/s across 150 ms of ocean. A
+	// window doubles while its reader keeps up, within the session's
+	// windowBudget (QUIC: its connection window).
+	streamWindow = 32 << 20
 	// initialWindow is a yamux stream's window from its first byte. On
 	// paths of a millisecond or less go-yamux never grows a window, and
-	// there 256 KiB halved a transfer's speed (BenchmarkSend); 4 MiB is as
-	// fast as 16.
-	initialWindow = 4 << 20
+	// there a smaller one slows a transfer down: 256 KiB halved its speed
+	// (BenchmarkSend); in BenchmarkTransfer's unshaped lab, 4 and 8 MiB
+	// gave 341-396 MB/s where 16 MiB gave 403-430.
+	initialWindow = 16 << 20
 	// maxStreams bounds the streams a peer may have open in a session at
 	// once; more are refused. With initialWindow and growthLimit, a peer
-	// can make a session hold at most 160 MiB that nothing has read on the
+	// can make a session hold at most 288 MiB that nothing has read on the
 	// streams it opened (those this side opens, it reads).
-	maxStreams = 32
+	maxStreams = 16
 	// maxMessage bounds one yamux message: one stream's bulk write holds
 	// the connection for at most this long between the others' messages
 	// (1 ms at 1 Gbit/s), and each costs one batched send (batchConn).
