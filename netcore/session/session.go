@@ -180,10 +180,39 @@ func (s *Session) Done() <-chan struct{} { return s.mux.done() }
 func (s *Session) Close() error { return s.mux.close() }
 
 // Open opens a stream speaking proto and waits for the peer to accept it.
+// While the peer has maxStreams of this side's streams open, it waits for
+// one to end (within ctx, or negotiateTimeout if ctx sets no deadline).
 func (s *Session) Open(ctx context.Context, proto string) (net.Conn, error) {
 	if len(proto) == 0 || len(proto) > MaxProtoLen {
 		return nil, fmt.Errorf("protocol name %q: want 1 to %d bytes", proto, MaxProtoLen)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, negotiateTimeout)
+		defer cancel()
+	}
+	// A QUIC peer grants streams as others end, and opening waits for
+	// that; a yamux peer resets a stream over its limit at once, so it is
+	// opened again a little later.
+	wait := 5 * time.Millisecond
+	for {
+		st, err := s.open(ctx, proto)
+		if err == nil || !errors.Is(err, errDropped) || s.Transport() != "tcp" {
+			return st, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, err
+		case <-s.Done():
+			return nil, err
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// open opens a stream speaking proto once.
+func (s *Session) open(ctx context.Context, proto string) (net.Conn, error) {
 	st, err := s.mux.open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("opening a %s stream: %w", proto, err)

@@ -388,3 +388,67 @@ func TestUnreadStreamsBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenWaitsForAStream: with maxStreams of this side's streams open
+// at the peer, Open waits until one ends, then opens.
+func TestOpenWaitsForAStream(t *testing.T) {
+	eachTransport(t, func(t *testing.T, transport string) {
+		cli, srv, errc, errs := pair(t, transport, func(s *identity.Identity) ed25519.PublicKey { return s.Public })
+		if errc != nil || errs != nil {
+			t.Fatal(errc, errs)
+		}
+		held := make(chan net.Conn, maxStreams+1)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			for {
+				_, st, err := srv.Accept(context.Background(), func(p string) bool { return p == "hold/1" })
+				if err != nil {
+					return
+				}
+				held <- st
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var open []net.Conn
+		for range maxStreams {
+			st, err := cli.Open(ctx, "hold/1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			open = append(open, st)
+		}
+		opened := make(chan error, 1)
+		go func() {
+			st, err := cli.Open(ctx, "hold/1")
+			if err == nil {
+				st.Close()
+			}
+			opened <- err
+		}()
+		select {
+		case err := <-opened:
+			t.Fatalf("stream %d opened at once (%v), want it to wait", maxStreams+1, err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		// One ends, at both ends.
+		open[0].Close()
+		(<-held).Close()
+		start := time.Now()
+		if err := <-opened; err != nil {
+			t.Fatalf("after a stream ended: %v", err)
+		}
+		t.Logf("%s: stream %d opened %v after one ended", transport, maxStreams+1, time.Since(start).Round(time.Millisecond))
+		cli.Close()
+		srv.Close()
+		<-served
+		close(held)
+		for st := range held {
+			st.Close()
+		}
+		for _, st := range open {
+			st.Close()
+		}
+	})
+}
