@@ -221,7 +221,7 @@ func (e *Engine) Start(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return e.failed(), err
 	}
-	return e.refresh(ctx)
+	return e.refresh(ctx, true)
 }
 
 // startRun starts the node with the current settings, and on it the
@@ -319,7 +319,7 @@ func (e *Engine) Restart(ctx context.Context) (Snapshot, error) {
 			k.Reconnect(id)
 		}
 	}
-	return e.refresh(ctx)
+	return e.refresh(ctx, true)
 }
 
 // findNearby runs the LAN beacons until ctx ends.
@@ -377,10 +377,13 @@ func (e *Engine) Check(ctx context.Context) (Snapshot, error) {
 	if e.node() == nil {
 		return e.Cached(), ErrNotStarted
 	}
-	return e.refresh(ctx)
+	return e.refresh(ctx, false)
 }
 
-func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
+// refresh reads the node's address and runs the network check; started
+// says the node has just started, and the NAT profiles it measured then
+// are current (Check, asked for by the user, measures them again).
+func (e *Engine) refresh(ctx context.Context, started bool) (Snapshot, error) {
 	n := e.node()
 	if n == nil {
 		return e.Cached(), ErrNotStarted
@@ -396,7 +399,11 @@ func (e *Engine) refresh(ctx context.Context) (Snapshot, error) {
 		early.Report, early.Cached = e.Cached().Report, true
 		h(early)
 	}
-	s.Report = netcheck.Run(ctx, e.Settings().Config, netcheck.Options{})
+	var opt netcheck.Options
+	if started {
+		opt.Known = n.Discoveries()
+	}
+	s.Report = netcheck.Run(ctx, e.Settings().Config, opt)
 	if e.node() != n {
 		// The node started again meanwhile (a restart overlapped this
 		// check): its own check tells the newer address.

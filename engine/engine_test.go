@@ -17,7 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	natlab.ChildMain(map[string]natlab.ChildFunc{"watch": watchChild})
+	natlab.ChildMain(map[string]natlab.ChildFunc{"watch": watchChild, "check": checkChild})
 	goleak.VerifyTestMain(m)
 }
 

@@ -63,6 +63,13 @@ type Family struct {
 	Error   string         `json:"error,omitempty"`
 	Inbound bool           `json:"inbound"` // unsolicited peers can reach this address
 	Ext     netip.AddrPort `json:"external,omitzero"`
+	// Known says the profile came with Options.Known, not measured again.
+	Known bool `json:"known,omitempty"`
+}
+
+func (f *Family) setProfile(p *stun.Profile) {
+	f.Profile, f.NATType, f.Ext = p, p.Type(), p.External
+	f.Inbound = p.Filtering == stun.EndpointIndependent
 }
 
 // PortMapping is what the router offered and whether a mapping worked.
@@ -105,6 +112,9 @@ type Options struct {
 	// Interfaces lists interfaces by name to profile; by default every
 	// interface usable for WAN traffic.
 	Interfaces []string
+	// Known are NAT profiles measured moments ago (a node's, as it
+	// started): a local address with one is not profiled again.
+	Known []stun.Discovery
 }
 
 // Run gathers a report using the servers of cfg.
@@ -216,6 +226,15 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 		wg.Go(func() { ir.Routes = netif.Routes(ctx, &ifc, stun.Prober(servers)) })
 		for j := range ir.Families {
 			f := &ir.Families[j]
+			if k := slices.IndexFunc(opt.Known, func(d stun.Discovery) bool { return d.Local == f.Local }); k >= 0 {
+				d := opt.Known[k]
+				for _, s := range d.Servers {
+					add(outcome("stun", s.Server, s.RTT, errOf(s.Error)))
+				}
+				f.setProfile(d.Profile)
+				f.Known = true
+				continue
+			}
 			wg.Go(func() {
 				p, res, err := stun.Discover(ctx, f.Local, servers)
 				for _, s := range res {
@@ -228,8 +247,7 @@ func Run(ctx context.Context, cfg config.Config, opt Options) *Report {
 					f.Error = err.Error()
 					return
 				}
-				f.Profile, f.NATType, f.Ext = p, p.Type(), p.External
-				f.Inbound = p.Filtering == stun.EndpointIndependent
+				f.setProfile(p)
 			})
 		}
 	}

@@ -116,7 +116,8 @@ type endpoint struct {
 	family  netif.Family
 	local   netip.AddrPort
 	profile *stun.Profile
-	mapped  netip.AddrPort // router mapping of local, if any
+	servers []stun.ServerResult // how each STUN server fared in profiling
+	mapped  netip.AddrPort      // router mapping of local, if any
 }
 
 // Start brings a node up: it listens, profiles its NAT, maps its port
@@ -288,12 +289,12 @@ func (n *Node) learn(ctx context.Context) {
 		for i := range n.endpoints {
 			ep := &n.endpoints[i]
 			wg.Go(func() {
-				p, _, err := stun.Discover(ctx, ep.local.Addr(), servers)
+				p, res, err := stun.Discover(ctx, ep.local.Addr(), servers)
 				if err != nil {
 					n.log.Warn("node: NAT profile unknown", "addr", ep.local, "err", err)
 					return
 				}
-				ep.profile = p
+				ep.profile, ep.servers = p, res
 			})
 		}
 	}
@@ -309,6 +310,18 @@ func (n *Node) learn(ctx context.Context) {
 	if !n.opt.NoPortMapping && !n.opt.Loopback {
 		n.mapPorts(ctx)
 	}
+}
+
+// Discoveries returns the NAT profiles the node measured as it started,
+// one for each local address it has one for (netcheck.Options.Known).
+func (n *Node) Discoveries() []stun.Discovery {
+	var ds []stun.Discovery
+	for _, ep := range n.endpoints {
+		if ep.profile != nil {
+			ds = append(ds, stun.Discovery{Local: ep.local.Addr(), Profile: ep.profile, Servers: ep.servers})
+		}
+	}
+	return ds
 }
 
 // mapPorts asks the router for a mapping of each IPv4 endpoint behind a

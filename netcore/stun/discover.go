@@ -46,6 +46,13 @@ type ServerResult struct {
 	Error  string        `json:"error,omitempty"`
 }
 
+// Discovery is what Discover found from one local address.
+type Discovery struct {
+	Local   netip.Addr
+	Profile *Profile
+	Servers []ServerResult
+}
+
 // Resolve looks up the configured servers' addresses: one server per
 // family a name resolves to. Servers that cannot be resolved are reported
 // as failed results.
