@@ -49,13 +49,15 @@ type duplexLine struct {
 // and the session ended after writePatience. Over a pair of connections,
 // one each way, both files arrive whole: through one relay, and relay to
 // relay (B's router lets out no TCP to A's relayed ports, and no UDP but
-// to the TURN server and NTP).
+// to the TURN server and NTP). QUIC through the relay (no TCP to A's
+// relayed ports) carries both too.
 func TestTwoWayRelayedTransfer(t *testing.T) {
 	for _, c := range []struct {
 		name, want string
 		rules      []string
 	}{
 		{"one relay", "a connection each way (TLS over TCP, one relay)", nil},
+		{"QUIC", "(QUIC, one relay)", []string{`iifname "lan" oifname "wan" tcp dport 49152-49999 drop`}},
 		{"relay to relay", "a connection each way (TLS over TCP, relay to relay)", []string{
 			`iifname "lan" oifname "wan" tcp dport 49152-49999 drop`,
 			`iifname "lan" oifname "wan" udp dport != { 123, 3478, 3479 } drop`,
