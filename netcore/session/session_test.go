@@ -321,18 +321,7 @@ func TestUnreadStreamsBounded(t *testing.T) {
 		if errc != nil || errs != nil {
 			t.Fatal(errc, errs)
 		}
-		held := make(chan net.Conn, 2*maxStreams)
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			for {
-				_, st, err := srv.Accept(context.Background(), func(p string) bool { return p == "sink/1" })
-				if err != nil {
-					return
-				}
-				held <- st // never read
-			}
-		}()
+		holdStreams(t, srv, "sink/1") // never read
 		var (
 			wg                    sync.WaitGroup
 			mu                    sync.Mutex
@@ -379,7 +368,25 @@ func TestUnreadStreamsBounded(t *testing.T) {
 		if written < 256<<10 {
 			t.Errorf("only %d bytes written into %d streams", written, opened)
 		}
-		cli.Close()
+	})
+}
+
+// holdStreams accepts srv's streams speaking proto and holds them,
+// unread, until the test ends.
+func holdStreams(t *testing.T, srv *Session, proto string) <-chan net.Conn {
+	held := make(chan net.Conn, 2*maxStreams)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for {
+			_, st, err := srv.Accept(context.Background(), func(p string) bool { return p == proto })
+			if err != nil {
+				return
+			}
+			held <- st
+		}
+	}()
+	t.Cleanup(func() {
 		srv.Close()
 		<-served
 		close(held)
@@ -387,6 +394,7 @@ func TestUnreadStreamsBounded(t *testing.T) {
 			st.Close()
 		}
 	})
+	return held
 }
 
 // TestOpenWaitsForAStream: with maxStreams of this side's streams open
@@ -397,18 +405,7 @@ func TestOpenWaitsForAStream(t *testing.T) {
 		if errc != nil || errs != nil {
 			t.Fatal(errc, errs)
 		}
-		held := make(chan net.Conn, maxStreams+1)
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			for {
-				_, st, err := srv.Accept(context.Background(), func(p string) bool { return p == "hold/1" })
-				if err != nil {
-					return
-				}
-				held <- st
-			}
-		}()
+		held := holdStreams(t, srv, "hold/1")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var open []net.Conn
@@ -440,13 +437,6 @@ func TestOpenWaitsForAStream(t *testing.T) {
 			t.Fatalf("after a stream ended: %v", err)
 		}
 		t.Logf("%s: stream %d opened %v after one ended", transport, maxStreams+1, time.Since(start).Round(time.Millisecond))
-		cli.Close()
-		srv.Close()
-		<-served
-		close(held)
-		for st := range held {
-			st.Close()
-		}
 		for _, st := range open {
 			st.Close()
 		}
