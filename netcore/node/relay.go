@@ -672,11 +672,13 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 		go func() {
 			var d net.Dialer
 			dial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", tcpTo.String()) }
+			var s *session.Session
+			var err error
 			if pair {
-				one := dial
-				dial = func(ctx context.Context) (net.Conn, error) { return relay.DialPair(ctx, one) }
+				s, err = n.secureTCPPair(dctx, want, func(ctx context.Context) (net.Conn, error) { return relay.DialPair(ctx, dial) }, dial)
+			} else {
+				s, err = n.secureTCP(dctx, want, dial)
 			}
-			s, err := n.secureTCP(dctx, want, dial)
 			if err != nil {
 				close(tcpFailed)
 			}
@@ -758,24 +760,27 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 				return
 			}
 			dial := func(ctx context.Context) (net.Conn, error) { return ta.Dial(ctx, tcpTo) }
-			if second != nil {
-				var dialed atomic.Int32
-				dial = func(ctx context.Context) (net.Conn, error) {
-					return relay.DialPair(ctx, func(ctx context.Context) (net.Conn, error) {
-						if dialed.Add(1)%2 == 0 {
-							return second.Dial(ctx, tcpTo)
-						}
-						return ta.Dial(ctx, tcpTo)
-					})
-				}
-			}
 			free := func() {
 				ta.Close()
 				if second != nil {
 					second.Close()
 				}
 			}
-			s, err := n.secureTCP(dctx, want, dial)
+			var s *session.Session
+			var err error
+			if second != nil {
+				var dialed atomic.Int32
+				s, err = n.secureTCPPair(dctx, want, func(ctx context.Context) (net.Conn, error) {
+					return relay.DialPair(ctx, func(ctx context.Context) (net.Conn, error) {
+						if dialed.Add(1)%2 == 0 {
+							return second.Dial(ctx, tcpTo)
+						}
+						return ta.Dial(ctx, tcpTo)
+					})
+				}, dial)
+			} else {
+				s, err = n.secureTCP(dctx, want, dial)
+			}
 			if err != nil {
 				free()
 				close(tcpPairFailed)
@@ -834,6 +839,29 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// pairPatience bounds securing a pair of relayed connections before one
+// connection is tried instead: a few round trips through the relay.
+const pairPatience = 3 * time.Second
+
+// secureTCPPair secures a pair of connections made with dialPair, or,
+// when they make no session within pairPatience, one made with dial,
+// which carries both ways (and can stall when both are busy, but
+// connects): the initiator must bind both halves of a pair, and on a
+// lossy path it may lose one.
+func (n *Node) secureTCPPair(ctx context.Context, want ed25519.PublicKey, dialPair, dial func(context.Context) (net.Conn, error)) (*session.Session, error) {
+	pctx, cancel := context.WithTimeout(ctx, pairPatience)
+	s, err := n.secureTCP(pctx, want, dialPair)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return s, err
+	}
+	n.log.Debug("node: no session over a pair of relayed connections; trying one", "err", err)
+	if s, err = n.secureTCP(ctx, want, dial); err != nil {
+		return nil, fmt.Errorf("over a pair of connections, then one: %w", err)
+	}
+	return s, nil
 }
 
 // secureTCP connects with dial (to the initiator's relayed TCP address)
