@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -672,13 +671,11 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 		go func() {
 			var d net.Dialer
 			dial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", tcpTo.String()) }
-			var s *session.Session
-			var err error
+			var second relay.Dialer
 			if pair {
-				s, err = n.secureTCPPair(dctx, want, func(ctx context.Context) (net.Conn, error) { return relay.DialPair(ctx, dial) }, dial)
-			} else {
-				s, err = n.secureTCP(dctx, want, dial)
+				second = dial
 			}
+			s, err := n.secureRelayedTCP(dctx, want, dial, second)
 			if err != nil {
 				close(tcpFailed)
 			}
@@ -751,36 +748,22 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 				second.Close()
 				second = nil
 			}
-			if !waited {
-				ta.Close()
-				if second != nil {
-					second.Close()
-				}
-				results <- path{"TCP relay to relay", nil, dctx.Err()}
-				return
-			}
-			dial := func(ctx context.Context) (net.Conn, error) { return ta.Dial(ctx, tcpTo) }
 			free := func() {
 				ta.Close()
 				if second != nil {
 					second.Close()
 				}
 			}
-			var s *session.Session
-			var err error
-			if second != nil {
-				var dialed atomic.Int32
-				s, err = n.secureTCPPair(dctx, want, func(ctx context.Context) (net.Conn, error) {
-					return relay.DialPair(ctx, func(ctx context.Context) (net.Conn, error) {
-						if dialed.Add(1)%2 == 0 {
-							return second.Dial(ctx, tcpTo)
-						}
-						return ta.Dial(ctx, tcpTo)
-					})
-				}, dial)
-			} else {
-				s, err = n.secureTCP(dctx, want, dial)
+			if !waited {
+				free()
+				results <- path{"TCP relay to relay", nil, dctx.Err()}
+				return
 			}
+			var fromSecond relay.Dialer
+			if second != nil {
+				fromSecond = func(ctx context.Context) (net.Conn, error) { return second.Dial(ctx, tcpTo) }
+			}
+			s, err := n.secureRelayedTCP(dctx, want, func(ctx context.Context) (net.Conn, error) { return ta.Dial(ctx, tcpTo) }, fromSecond)
 			if err != nil {
 				free()
 				close(tcpPairFailed)
@@ -845,14 +828,18 @@ func (n *Node) dialRelayed(ctx context.Context, a *relay.Allocation, ta *relay.T
 // connection is tried instead: a few round trips through the relay.
 const pairPatience = 3 * time.Second
 
-// secureTCPPair secures a pair of connections made with dialPair, or,
-// when they make no session within pairPatience, one made with dial,
-// which carries both ways (and can stall when both are busy, but
-// connects): the initiator must bind both halves of a pair, and on a
-// lossy path it may lose one.
-func (n *Node) secureTCPPair(ctx context.Context, want ed25519.PublicKey, dialPair, dial func(context.Context) (net.Conn, error)) (*session.Session, error) {
+// secureRelayedTCP secures a connection made with dial (secureTCP) or,
+// given second, a pair of them (relay.DialPair), dial's writing and
+// second's reading; a pair that makes no session within pairPatience
+// gives way to one connection made with dial, which carries both ways
+// (and can stall when both are busy, but connects): the initiator must
+// bind both halves of a pair, and on a lossy path it may lose one.
+func (n *Node) secureRelayedTCP(ctx context.Context, want ed25519.PublicKey, dial, second relay.Dialer) (*session.Session, error) {
+	if second == nil {
+		return n.secureTCP(ctx, want, dial)
+	}
 	pctx, cancel := context.WithTimeout(ctx, pairPatience)
-	s, err := n.secureTCP(pctx, want, dialPair)
+	s, err := n.secureTCP(pctx, want, func(ctx context.Context) (net.Conn, error) { return relay.DialPair(ctx, dial, second) })
 	cancel()
 	if err == nil || ctx.Err() != nil {
 		return s, err
@@ -870,7 +857,7 @@ func (n *Node) secureTCPPair(ctx context.Context, want ed25519.PublicKey, dialPa
 // arrives, and until then the TURN server refuses connections from them
 // (QUIC, on the other paths, sends its first packet again by itself): a
 // quick failure is tried again every tcpRetry within relayTCPHeadStart.
-func (n *Node) secureTCP(ctx context.Context, want ed25519.PublicKey, dial func(context.Context) (net.Conn, error)) (*session.Session, error) {
+func (n *Node) secureTCP(ctx context.Context, want ed25519.PublicKey, dial relay.Dialer) (*session.Session, error) {
 	start := time.Now()
 	for {
 		s, err := func() (*session.Session, error) {

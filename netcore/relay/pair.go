@@ -35,10 +35,14 @@ const (
 	dialerReads  byte = 1
 )
 
-// DialPair opens two connections with dial at once and returns them as
-// one that writes on the first and reads from the second. The far end
-// joins them with Pairs.
-func DialPair(ctx context.Context, dial func(context.Context) (net.Conn, error)) (net.Conn, error) {
+// Dialer opens one connection.
+type Dialer func(context.Context) (net.Conn, error)
+
+// DialPair opens a connection with each of writes and reads at once (the
+// same dialer twice, or two that reach the far end from different
+// addresses) and returns them as one that writes on the first and reads
+// from the second. The far end joins them with Pairs.
+func DialPair(ctx context.Context, writes, reads Dialer) (net.Conn, error) {
 	var id [pairIDLen]byte
 	rand.Read(id[:])
 	type result struct {
@@ -49,9 +53,10 @@ func DialPair(ctx context.Context, dial func(context.Context) (net.Conn, error))
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx) // one failed: the other is no use
 	defer cancel()
+	dials := [2]Dialer{dialerWrites: writes, dialerReads: reads}
 	for i := range halves {
 		wg.Go(func() {
-			c, err := dial(ctx)
+			c, err := dials[i](ctx)
 			if err == nil {
 				if err = writeHeader(ctx, c, id, byte(i)); err != nil {
 					c.Close()

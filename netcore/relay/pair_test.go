@@ -68,7 +68,7 @@ func TestPairCarriesEachWayOnOne(t *testing.T) {
 		}
 		return countingConn{c, &dialerRead[dialed.Add(1)-1]}, nil
 	}
-	d, err := DialPair(ctx, dial)
+	d, err := DialPair(ctx, dial, dial)
 	if err != nil {
 		t.Fatal(err)
 	}
