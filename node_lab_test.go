@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -137,6 +138,9 @@ func connectIn(t testing.TB, l *natlab.Lab, ns, name, to string, extra ...string
 	var r connectReport
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		t.Fatalf("connect printed %q (%v): %v\n%s", stdout.String(), runErr, err, stderr.String())
+	}
+	if runErr != nil {
+		runErr = fmt.Errorf("%w: %s", runErr, strings.TrimSpace(stderr.String()))
 	}
 	return r, runErr
 }

@@ -96,6 +96,10 @@ const (
 	// handshake after it take a few round trips, and a filtered address
 	// that has not answered in 5 s will not.
 	dialTimeout = 5 * time.Second
+	// handshakeStagger is how long one address's session handshake may
+	// take before the next connected address starts its own: a round
+	// trip or two on most paths.
+	handshakeStagger = 300 * time.Millisecond
 )
 
 // Connect connects to the node at to, racing the strategies: every
@@ -412,7 +416,8 @@ func (n *Node) reachableBy(to *addr.Address) bool {
 }
 
 // dialDirect dials every candidate of to at once and keeps the first that
-// completes the secure handshake with to's key.
+// completes the secure handshake with to's key; the handshakes take turns,
+// so the peer seldom serves a session this side then drops.
 func (n *Node) dialDirect(ctx context.Context, to *addr.Address, note noter) (*session.Session, string, error) {
 	cands := n.candidates(to)
 	if len(cands) == 0 {
@@ -433,6 +438,13 @@ func (n *Node) dialDirect(ctx context.Context, to *addr.Address, note noter) (*s
 		err error
 	}
 	results := make(chan attempt, len(cands))
+	// The TCP connects race, but the handshakes take turns: the peer
+	// serves every session whose handshake ends, and one this side then
+	// closes as a loser could be the one the peer took, say as the answer
+	// to a reverse connect. The next handshake starts when the one under
+	// way fails or is slow.
+	turn := make(chan struct{}, len(cands)+1)
+	turn <- struct{}{}
 	for _, c := range cands {
 		go func() {
 			var d net.Dialer
@@ -441,7 +453,21 @@ func (n *Node) dialDirect(ctx context.Context, to *addr.Address, note noter) (*s
 				results <- attempt{c: c, err: err}
 				return
 			}
+			select {
+			case <-turn:
+			case <-dctx.Done():
+				conn.Close()
+				results <- attempt{c: c, err: fmt.Errorf("waiting for another address's handshake: %w", dctx.Err())}
+				return
+			}
+			var once sync.Once
+			next := func() { once.Do(func() { turn <- struct{}{} }) }
+			slow := time.AfterFunc(handshakeStagger, next)
 			s, err := session.Client(dctx, conn, n.id, to.Key)
+			slow.Stop()
+			if err != nil {
+				next()
+			}
 			results <- attempt{c, s, err}
 		}()
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,4 +287,120 @@ func addrText(t *testing.T, n *Node) string {
 		t.Fatal(err)
 	}
 	return text
+}
+
+// TestDirectMakesOneSession: dialing a peer at several addresses that all
+// reach it, over a slow path, gives the peer one session, not one per
+// address: a session the dialer closes as a loser must not be the one the
+// peer takes (say, as the answer to a reverse connect).
+func TestDirectMakesOneSession(t *testing.T) {
+	a, b := loopNode(t, Options{}), loopNode(t, Options{})
+	at := b.Address().Interfaces[0].V4
+	real := netip.AddrPortFrom(at.Internal, at.Port)
+	to := *b.Address()
+	to.Interfaces = nil
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		ep := &addr.Endpoint{Internal: netip.MustParseAddr(host), External: netip.MustParseAddr(host)}
+		ep.Port = slowProxy(t, ep.Internal, real, 50*time.Millisecond)
+		ifc := addr.Interface{V4: ep}
+		if ep.Internal.Is6() {
+			ifc = addr.Interface{V6: ep}
+		}
+		to.Interfaces = append(to.Interfaces, ifc)
+	}
+	in := make(chan *session.Session, 20)
+	defer b.OnSession(func(s *session.Session) { in <- s })()
+	const connects = 3
+	for range connects {
+		res, err := a.Connect(connectCtx(t), &to, ConnectOptions{Strategies: []string{Direct}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Session.Close()
+	}
+	time.Sleep(300 * time.Millisecond) // a second handshake would end by now
+	if len(in) != connects {
+		t.Errorf("B served %d sessions for %d connects", len(in), connects)
+	}
+}
+
+// TestDirectPassesASilentAddress: an address that takes the connection but
+// never answers the handshake does not hold up the next one.
+func TestDirectPassesASilentAddress(t *testing.T) {
+	a, b := loopNode(t, Options{}), loopNode(t, Options{})
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	to := *b.Address()
+	first := &addr.Endpoint{Internal: netip.MustParseAddr("127.0.0.1"), External: netip.MustParseAddr("127.0.0.1"),
+		Port: uint16(silent.Addr().(*net.TCPAddr).Port)}
+	to.Interfaces = append([]addr.Interface{{V4: first}}, to.Interfaces...)
+	res, err := a.Connect(connectCtx(t), &to, ConnectOptions{Strategies: []string{Direct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Session.Close()
+	silent.Close()
+	<-accepted
+	for _, c := range held {
+		c.Close()
+	}
+	if len(held) == 0 {
+		t.Error("the silent address was never dialed")
+	}
+}
+
+// slowProxy forwards connections on host to to, delaying each chunk back
+// by delay; it returns its port.
+func slowProxy(t *testing.T, host netip.Addr, to netip.AddrPort, delay time.Duration) uint16 {
+	t.Helper()
+	l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(host, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", to.String())
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Go(func() { io.Copy(up, c); up.Close() })
+			wg.Go(func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := up.Read(buf)
+					if err != nil {
+						return
+					}
+					time.Sleep(delay)
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
