@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,25 +74,41 @@ func BenchmarkTransfer(b *testing.B) {
 			// Untimed: the first copy into memory the VM has not touched
 			// yet ran at a third of the speed of the later ones.
 			rawCopy(b, l, src, dst, size)
-			var raw, rawTURN, direct, relayed, viaCroc, crocPlain []float64
+			var raw, rawTURN, direct, relayed, viaCroc, crocPlain, rawCPU, directCPU []float64
 			// Each copy starts with nothing left for the disk to write
 			// from the one before (croc does not sync what it saves).
 			measure := func(into *[]float64, copy func() float64) {
 				syscall.Sync()
 				*into = append(*into, copy())
 			}
+			// The CPU both ends use per GiB is steadier than MB/s,
+			// which the disk swings: it shows what p2pd costs.
+			perGiB := func(into *[]float64, used time.Duration) {
+				*into = append(*into, used.Seconds()/(float64(size)/(1<<30)))
+			}
 			for b.Loop() {
 				if run["raw"] {
-					measure(&raw, func() float64 { return rawCopy(b, l, src, dst, size) })
+					measure(&raw, func() float64 {
+						mb, used := rawCopy(b, l, src, dst, size)
+						perGiB(&rawCPU, used)
+						return mb
+					})
 				}
 				if run["raw-turn"] {
 					measure(&rawTURN, func() float64 { return rawTURNCopy(b, l, src, dst, size) })
 				}
 				if run["direct"] {
-					measure(&direct, func() float64 { return p2pdSend(b, l, recv, src, dst, "direct", size) })
+					measure(&direct, func() float64 {
+						mb, used := p2pdSend(b, l, recv, src, dst, "direct", size)
+						perGiB(&directCPU, used)
+						return mb
+					})
 				}
 				if run["relay"] {
-					measure(&relayed, func() float64 { return p2pdSend(b, l, recv, src, dst, "relay", size) })
+					measure(&relayed, func() float64 {
+						mb, _ := p2pdSend(b, l, recv, src, dst, "relay", size)
+						return mb
+					})
 				}
 				if run["croc"] {
 					measure(&viaCroc, func() float64 { return crocCopy(b, l, croc, relay, src, dst, size) })
@@ -113,6 +130,7 @@ func BenchmarkTransfer(b *testing.B) {
 				{cd, "croc-default-MB/s"}, {cp, "croc-no-compress-MB/s"},
 				{slices.Min(append(raw, math.Inf(1))), "raw-min-MB/s"}, {slices.Max(append(raw, 0)), "raw-max-MB/s"},
 				{slices.Min(append(direct, math.Inf(1))), "p2pd-min-MB/s"}, {slices.Max(append(direct, 0)), "p2pd-max-MB/s"},
+				{medianOf(rawCPU), "raw-cpu-s/GiB"}, {medianOf(directCPU), "p2pd-cpu-s/GiB"},
 				{d / r, "p2pd/raw"}, {d / c, "p2pd/croc"}, {rel / r, "relay/raw"}, {rel / rt, "relay/raw-turn"},
 			} {
 				if m.v > 0 && !math.IsInf(m.v, 0) {
@@ -163,8 +181,8 @@ func writeNoiseFile(b *testing.B, path string, size int64) {
 }
 
 // rawCopy copies src to B over one TCP connection and syncs it there,
-// returning MB/s.
-func rawCopy(b *testing.B, l *natlab.Lab, src, dst string, size int64) float64 {
+// returning MB/s and the CPU time both ends used.
+func rawCopy(b *testing.B, l *natlab.Lab, src, dst string, size int64) (float64, time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out := filepath.Join(dst, "raw.bin")
@@ -189,8 +207,27 @@ func rawCopy(b *testing.B, l *natlab.Lab, src, dst string, size int64) float64 {
 	if fi, err := os.Stat(out); err != nil || fi.Size() != size {
 		b.Fatalf("the raw copy arrived short: %v", err)
 	}
-	b.Logf("raw TCP: %.1f MB/s", mbps(size, took))
-	return mbps(size, took)
+	used := cpuTime(send.ProcessState) + cpuTime(recv.ProcessState)
+	b.Logf("raw TCP: %.1f MB/s, %.2f CPU-s", mbps(size, took), used.Seconds())
+	return mbps(size, took), used
+}
+
+// cpuTime is the CPU time a finished command used, with that of the
+// children it waited for (the receiver's socat under sh).
+func cpuTime(ps *os.ProcessState) time.Duration { return ps.UserTime() + ps.SystemTime() }
+
+// runningCPU is the CPU time a running process has used so far.
+func runningCPU(b *testing.B, pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// After the command's name: state is the first field, utime the
+	// 12th and stime the 13th, in clock ticks (USER_HZ, 100 on Linux).
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // rawTURNCopy copies src to B over a raw TCP connection through the
@@ -320,6 +357,7 @@ func childTURNRecv(args []string) error {
 // receiver is `p2pd receive --yes` running in host B.
 type receiver struct {
 	addr    string
+	pid     int
 	results *json.Decoder
 }
 
@@ -337,7 +375,7 @@ func startReceiver(b *testing.B, l *natlab.Lab, dst string) *receiver {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	r := &receiver{results: json.NewDecoder(bufio.NewReader(out))}
+	r := &receiver{pid: cmd.Process.Pid, results: json.NewDecoder(bufio.NewReader(out))}
 	var first struct{ Address string }
 	if err := r.results.Decode(&first); err != nil {
 		b.Fatalf("receive printed no address: %v", err)
@@ -348,12 +386,15 @@ func startReceiver(b *testing.B, l *natlab.Lab, dst string) *receiver {
 
 // p2pdSend sends src to the receiver with the strategies given and
 // returns MB/s over the transfer (the connection set up before it is not
-// counted; BenchmarkConnect measures that).
-func p2pdSend(b *testing.B, l *natlab.Lab, r *receiver, src, dst, strategies string, size int64) float64 {
+// counted; BenchmarkConnect measures that) and the CPU time both ends
+// used (the sender's start and connect included).
+func p2pdSend(b *testing.B, l *natlab.Lab, r *receiver, src, dst, strategies string, size int64) (float64, time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	path, _ := l.WriteNodeConfig("a-send", l.NodeConfig())
-	out, err := p2pdIn(ctx, l, l.A.Host, b.TempDir(), "send", src, "--to", r.addr, "--json", "--strategies", strategies, "--config", path).Output()
+	recvBefore := runningCPU(b, r.pid)
+	send := p2pdIn(ctx, l, l.A.Host, b.TempDir(), "send", src, "--to", r.addr, "--json", "--strategies", strategies, "--config", path)
+	out, err := send.Output()
 	var res struct {
 		Strategy string
 		Sent     int64
@@ -371,9 +412,11 @@ func p2pdSend(b *testing.B, l *natlab.Lab, r *receiver, src, dst, strategies str
 	if err := r.results.Decode(&done); err != nil || !done.OK || len(done.Saved) != 1 {
 		b.Fatalf("p2pd receive: %+v %v", done, err)
 	}
+	used := cpuTime(send.ProcessState) + runningCPU(b, r.pid) - recvBefore
 	os.Remove(filepath.Join(dst, done.Saved[0]))
-	b.Logf("p2pd over %s: %.1f MB/s", res.Strategy, mbps(res.Sent, time.Duration(res.Seconds*float64(time.Second))))
-	return mbps(res.Sent, time.Duration(res.Seconds*float64(time.Second)))
+	mb := mbps(res.Sent, time.Duration(res.Seconds*float64(time.Second)))
+	b.Logf("p2pd over %s: %.1f MB/s, %.2f CPU-s", res.Strategy, mb, used.Seconds())
+	return mb, used
 }
 
 // crocBinary is croc, built from the Go module proxy by `make bench`
