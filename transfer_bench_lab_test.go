@@ -34,16 +34,18 @@ const benchFileSize = 1 << 30
 // a raw TCP copy (socat, then fsync, as p2pd's receiver syncs the file
 // before naming it), the same raw copy through the TURN server (coturn in
 // the lab's internet, B connecting to A's relayed TCP address), p2pd over
-// its direct path, p2pd through the TURN relay, and croc through its own
-// relay run in the lab's internet. Each is reported in MB/s with the
-// ratios the goals are about: p2pd/raw, p2pd/croc, relay/raw and
-// relay/raw-turn (the relay against raw bytes through the same server). Once with the links as
+// its direct path (TLS over TCP), over a punched UDP path (QUIC), through
+// the TURN relay, and croc through its own relay run in the lab's
+// internet. Each is reported in MB/s with the ratios the goals are about:
+// p2pd/raw, p2pd/croc, relay/raw and relay/raw-turn (the relay against
+// raw bytes through the same server); and the CPU time both ends of the
+// raw copy and of p2pd's direct path use per GiB. Once with the links as
 // fast as the machine (the CPU is then the limit, shared by both ends and
 // the routers), once with the internet links at 1 Gbit/s (tbf), as a fast
 // home connection. Run it with `make bench` (-benchtime 3x: each round
-// moves 6 GiB per link speed, after an untimed raw copy); P2PD_BENCH_MIB
+// moves 7 GiB per link speed, after an untimed raw copy); P2PD_BENCH_MIB
 // sets a smaller file and P2PD_BENCH_PATHS runs only some of
-// raw,raw-turn,direct,relay,croc.
+// raw,raw-turn,direct,quic,relay,croc.
 func BenchmarkTransfer(b *testing.B) {
 	croc := crocBinary(b)
 	size := int64(benchFileSize)
@@ -74,7 +76,7 @@ func BenchmarkTransfer(b *testing.B) {
 			// Untimed: the first copy into memory the VM has not touched
 			// yet ran at a third of the speed of the later ones.
 			rawCopy(b, l, src, dst, size)
-			var raw, rawTURN, direct, relayed, viaCroc, crocPlain, rawCPU, directCPU []float64
+			var raw, rawTURN, direct, quic, relayed, viaCroc, crocPlain, rawCPU, directCPU []float64
 			// Each copy starts with nothing left for the disk to write
 			// from the one before (croc does not sync what it saves).
 			measure := func(into *[]float64, copy func() float64) {
@@ -104,6 +106,12 @@ func BenchmarkTransfer(b *testing.B) {
 						return mb
 					})
 				}
+				if run["quic"] {
+					measure(&quic, func() float64 {
+						mb, _ := p2pdSend(b, l, recv, src, dst, "punch-udp", size)
+						return mb
+					})
+				}
 				if run["relay"] {
 					measure(&relayed, func() float64 {
 						mb, _ := p2pdSend(b, l, recv, src, dst, "relay", size)
@@ -126,7 +134,7 @@ func BenchmarkTransfer(b *testing.B) {
 				v    float64
 				unit string
 			}{
-				{r, "raw-MB/s"}, {rt, "raw-turn-MB/s"}, {d, "p2pd-MB/s"}, {rel, "relay-MB/s"}, {c, "croc-MB/s"},
+				{r, "raw-MB/s"}, {rt, "raw-turn-MB/s"}, {d, "p2pd-MB/s"}, {medianOf(quic), "p2pd-quic-MB/s"}, {rel, "relay-MB/s"}, {c, "croc-MB/s"},
 				{cd, "croc-default-MB/s"}, {cp, "croc-no-compress-MB/s"},
 				{slices.Min(append(raw, math.Inf(1))), "raw-min-MB/s"}, {slices.Max(append(raw, 0)), "raw-max-MB/s"},
 				{slices.Min(append(direct, math.Inf(1))), "p2pd-min-MB/s"}, {slices.Max(append(direct, 0)), "p2pd-max-MB/s"},
@@ -141,13 +149,13 @@ func BenchmarkTransfer(b *testing.B) {
 	}
 }
 
-// benchPaths is what BenchmarkTransfer runs: raw, raw-turn, direct, relay
-// and croc,
-// or those P2PD_BENCH_PATHS lists (comma-separated), for a quicker look.
+// benchPaths is what BenchmarkTransfer runs: raw, raw-turn, direct, quic,
+// relay and croc, or those P2PD_BENCH_PATHS lists (comma-separated), for
+// a quicker look.
 func benchPaths() map[string]bool {
 	list := os.Getenv("P2PD_BENCH_PATHS")
 	if list == "" {
-		list = "raw,raw-turn,direct,relay,croc"
+		list = "raw,raw-turn,direct,quic,relay,croc"
 	}
 	run := map[string]bool{}
 	for _, p := range strings.Split(list, ",") {
