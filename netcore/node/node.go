@@ -95,6 +95,9 @@ type Node struct {
 	birthdayBusy     atomic.Bool // answering a birthday offer (many ports open)
 	handlers         map[string]Handler
 	sessions         map[*session.Session]bool
+	inbound          map[identity.ID][]*session.Session // sessions peers opened, oldest first
+	inboundTotal     int
+	handshakes       chan struct{}                           // a slot per incoming handshake under way
 	waiting          map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
 	punchAnswers     answers[punchAnswer]
 	relayAnswers     answers[relayMsg]
@@ -125,7 +128,8 @@ type endpoint struct {
 // serves until Close.
 func Start(ctx context.Context, opt Options) (*Node, error) {
 	n := &Node{opt: opt, log: opt.Logger, handlers: map[string]Handler{}, sessions: map[*session.Session]bool{},
-		waiting: map[identity.ID][]chan *session.Session{}}
+		waiting: map[identity.ID][]chan *session.Session{}, inbound: map[identity.ID][]*session.Session{},
+		handshakes: make(chan struct{}, maxHandshakes)}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -497,6 +501,22 @@ func natProfile(p *stun.Profile) addr.NATProfile {
 	return addr.NATProfile{Translated: p.NAT, Mapping: p.Mapping, Filtering: p.Filtering, Ports: p.TCPPorts.Kind, Step: int8(max(-128, min(127, p.TCPPorts.Step)))}
 }
 
+// Bounds on what peers that connect unasked may take of a node: anyone
+// who has its address can, and a key costs nothing to make.
+const (
+	// maxHandshakes bounds the incoming handshakes under way; a
+	// connection beyond it is closed at once.
+	maxHandshakes = 64
+	// maxPeerSessions bounds the sessions one peer keeps open to this
+	// node. A new one beyond it ends the peer's oldest: a peer whose
+	// network changed leaves dead sessions behind until the keepalive
+	// notices, and must still get in.
+	maxPeerSessions = 8
+	// maxInbound bounds the sessions peers opened to this node; a new
+	// one beyond it is refused.
+	maxInbound = 256
+)
+
 // acceptLoop secures each incoming connection and serves its session.
 func (n *Node) acceptLoop(l net.Listener) {
 	for {
@@ -513,8 +533,16 @@ func (n *Node) acceptLoop(l net.Listener) {
 				return
 			}
 		}
-		n.spawnOr(func() { c.Close() }, func() {
+		select {
+		case n.handshakes <- struct{}{}:
+		default:
+			n.log.Debug("node: too many incoming handshakes at once; closed a connection", "from", c.RemoteAddr())
+			c.Close()
+			continue
+		}
+		n.spawnOr(func() { <-n.handshakes; c.Close() }, func() {
 			s, err := session.Server(n.ctx, c, n.id, nil)
+			<-n.handshakes
 			if err != nil {
 				n.log.Debug("node: incoming handshake failed", "from", c.RemoteAddr(), "err", err)
 				return
@@ -550,13 +578,32 @@ func (n *Node) spawnOr(undo, f func()) {
 }
 
 // serve runs a session's streams until it ends; an inbound session also
-// completes a reverse connect waiting for its peer.
+// completes a reverse connect waiting for its peer, within the bounds on
+// inbound sessions (maxPeerSessions, maxInbound).
 func (n *Node) serve(s *session.Session, inbound bool) {
 	n.mu.Lock()
 	if n.ctx.Err() != nil {
 		n.mu.Unlock()
 		s.Close()
 		return
+	}
+	var evict *session.Session
+	if inbound {
+		id := s.PeerID()
+		full := len(n.inbound[id]) >= maxPeerSessions
+		if !full && n.inboundTotal >= maxInbound {
+			n.mu.Unlock()
+			n.log.Info("node: refused a session: too many peers connected", "peer", id, "sessions", maxInbound)
+			s.Close()
+			return
+		}
+		if full {
+			evict = n.inbound[id][0]
+			n.inbound[id] = slices.Delete(n.inbound[id], 0, 1)
+			n.inboundTotal--
+		}
+		n.inbound[id] = append(n.inbound[id], s)
+		n.inboundTotal++
 	}
 	n.sessions[s] = true
 	watchers := slices.Clone(n.watchers)
@@ -571,12 +618,26 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 		delete(n.waiting, id)
 	}
 	n.mu.Unlock()
+	if evict != nil {
+		n.log.Info("node: ended a peer's oldest session for its new one", "peer", s.PeerID(), "sessions", maxPeerSessions)
+		evict.Close()
+	}
 	for _, w := range watchers {
 		w.f(s)
 	}
 	defer func() {
 		n.mu.Lock()
 		delete(n.sessions, s)
+		if inbound {
+			id := s.PeerID()
+			if i := slices.Index(n.inbound[id], s); i >= 0 {
+				n.inbound[id] = slices.Delete(n.inbound[id], i, i+1)
+				n.inboundTotal--
+				if len(n.inbound[id]) == 0 {
+					delete(n.inbound, id)
+				}
+			}
+		}
 		n.mu.Unlock()
 		s.Close()
 	}()

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -403,4 +404,133 @@ func slowProxy(t *testing.T, host netip.Addr, to netip.AddrPort, delay time.Dura
 		}
 	})
 	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestInboundBounds: peers that connect unasked get bounded room. One
+// peer keeps at most maxPeerSessions sessions (a new one ends its oldest),
+// all peers together maxInbound (more are refused), and at most
+// maxHandshakes connections may sit in the handshake at once.
+func TestInboundBounds(t *testing.T) {
+	b := loopNode(t, Options{})
+	ep := b.Address().Interfaces[0].V4
+	at := netip.AddrPortFrom(ep.Internal, ep.Port).String()
+	dial := func(t *testing.T, id *identity.Identity) *session.Session {
+		t.Helper()
+		c, err := net.Dial("tcp", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := session.Client(connectCtx(t), c, id, b.Identity().Public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ends := func(s *session.Session) bool {
+		select {
+		case <-s.Done():
+			return true
+		case <-time.After(5 * time.Second):
+			return false
+		}
+	}
+	alive := func(s *session.Session) bool {
+		st, err := s.Open(connectCtx(t), EchoProto)
+		if err != nil {
+			return false
+		}
+		defer st.Close()
+		st.Write([]byte("x"))
+		_, err = io.ReadFull(st, make([]byte, 1))
+		return err == nil
+	}
+
+	t.Run("one peer", func(t *testing.T) {
+		id, _ := identity.New()
+		var ss []*session.Session
+		for range maxPeerSessions + 2 {
+			ss = append(ss, dial(t, id))
+		}
+		for i, s := range ss {
+			if i < 2 && !ends(s) || i >= 2 && !alive(s) {
+				t.Errorf("session %d of %d: the first two should end, the others stay up", i+1, len(ss))
+			}
+		}
+	})
+
+	t.Run("all peers", func(t *testing.T) {
+		// The last subtest's sessions have closed; wait for B to see it.
+		for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+			b.mu.Lock()
+			left := b.inboundTotal
+			b.mu.Unlock()
+			if left == 0 {
+				break
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("B still counts %d inbound sessions", left)
+			}
+		}
+		var ss []*session.Session
+		for range maxInbound {
+			id, _ := identity.New()
+			ss = append(ss, dial(t, id))
+		}
+		id, _ := identity.New()
+		if !ends(dial(t, id)) {
+			t.Errorf("a session beyond %d was served", maxInbound)
+		}
+		if !alive(ss[0]) || !alive(ss[len(ss)-1]) {
+			t.Error("the sessions within the bound did not stay up")
+		}
+	})
+
+	t.Run("handshakes", func(t *testing.T) {
+		var silent []net.Conn
+		for range maxHandshakes {
+			c, err := net.Dial("tcp", at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			silent = append(silent, c)
+		}
+		// Once the node has taken them all, one more is closed at once.
+		var closed bool
+		for try := 0; try < 50 && !closed; try++ {
+			c, err := net.Dial("tcp", at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			_, err = c.Read(make([]byte, 1))
+			closed = err == io.EOF || errors.Is(err, syscall.ECONNRESET)
+			c.Close()
+		}
+		if !closed {
+			t.Errorf("a connection beyond %d handshakes was kept", maxHandshakes)
+		}
+		for _, c := range silent {
+			c.Close()
+		}
+		// Their slots free, a peer gets in again.
+		id, _ := identity.New()
+		for try := 0; ; try++ {
+			c, err := net.Dial("tcp", at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			s, err := session.Client(ctx, c, id, b.Identity().Public)
+			cancel()
+			if err == nil {
+				s.Close()
+				break
+			}
+			if try == 20 {
+				t.Fatalf("no way in after the silent connections closed: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }
