@@ -20,10 +20,11 @@ type digest = [digestSize]byte
 // chunkSum is blake3.Sum256(b), hashed on the calling goroutine. The
 // library's Sum256 hashes a 1 MiB chunk in 64 goroutines, whose starts
 // and stack growth cost more than they gain when both ends of a transfer
-// keep every core busy (BenchmarkChunkSum: about 3.2 GB/s on one core or two
-// cores; the library 1.9 to 2.8). It walks BLAKE3's tree with the library's own compression:
-// 16 KiB pieces of 16 chunks, each pair of equal subtrees merged once a
-// later piece shows the left one complete, the rest merged right to left.
+// keep every core busy (BenchmarkChunkSum: about 3.2 GB/s on one core or
+// two, the library 1.9 to 2.8). It walks BLAKE3's tree with the library's
+// own compression: 16 KiB pieces of 16 chunks, each pair of equal
+// subtrees merged once a later piece shows the left one complete, the
+// rest merged right to left.
 func chunkSum(b []byte) digest {
 	const piece = guts.MaxSIMD * guts.ChunkSize
 	if len(b) <= guts.ChunkSize {
