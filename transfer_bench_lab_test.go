@@ -39,7 +39,7 @@ const benchFileSize = 1 << 30
 // internet. Each is reported in MB/s with the ratios the goals are about:
 // p2pd/raw, p2pd/croc, relay/raw and relay/raw-turn (the relay against
 // raw bytes through the same server); and the CPU time both ends of the
-// raw copy and of p2pd's direct path use per GiB. Once with the links as
+// raw copy and of p2pd's direct and QUIC paths use per GiB. Once with the links as
 // fast as the machine (the CPU is then the limit, shared by both ends and
 // the routers), once with the internet links at 1 Gbit/s (tbf), as a fast
 // home connection. Run it with `make bench` (-benchtime 3x: each round
@@ -76,7 +76,7 @@ func BenchmarkTransfer(b *testing.B) {
 			// Untimed: the first copy into memory the VM has not touched
 			// yet ran at a third of the speed of the later ones.
 			rawCopy(b, l, src, dst, size)
-			var raw, rawTURN, direct, quic, relayed, viaCroc, crocPlain, rawCPU, directCPU []float64
+			var raw, rawTURN, direct, quic, relayed, viaCroc, crocPlain, rawCPU, directCPU, quicCPU []float64
 			// Each copy starts with nothing left for the disk to write
 			// from the one before (croc does not sync what it saves).
 			measure := func(into *[]float64, copy func() float64) {
@@ -108,7 +108,8 @@ func BenchmarkTransfer(b *testing.B) {
 				}
 				if run["quic"] {
 					measure(&quic, func() float64 {
-						mb, _ := p2pdSend(b, l, recv, src, dst, "punch-udp", size)
+						mb, used := p2pdSend(b, l, recv, src, dst, "punch-udp", size)
+						perGiB(&quicCPU, used)
 						return mb
 					})
 				}
@@ -138,7 +139,7 @@ func BenchmarkTransfer(b *testing.B) {
 				{cd, "croc-default-MB/s"}, {cp, "croc-no-compress-MB/s"},
 				{slices.Min(append(raw, math.Inf(1))), "raw-min-MB/s"}, {slices.Max(append(raw, 0)), "raw-max-MB/s"},
 				{slices.Min(append(direct, math.Inf(1))), "p2pd-min-MB/s"}, {slices.Max(append(direct, 0)), "p2pd-max-MB/s"},
-				{medianOf(rawCPU), "raw-cpu-s/GiB"}, {medianOf(directCPU), "p2pd-cpu-s/GiB"},
+				{medianOf(rawCPU), "raw-cpu-s/GiB"}, {medianOf(directCPU), "p2pd-cpu-s/GiB"}, {medianOf(quicCPU), "p2pd-quic-cpu-s/GiB"},
 				{d / r, "p2pd/raw"}, {d / c, "p2pd/croc"}, {rel / r, "relay/raw"}, {rel / rt, "relay/raw-turn"},
 			} {
 				if m.v > 0 && !math.IsInf(m.v, 0) {

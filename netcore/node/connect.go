@@ -441,10 +441,8 @@ func (n *Node) dialDirect(ctx context.Context, to *addr.Address, note noter) (*s
 	// The TCP connects race, but the handshakes take turns: the peer
 	// serves every session whose handshake ends, and one this side then
 	// closes as a loser could be the one the peer took, say as the answer
-	// to a reverse connect. The next handshake starts when the one under
-	// way fails or is slow.
-	turn := make(chan struct{}, len(cands)+1)
-	turn <- struct{}{}
+	// to a reverse connect.
+	turn := newTurns(len(cands), handshakeStagger)
 	for _, c := range cands {
 		go func() {
 			var d net.Dialer
@@ -453,20 +451,13 @@ func (n *Node) dialDirect(ctx context.Context, to *addr.Address, note noter) (*s
 				results <- attempt{c: c, err: err}
 				return
 			}
-			select {
-			case <-turn:
-			case <-dctx.Done():
-				conn.Close()
-				results <- attempt{c: c, err: fmt.Errorf("waiting for another address's handshake: %w", dctx.Err())}
-				return
-			}
-			var once sync.Once
-			next := func() { once.Do(func() { turn <- struct{}{} }) }
-			slow := time.AfterFunc(handshakeStagger, next)
-			s, err := session.Client(dctx, conn, n.id, to.Key)
-			slow.Stop()
+			var s *session.Session
+			err = turn.take(dctx, func() (err error) {
+				s, err = session.Client(dctx, conn, n.id, to.Key)
+				return err
+			})
 			if err != nil {
-				next()
+				conn.Close()
 			}
 			results <- attempt{c, s, err}
 		}()
@@ -499,6 +490,41 @@ func (n *Node) dialDirect(ctx context.Context, to *addr.Address, note noter) (*s
 		return nil, "", ctx.Err()
 	}
 	return nil, "", errors.New(strings.Join(errs, "; "))
+}
+
+// turns lets one handshake run at a time: the next may start when the
+// one under way fails, or once it has run for stagger (a path that slow,
+// or an address that takes the connection and never answers, must not
+// hold up the others).
+type turns struct {
+	next    chan struct{}
+	stagger time.Duration
+}
+
+// newTurns returns turns for at most n handshakes.
+func newTurns(n int, stagger time.Duration) *turns {
+	t := &turns{next: make(chan struct{}, n+1), stagger: stagger}
+	t.next <- struct{}{}
+	return t
+}
+
+// take waits for a turn (within ctx), then runs f: a handshake that
+// succeeds keeps the turn, so none after it starts unless it was slow.
+func (t *turns) take(ctx context.Context, f func() error) error {
+	select {
+	case <-t.next:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for another address's handshake: %w", ctx.Err())
+	}
+	var once sync.Once
+	pass := func() { once.Do(func() { t.next <- struct{}{} }) }
+	slow := time.AfterFunc(t.stagger, pass)
+	err := f()
+	slow.Stop()
+	if err != nil {
+		pass()
+	}
+	return err
 }
 
 // shortErr drops the operation prefix net errors carry ("dial tcp ...: ").

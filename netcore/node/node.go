@@ -97,7 +97,8 @@ type Node struct {
 	sessions         map[*session.Session]bool
 	inbound          map[identity.ID][]*session.Session // sessions peers opened, oldest first
 	inboundTotal     int
-	handshakes       chan struct{}                           // a slot per incoming handshake under way
+	handshaking      map[netip.Addr]int // incoming handshakes under way, by the peer's IP
+	handshakeTotal   int
 	waiting          map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
 	punchAnswers     answers[punchAnswer]
 	relayAnswers     answers[relayMsg]
@@ -129,7 +130,7 @@ type endpoint struct {
 func Start(ctx context.Context, opt Options) (*Node, error) {
 	n := &Node{opt: opt, log: opt.Logger, handlers: map[string]Handler{}, sessions: map[*session.Session]bool{},
 		waiting: map[identity.ID][]chan *session.Session{}, inbound: map[identity.ID][]*session.Session{},
-		handshakes: make(chan struct{}, maxHandshakes)}
+		handshaking: map[netip.Addr]int{}}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -501,12 +502,19 @@ func natProfile(p *stun.Profile) addr.NATProfile {
 	return addr.NATProfile{Translated: p.NAT, Mapping: p.Mapping, Filtering: p.Filtering, Ports: p.TCPPorts.Kind, Step: int8(max(-128, min(127, p.TCPPorts.Step)))}
 }
 
-// Bounds on what peers that connect unasked may take of a node: anyone
-// who has its address can, and a key costs nothing to make.
+// Bounds on what peers that connect to a node's port unasked may take of
+// it: anyone who has its address can, and a key costs nothing to make.
+// (Sessions peers make by answering this node, or its signaling, are
+// not counted: signaling has its own policy.)
 const (
-	// maxHandshakes bounds the incoming handshakes under way; a
-	// connection beyond it is closed at once.
-	maxHandshakes = 64
+	// maxHandshakes bounds the incoming handshakes under way, and
+	// maxIPHandshakes those from one IP address; a connection beyond
+	// either is closed at once.
+	maxHandshakes   = 64
+	maxIPHandshakes = 16
+	// inboundHandshakeTimeout is how long a connection may take to
+	// complete its handshake: a few round trips, with retransmissions.
+	inboundHandshakeTimeout = 5 * time.Second
 	// maxPeerSessions bounds the sessions one peer keeps open to this
 	// node. A new one beyond it ends the peer's oldest: a peer whose
 	// network changed leaves dead sessions behind until the keepalive
@@ -533,16 +541,20 @@ func (n *Node) acceptLoop(l net.Listener) {
 				return
 			}
 		}
-		select {
-		case n.handshakes <- struct{}{}:
-		default:
+		var ip netip.Addr
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			ip = a.AddrPort().Addr().Unmap()
+		}
+		if !n.startHandshake(ip) {
 			n.log.Debug("node: too many incoming handshakes at once; closed a connection", "from", c.RemoteAddr())
 			c.Close()
 			continue
 		}
-		n.spawnOr(func() { <-n.handshakes; c.Close() }, func() {
-			s, err := session.Server(n.ctx, c, n.id, nil)
-			<-n.handshakes
+		n.spawnOr(func() { n.endHandshake(ip); c.Close() }, func() {
+			ctx, cancel := context.WithTimeout(n.ctx, inboundHandshakeTimeout)
+			s, err := session.Server(ctx, c, n.id, nil)
+			cancel()
+			n.endHandshake(ip)
 			if err != nil {
 				n.log.Debug("node: incoming handshake failed", "from", c.RemoteAddr(), "err", err)
 				return
@@ -554,6 +566,28 @@ func (n *Node) acceptLoop(l net.Listener) {
 			}
 			n.serve(s, true)
 		})
+	}
+}
+
+// startHandshake takes a slot for an incoming handshake from ip, if one
+// is free (maxHandshakes, maxIPHandshakes).
+func (n *Node) startHandshake(ip netip.Addr) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.handshakeTotal >= maxHandshakes || n.handshaking[ip] >= maxIPHandshakes {
+		return false
+	}
+	n.handshakeTotal++
+	n.handshaking[ip]++
+	return true
+}
+
+func (n *Node) endHandshake(ip netip.Addr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.handshakeTotal--
+	if n.handshaking[ip]--; n.handshaking[ip] == 0 {
+		delete(n.handshaking, ip)
 	}
 }
 
@@ -577,9 +611,10 @@ func (n *Node) spawnOr(undo, f func()) {
 	}
 }
 
-// serve runs a session's streams until it ends; an inbound session also
-// completes a reverse connect waiting for its peer, within the bounds on
-// inbound sessions (maxPeerSessions, maxInbound).
+// serve runs a session's streams until it ends. An inbound session (a
+// peer connected to this node's port) also completes a reverse connect
+// waiting for its peer, or else falls within the bounds on inbound
+// sessions (maxPeerSessions, maxInbound).
 func (n *Node) serve(s *session.Session, inbound bool) {
 	n.mu.Lock()
 	if n.ctx.Err() != nil {
@@ -588,7 +623,9 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 		return
 	}
 	var evict *session.Session
-	if inbound {
+	// A peer answering this node's reverse connect was asked to come.
+	counted := inbound && len(n.waiting[s.PeerID()]) == 0
+	if counted {
 		id := s.PeerID()
 		full := len(n.inbound[id]) >= maxPeerSessions
 		if !full && n.inboundTotal >= maxInbound {
@@ -620,7 +657,8 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 	n.mu.Unlock()
 	if evict != nil {
 		n.log.Info("node: ended a peer's oldest session for its new one", "peer", s.PeerID(), "sessions", maxPeerSessions)
-		evict.Close()
+		// Closing a dead session may wait for its write deadline.
+		n.spawnOr(func() { evict.Close() }, func() { evict.Close() })
 	}
 	for _, w := range watchers {
 		w.f(s)
@@ -628,7 +666,7 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 	defer func() {
 		n.mu.Lock()
 		delete(n.sessions, s)
-		if inbound {
+		if counted {
 			id := s.PeerID()
 			if i := slices.Index(n.inbound[id], s); i >= 0 {
 				n.inbound[id] = slices.Delete(n.inbound[id], i, i+1)

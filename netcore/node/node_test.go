@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -300,14 +301,10 @@ func TestDirectMakesOneSession(t *testing.T) {
 	real := netip.AddrPortFrom(at.Internal, at.Port)
 	to := *b.Address()
 	to.Interfaces = nil
-	for _, host := range []string{"127.0.0.1", "::1"} {
-		ep := &addr.Endpoint{Internal: netip.MustParseAddr(host), External: netip.MustParseAddr(host)}
-		ep.Port = slowProxy(t, ep.Internal, real, 50*time.Millisecond)
-		ifc := addr.Interface{V4: ep}
-		if ep.Internal.Is6() {
-			ifc = addr.Interface{V6: ep}
-		}
-		to.Interfaces = append(to.Interfaces, ifc)
+	loop := netip.MustParseAddr("127.0.0.1")
+	for range 2 {
+		ep := &addr.Endpoint{Internal: loop, External: loop, Port: slowProxy(t, loop, real, 25*time.Millisecond)}
+		to.Interfaces = append(to.Interfaces, addr.Interface{V4: ep})
 	}
 	in := make(chan *session.Session, 20)
 	defer b.OnSession(func(s *session.Session) { in <- s })()
@@ -325,44 +322,50 @@ func TestDirectMakesOneSession(t *testing.T) {
 	}
 }
 
-// TestDirectPassesASilentAddress: an address that takes the connection but
-// never answers the handshake does not hold up the next one.
-func TestDirectPassesASilentAddress(t *testing.T) {
-	a, b := loopNode(t, Options{}), loopNode(t, Options{})
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestTurns: a handshake that succeeds keeps the turn; one that fails
+// passes it at once; one that runs past the stagger lets the next start
+// beside it, and not before.
+func TestTurns(t *testing.T) {
+	ctx := connectCtx(t)
+	ran := func(tr *turns, ctx context.Context) bool {
+		started := false
+		tr.take(ctx, func() error { started = true; return nil })
+		return started
 	}
-	defer silent.Close()
-	var held []net.Conn
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
+	t.Run("success keeps it", func(t *testing.T) {
+		tr := newTurns(2, time.Hour)
+		tr.take(ctx, func() error { return nil })
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if ran(tr, short) {
+			t.Error("a handshake started after one succeeded")
 		}
-	}()
-	to := *b.Address()
-	first := &addr.Endpoint{Internal: netip.MustParseAddr("127.0.0.1"), External: netip.MustParseAddr("127.0.0.1"),
-		Port: uint16(silent.Addr().(*net.TCPAddr).Port)}
-	to.Interfaces = append([]addr.Interface{{V4: first}}, to.Interfaces...)
-	res, err := a.Connect(connectCtx(t), &to, ConnectOptions{Strategies: []string{Direct}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Session.Close()
-	silent.Close()
-	<-accepted
-	for _, c := range held {
-		c.Close()
-	}
-	if len(held) == 0 {
-		t.Error("the silent address was never dialed")
-	}
+	})
+	t.Run("failure passes it", func(t *testing.T) {
+		tr := newTurns(2, time.Hour)
+		tr.take(ctx, func() error { return errors.New("wrong peer") })
+		if !ran(tr, ctx) {
+			t.Error("the next handshake never started after one failed")
+		}
+	})
+	t.Run("slow passes it", func(t *testing.T) {
+		const stagger = 30 * time.Millisecond
+		tr := newTurns(2, stagger)
+		first := make(chan time.Time)
+		release := make(chan struct{})
+		go tr.take(ctx, func() error {
+			first <- time.Now()
+			<-release
+			return nil
+		})
+		began := <-first
+		var after time.Duration
+		tr.take(ctx, func() error { after = time.Since(began); return nil })
+		close(release)
+		if after < stagger {
+			t.Errorf("the next handshake started %v after a slow one, before the %v stagger", after, stagger)
+		}
+	})
 }
 
 // slowProxy forwards connections on host to to, delaying each chunk back
@@ -409,23 +412,45 @@ func slowProxy(t *testing.T, host netip.Addr, to netip.AddrPort, delay time.Dura
 // TestInboundBounds: peers that connect unasked get bounded room. One
 // peer keeps at most maxPeerSessions sessions (a new one ends its oldest),
 // all peers together maxInbound (more are refused), and at most
-// maxHandshakes connections may sit in the handshake at once.
+// maxHandshakes connections may sit in the handshake at once,
+// maxIPHandshakes from one IP address.
 func TestInboundBounds(t *testing.T) {
 	b := loopNode(t, Options{})
 	ep := b.Address().Interfaces[0].V4
 	at := netip.AddrPortFrom(ep.Internal, ep.Port).String()
-	dial := func(t *testing.T, id *identity.Identity) *session.Session {
+	// from connects to B from a loopback address of its own.
+	from := func(t *testing.T, local string) net.Conn {
 		t.Helper()
-		c, err := net.Dial("tcp", at)
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		c, err := d.Dial("tcp", at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := session.Client(connectCtx(t), c, id, b.Identity().Public)
+		return c
+	}
+	dial := func(t *testing.T, id *identity.Identity) *session.Session {
+		t.Helper()
+		s, err := session.Client(connectCtx(t), from(t, "127.0.0.1"), id, b.Identity().Public)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
+	}
+	// until waits for B's bookkeeping to say true.
+	until := func(t *testing.T, what string, ok func() bool) {
+		t.Helper()
+		for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+			b.mu.Lock()
+			done := ok()
+			b.mu.Unlock()
+			if done {
+				return
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("B never had %s", what)
+			}
+		}
 	}
 	ends := func(s *session.Session) bool {
 		select {
@@ -445,12 +470,20 @@ func TestInboundBounds(t *testing.T) {
 		_, err = io.ReadFull(st, make([]byte, 1))
 		return err == nil
 	}
+	closedAtOnce := func(c net.Conn) bool {
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		return err == io.EOF || errors.Is(err, syscall.ECONNRESET)
+	}
 
 	t.Run("one peer", func(t *testing.T) {
 		id, _ := identity.New()
 		var ss []*session.Session
-		for range maxPeerSessions + 2 {
+		for i := range maxPeerSessions + 2 {
 			ss = append(ss, dial(t, id))
+			// In order, so the first two are the oldest.
+			until(t, "the session counted", func() bool { return len(b.inbound[id.ID()]) == min(i+1, maxPeerSessions) })
 		}
 		for i, s := range ss {
 			if i < 2 && !ends(s) || i >= 2 && !alive(s) {
@@ -460,23 +493,13 @@ func TestInboundBounds(t *testing.T) {
 	})
 
 	t.Run("all peers", func(t *testing.T) {
-		// The last subtest's sessions have closed; wait for B to see it.
-		for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
-			b.mu.Lock()
-			left := b.inboundTotal
-			b.mu.Unlock()
-			if left == 0 {
-				break
-			}
-			if time.Since(start) > 5*time.Second {
-				t.Fatalf("B still counts %d inbound sessions", left)
-			}
-		}
+		until(t, "no sessions left from before", func() bool { return b.inboundTotal == 0 })
 		var ss []*session.Session
 		for range maxInbound {
 			id, _ := identity.New()
 			ss = append(ss, dial(t, id))
 		}
+		until(t, "every session counted", func() bool { return b.inboundTotal == maxInbound })
 		id, _ := identity.New()
 		if !ends(dial(t, id)) {
 			t.Errorf("a session beyond %d was served", maxInbound)
@@ -484,53 +507,53 @@ func TestInboundBounds(t *testing.T) {
 		if !alive(ss[0]) || !alive(ss[len(ss)-1]) {
 			t.Error("the sessions within the bound did not stay up")
 		}
+		// A peer B asked to connect back (a reverse connect) still gets in.
+		asked, _ := identity.New()
+		ch := make(chan *session.Session, 1)
+		b.mu.Lock()
+		b.waiting[asked.ID()] = append(b.waiting[asked.ID()], ch)
+		b.mu.Unlock()
+		s := dial(t, asked)
+		select {
+		case got := <-ch:
+			if !alive(s) || !got.Peer().Equal(asked.Public) {
+				t.Error("the asked-for session did not stay up")
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the asked-for session was refused with the others")
+		}
 	})
 
 	t.Run("handshakes", func(t *testing.T) {
 		var silent []net.Conn
-		for range maxHandshakes {
-			c, err := net.Dial("tcp", at)
-			if err != nil {
-				t.Fatal(err)
+		defer func() {
+			for _, c := range silent {
+				c.Close()
 			}
-			silent = append(silent, c)
-		}
-		// Once the node has taken them all, one more is closed at once.
-		var closed bool
-		for try := 0; try < 50 && !closed; try++ {
-			c, err := net.Dial("tcp", at)
-			if err != nil {
-				t.Fatal(err)
+		}()
+		hold := func(local string, n int) {
+			for range n {
+				silent = append(silent, from(t, local))
 			}
-			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-			_, err = c.Read(make([]byte, 1))
-			closed = err == io.EOF || errors.Is(err, syscall.ECONNRESET)
-			c.Close()
 		}
-		if !closed {
+		hold("127.0.0.2", maxIPHandshakes)
+		until(t, "the silent handshakes under way", func() bool { return b.handshakeTotal == maxIPHandshakes })
+		if !closedAtOnce(from(t, "127.0.0.2")) {
+			t.Errorf("a connection beyond %d handshakes from one IP was kept", maxIPHandshakes)
+		}
+		id, _ := identity.New()
+		dial(t, id).Close() // another IP gets in
+		for i := 3; len(silent) < maxHandshakes; i++ {
+			hold(fmt.Sprintf("127.0.0.%d", i), min(maxIPHandshakes, maxHandshakes-len(silent)))
+		}
+		until(t, "every slot taken", func() bool { return b.handshakeTotal == maxHandshakes })
+		if !closedAtOnce(from(t, "127.0.0.100")) {
 			t.Errorf("a connection beyond %d handshakes was kept", maxHandshakes)
 		}
 		for _, c := range silent {
 			c.Close()
 		}
-		// Their slots free, a peer gets in again.
-		id, _ := identity.New()
-		for try := 0; ; try++ {
-			c, err := net.Dial("tcp", at)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			s, err := session.Client(ctx, c, id, b.Identity().Public)
-			cancel()
-			if err == nil {
-				s.Close()
-				break
-			}
-			if try == 20 {
-				t.Fatalf("no way in after the silent connections closed: %v", err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		until(t, "the slots free", func() bool { return b.handshakeTotal == 0 })
+		dial(t, id).Close()
 	})
 }
