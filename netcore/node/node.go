@@ -95,10 +95,7 @@ type Node struct {
 	birthdayBusy     atomic.Bool // answering a birthday offer (many ports open)
 	handlers         map[string]Handler
 	sessions         map[*session.Session]bool
-	inbound          map[identity.ID][]*session.Session // sessions peers opened, oldest first
-	inboundTotal     int
-	handshaking      map[netip.Addr]int // incoming handshakes under way, by the peer's IP
-	handshakeTotal   int
+	inbound          *inbound                                // sessions and handshakes peers started unasked
 	waiting          map[identity.ID][]chan *session.Session // reverse connects awaiting the peer
 	punchAnswers     answers[punchAnswer]
 	relayAnswers     answers[relayMsg]
@@ -129,8 +126,7 @@ type endpoint struct {
 // serves until Close.
 func Start(ctx context.Context, opt Options) (*Node, error) {
 	n := &Node{opt: opt, log: opt.Logger, handlers: map[string]Handler{}, sessions: map[*session.Session]bool{},
-		waiting: map[identity.ID][]chan *session.Session{}, inbound: map[identity.ID][]*session.Session{},
-		handshaking: map[netip.Addr]int{}}
+		waiting: map[identity.ID][]chan *session.Session{}, inbound: newInbound()}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -502,29 +498,6 @@ func natProfile(p *stun.Profile) addr.NATProfile {
 	return addr.NATProfile{Translated: p.NAT, Mapping: p.Mapping, Filtering: p.Filtering, Ports: p.TCPPorts.Kind, Step: int8(max(-128, min(127, p.TCPPorts.Step)))}
 }
 
-// Bounds on what peers that connect to a node's port unasked may take of
-// it: anyone who has its address can, and a key costs nothing to make.
-// (Sessions peers make by answering this node, or its signaling, are
-// not counted: signaling has its own policy.)
-const (
-	// maxHandshakes bounds the incoming handshakes under way, and
-	// maxIPHandshakes those from one IP address; a connection beyond
-	// either is closed at once.
-	maxHandshakes   = 64
-	maxIPHandshakes = 16
-	// inboundHandshakeTimeout is how long a connection may take to
-	// complete its handshake: a few round trips, with retransmissions.
-	inboundHandshakeTimeout = 5 * time.Second
-	// maxPeerSessions bounds the sessions one peer keeps open to this
-	// node. A new one beyond it ends the peer's oldest: a peer whose
-	// network changed leaves dead sessions behind until the keepalive
-	// notices, and must still get in.
-	maxPeerSessions = 8
-	// maxInbound bounds the sessions peers opened to this node; a new
-	// one beyond it is refused.
-	maxInbound = 256
-)
-
 // acceptLoop secures each incoming connection and serves its session.
 func (n *Node) acceptLoop(l net.Listener) {
 	for {
@@ -541,20 +514,17 @@ func (n *Node) acceptLoop(l net.Listener) {
 				return
 			}
 		}
-		var ip netip.Addr
-		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			ip = a.AddrPort().Addr().Unmap()
-		}
-		if !n.startHandshake(ip) {
+		src := sourceOf(c.RemoteAddr())
+		if !n.inbound.startHandshake(src) {
 			n.log.Debug("node: too many incoming handshakes at once; closed a connection", "from", c.RemoteAddr())
 			c.Close()
 			continue
 		}
-		n.spawnOr(func() { n.endHandshake(ip); c.Close() }, func() {
+		n.spawnOr(func() { n.inbound.endHandshake(src); c.Close() }, func() {
 			ctx, cancel := context.WithTimeout(n.ctx, inboundHandshakeTimeout)
 			s, err := session.Server(ctx, c, n.id, nil)
 			cancel()
-			n.endHandshake(ip)
+			n.inbound.endHandshake(src)
 			if err != nil {
 				n.log.Debug("node: incoming handshake failed", "from", c.RemoteAddr(), "err", err)
 				return
@@ -566,28 +536,6 @@ func (n *Node) acceptLoop(l net.Listener) {
 			}
 			n.serve(s, true)
 		})
-	}
-}
-
-// startHandshake takes a slot for an incoming handshake from ip, if one
-// is free (maxHandshakes, maxIPHandshakes).
-func (n *Node) startHandshake(ip netip.Addr) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.handshakeTotal >= maxHandshakes || n.handshaking[ip] >= maxIPHandshakes {
-		return false
-	}
-	n.handshakeTotal++
-	n.handshaking[ip]++
-	return true
-}
-
-func (n *Node) endHandshake(ip netip.Addr) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.handshakeTotal--
-	if n.handshaking[ip]--; n.handshaking[ip] == 0 {
-		delete(n.handshaking, ip)
 	}
 }
 
@@ -614,7 +562,7 @@ func (n *Node) spawnOr(undo, f func()) {
 // serve runs a session's streams until it ends. An inbound session (a
 // peer connected to this node's port) also completes a reverse connect
 // waiting for its peer, or else falls within the bounds on inbound
-// sessions (maxPeerSessions, maxInbound).
+// sessions (see inbound).
 func (n *Node) serve(s *session.Session, inbound bool) {
 	n.mu.Lock()
 	if n.ctx.Err() != nil {
@@ -622,25 +570,17 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 		s.Close()
 		return
 	}
-	var evict *session.Session
 	// A peer answering this node's reverse connect was asked to come.
 	counted := inbound && len(n.waiting[s.PeerID()]) == 0
+	var evict *session.Session
 	if counted {
-		id := s.PeerID()
-		full := len(n.inbound[id]) >= maxPeerSessions
-		if !full && n.inboundTotal >= maxInbound {
+		var refused string
+		if evict, refused = n.inbound.admit(s); refused != "" {
 			n.mu.Unlock()
-			n.log.Info("node: refused a session: too many peers connected", "peer", id, "sessions", maxInbound)
+			n.log.Info("node: refused a session: "+refused, "peer", s.PeerID(), "from", s.RemoteAddr())
 			s.Close()
 			return
 		}
-		if full {
-			evict = n.inbound[id][0]
-			n.inbound[id] = slices.Delete(n.inbound[id], 0, 1)
-			n.inboundTotal--
-		}
-		n.inbound[id] = append(n.inbound[id], s)
-		n.inboundTotal++
 	}
 	n.sessions[s] = true
 	watchers := slices.Clone(n.watchers)
@@ -666,17 +606,10 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 	defer func() {
 		n.mu.Lock()
 		delete(n.sessions, s)
-		if counted {
-			id := s.PeerID()
-			if i := slices.Index(n.inbound[id], s); i >= 0 {
-				n.inbound[id] = slices.Delete(n.inbound[id], i, i+1)
-				n.inboundTotal--
-				if len(n.inbound[id]) == 0 {
-					delete(n.inbound, id)
-				}
-			}
-		}
 		n.mu.Unlock()
+		if counted {
+			n.inbound.end(s)
+		}
 		s.Close()
 	}()
 	for {

@@ -411,9 +411,9 @@ func slowProxy(t *testing.T, host netip.Addr, to netip.AddrPort, delay time.Dura
 
 // TestInboundBounds: peers that connect unasked get bounded room. One
 // peer keeps at most maxPeerSessions sessions (a new one ends its oldest),
-// all peers together maxInbound (more are refused), and at most
-// maxHandshakes connections may sit in the handshake at once,
-// maxIPHandshakes from one IP address.
+// one source maxSourceSessions and all peers together maxInbound (more
+// are refused), and at most maxHandshakes connections may sit in the
+// handshake at once, maxSourceHandshakes from one source.
 func TestInboundBounds(t *testing.T) {
 	b := loopNode(t, Options{})
 	ep := b.Address().Interfaces[0].V4
@@ -428,22 +428,22 @@ func TestInboundBounds(t *testing.T) {
 		}
 		return c
 	}
-	dial := func(t *testing.T, id *identity.Identity) *session.Session {
+	dialFrom := func(t *testing.T, local string, id *identity.Identity) *session.Session {
 		t.Helper()
-		s, err := session.Client(connectCtx(t), from(t, "127.0.0.1"), id, b.Identity().Public)
+		s, err := session.Client(connectCtx(t), from(t, local), id, b.Identity().Public)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
-	// until waits for B's bookkeeping to say true.
-	until := func(t *testing.T, what string, ok func() bool) {
+	// until waits for B's count to say true.
+	until := func(t *testing.T, what string, ok func(in *inbound) bool) {
 		t.Helper()
 		for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-			b.mu.Lock()
-			done := ok()
-			b.mu.Unlock()
+			b.inbound.mu.Lock()
+			done := ok(b.inbound)
+			b.inbound.mu.Unlock()
 			if done {
 				return
 			}
@@ -451,6 +451,9 @@ func TestInboundBounds(t *testing.T) {
 				t.Fatalf("B never had %s", what)
 			}
 		}
+	}
+	none := func(t *testing.T) {
+		until(t, "no sessions left from before", func(in *inbound) bool { return in.total == 0 })
 	}
 	ends := func(s *session.Session) bool {
 		select {
@@ -476,14 +479,18 @@ func TestInboundBounds(t *testing.T) {
 		_, err := c.Read(make([]byte, 1))
 		return err == io.EOF || errors.Is(err, syscall.ECONNRESET)
 	}
+	newID := func() *identity.Identity {
+		id, _ := identity.New()
+		return id
+	}
 
 	t.Run("one peer", func(t *testing.T) {
-		id, _ := identity.New()
+		id := newID()
 		var ss []*session.Session
 		for i := range maxPeerSessions + 2 {
-			ss = append(ss, dial(t, id))
+			ss = append(ss, dialFrom(t, "127.0.0.1", id))
 			// In order, so the first two are the oldest.
-			until(t, "the session counted", func() bool { return len(b.inbound[id.ID()]) == min(i+1, maxPeerSessions) })
+			until(t, "the session counted", func(in *inbound) bool { return len(in.byPeer[id.ID()]) == min(i+1, maxPeerSessions) })
 		}
 		for i, s := range ss {
 			if i < 2 && !ends(s) || i >= 2 && !alive(s) {
@@ -492,28 +499,40 @@ func TestInboundBounds(t *testing.T) {
 		}
 	})
 
-	t.Run("all peers", func(t *testing.T) {
-		until(t, "no sessions left from before", func() bool { return b.inboundTotal == 0 })
-		var ss []*session.Session
-		for range maxInbound {
-			id, _ := identity.New()
-			ss = append(ss, dial(t, id))
+	t.Run("one source", func(t *testing.T) {
+		none(t)
+		for range maxSourceSessions {
+			dialFrom(t, "127.0.0.2", newID())
 		}
-		until(t, "every session counted", func() bool { return b.inboundTotal == maxInbound })
-		id, _ := identity.New()
-		if !ends(dial(t, id)) {
+		until(t, "every session counted", func(in *inbound) bool { return in.total == maxSourceSessions })
+		if !ends(dialFrom(t, "127.0.0.2", newID())) {
+			t.Errorf("a session beyond %d from one address was served", maxSourceSessions)
+		}
+		if !alive(dialFrom(t, "127.0.0.3", newID())) {
+			t.Error("a session from another address was refused")
+		}
+	})
+
+	t.Run("all peers", func(t *testing.T) {
+		none(t)
+		var ss []*session.Session
+		for i := range maxInbound {
+			ss = append(ss, dialFrom(t, fmt.Sprintf("127.0.0.%d", 10+i/maxSourceSessions), newID()))
+		}
+		until(t, "every session counted", func(in *inbound) bool { return in.total == maxInbound })
+		if !ends(dialFrom(t, "127.0.0.100", newID())) {
 			t.Errorf("a session beyond %d was served", maxInbound)
 		}
 		if !alive(ss[0]) || !alive(ss[len(ss)-1]) {
 			t.Error("the sessions within the bound did not stay up")
 		}
 		// A peer B asked to connect back (a reverse connect) still gets in.
-		asked, _ := identity.New()
+		asked := newID()
 		ch := make(chan *session.Session, 1)
 		b.mu.Lock()
 		b.waiting[asked.ID()] = append(b.waiting[asked.ID()], ch)
 		b.mu.Unlock()
-		s := dial(t, asked)
+		s := dialFrom(t, "127.0.0.100", asked)
 		select {
 		case got := <-ch:
 			if !alive(s) || !got.Peer().Equal(asked.Public) {
@@ -536,24 +555,38 @@ func TestInboundBounds(t *testing.T) {
 				silent = append(silent, from(t, local))
 			}
 		}
-		hold("127.0.0.2", maxIPHandshakes)
-		until(t, "the silent handshakes under way", func() bool { return b.handshakeTotal == maxIPHandshakes })
+		hold("127.0.0.2", maxSourceHandshakes)
+		until(t, "the silent handshakes under way", func(in *inbound) bool { return in.handshakeTotal == maxSourceHandshakes })
 		if !closedAtOnce(from(t, "127.0.0.2")) {
-			t.Errorf("a connection beyond %d handshakes from one IP was kept", maxIPHandshakes)
+			t.Errorf("a connection beyond %d handshakes from one address was kept", maxSourceHandshakes)
 		}
-		id, _ := identity.New()
-		dial(t, id).Close() // another IP gets in
+		id := newID()
+		dialFrom(t, "127.0.0.1", id).Close() // another address gets in
 		for i := 3; len(silent) < maxHandshakes; i++ {
-			hold(fmt.Sprintf("127.0.0.%d", i), min(maxIPHandshakes, maxHandshakes-len(silent)))
+			hold(fmt.Sprintf("127.0.0.%d", i), min(maxSourceHandshakes, maxHandshakes-len(silent)))
 		}
-		until(t, "every slot taken", func() bool { return b.handshakeTotal == maxHandshakes })
+		until(t, "every slot taken", func(in *inbound) bool { return in.handshakeTotal == maxHandshakes })
 		if !closedAtOnce(from(t, "127.0.0.100")) {
 			t.Errorf("a connection beyond %d handshakes was kept", maxHandshakes)
 		}
 		for _, c := range silent {
 			c.Close()
 		}
-		until(t, "the slots free", func() bool { return b.handshakeTotal == 0 })
-		dial(t, id).Close()
+		until(t, "the slots free", func(in *inbound) bool { return in.handshakeTotal == 0 })
+		dialFrom(t, "127.0.0.1", id).Close()
 	})
+}
+
+// TestSourceOf: one IPv4 address, or one IPv6 /64, is one source.
+func TestSourceOf(t *testing.T) {
+	for _, c := range []struct{ addr, want string }{
+		{"192.0.2.7:4000", "192.0.2.7/32"},
+		{"[::ffff:192.0.2.7]:4000", "192.0.2.7/32"},
+		{"[2001:db8:1:2:aaaa::1]:4000", "2001:db8:1:2::/64"},
+	} {
+		tcp := net.TCPAddrFromAddrPort(netip.MustParseAddrPort(c.addr))
+		if got := sourceOf(tcp).String(); got != c.want {
+			t.Errorf("sourceOf(%s) = %s, want %s", c.addr, got, c.want)
+		}
+	}
 }
