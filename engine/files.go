@@ -15,6 +15,14 @@ import (
 // before it is declined.
 const offerWait = 10 * time.Minute
 
+// Offers waiting for the user's answer: at most maxPeerAsks from one
+// peer and maxAsks in all. More are declined at once, unseen: a peer
+// cannot fill the screen with questions.
+const (
+	maxPeerAsks = 4
+	maxAsks     = 32
+)
+
 // TransferState is where a transfer stands.
 type TransferState string
 
@@ -204,6 +212,21 @@ func (e *Engine) choose(ctx context.Context, from identity.ID, o transfer.Offer)
 	if h == nil {
 		return "", false
 	}
+	e.mu.Lock()
+	if e.askers[from] >= maxPeerAsks || len(e.asking) >= maxAsks {
+		e.mu.Unlock()
+		e.opt.Logger.Info("engine: declined an offer unseen: too many wait for an answer", "peer", from, "files", len(o.Files))
+		return "", false
+	}
+	e.askers[from]++
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if e.askers[from]--; e.askers[from] == 0 {
+			delete(e.askers, from)
+		}
+		e.mu.Unlock()
+	}()
 	dir := e.Settings().DownloadDir
 	files := make([]string, len(o.Files))
 	for i, f := range o.Files {

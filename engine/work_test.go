@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"p2pd/netcore/addr"
 	"p2pd/netcore/config"
 	"p2pd/netcore/identity"
+	"p2pd/netcore/node"
 	"p2pd/presence"
 	"p2pd/transfer"
 )
@@ -517,5 +520,55 @@ func TestTransfersAfterRestart(t *testing.T) {
 	next(a)
 	if kept, err := os.ReadFile(path + ".damaged"); err != nil || string(kept) != "{not json" {
 		t.Errorf("the damaged history was not kept aside: %q, %v", kept, err)
+	}
+}
+
+// TestOffersWaitingBounded: a peer's offers beyond maxPeerAsks that wait
+// for the user at once are declined at once, unseen.
+func TestOffersWaitingBounded(t *testing.T) {
+	a, b, _, rb := friendsPair(t)
+	release := make(chan struct{})
+	rb.setAnswer(func(Offer) (bool, string) { <-release; return false, "" })
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := a.node().Connect(ctx, b.node().Address(), node.ConnectOptions{Strategies: []string{node.Direct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Session.Close()
+	src := t.TempDir()
+	const offers = maxPeerAsks + 2
+	errs := make(chan error, offers)
+	for i := range offers {
+		path := filepath.Join(src, fmt.Sprintf("f%d.txt", i))
+		randomFile(t, path, 10)
+		go func() {
+			_, _, err := transfer.Send(ctx, res.Session, []string{path}, nil)
+			errs <- err
+		}()
+	}
+	for range offers - maxPeerAsks {
+		if err := <-errs; !errors.Is(err, transfer.ErrDeclined) {
+			t.Fatalf("an offer beyond the bound: %v, want declined", err)
+		}
+	}
+	rb.wait(t, "the offers within the bound shown", func(r *recorder) bool { return len(r.transfers) == maxPeerAsks })
+	close(release)
+	for range maxPeerAsks {
+		if err := <-errs; !errors.Is(err, transfer.ErrDeclined) {
+			t.Errorf("an offer the user declined: %v", err)
+		}
+	}
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if len(rb.transfers) != maxPeerAsks {
+		t.Errorf("the user saw %d offers, want %d", len(rb.transfers), maxPeerAsks)
 	}
 }
