@@ -256,6 +256,9 @@ func cmdConnect(args []string, stdout io.Writer) error {
 		out.ConnectTime = time.Since(start)
 		out.EchoTime, echoErr = echo(ctx, res)
 		out.Echo = echoErr == nil
+		if echoErr != nil {
+			out.EchoError = echoErr.Error()
+		}
 		if echoErr == nil && *hold > 0 {
 			echoErr = holdAndEcho(res, *hold, &out)
 		}
@@ -307,8 +310,9 @@ type connectReport struct {
 	ConnectTime time.Duration `json:"connect_time,omitempty"`
 	Echo        bool          `json:"echo"` // the ECHO came back
 	EchoTime    time.Duration `json:"echo_time,omitempty"`
-	Held        bool          `json:"held,omitempty"`  // --hold: the echo came back after the idle time
-	Ended       string        `json:"ended,omitempty"` // --hold: how the connection died
+	EchoError   string        `json:"echo_error,omitempty"` // why the echo did not come back
+	Held        bool          `json:"held,omitempty"`       // --hold: the echo came back after the idle time
+	Ended       string        `json:"ended,omitempty"`      // --hold: how the connection died
 	Events      []node.Event  `json:"events"`
 }
 
@@ -346,8 +350,11 @@ func echo(ctx context.Context, res *node.Result) (time.Duration, error) {
 
 func printConnect(w io.Writer, r connectReport) {
 	if r.Strategy != "" {
-		fmt.Fprintf(w, "Connected by %s in %v; echo %s in %v.\n\n", r.Strategy, r.ConnectTime.Round(time.Millisecond),
-			map[bool]string{true: "came back", false: "FAILED"}[r.Echo], r.EchoTime.Round(time.Microsecond*100))
+		if r.Echo {
+			fmt.Fprintf(w, "Connected by %s in %v; echo came back in %v.\n\n", r.Strategy, r.ConnectTime.Round(time.Millisecond), r.EchoTime.Round(time.Microsecond*100))
+		} else {
+			fmt.Fprintf(w, "Connected by %s in %v; echo FAILED: %s.\n\n", r.Strategy, r.ConnectTime.Round(time.Millisecond), r.EchoError)
+		}
 		switch {
 		case r.Held:
 			fmt.Fprintf(w, "Still up after the hold: echo came back.\n\n")
