@@ -106,16 +106,29 @@ func TestDiscoveryAgreesWithCoturn(t *testing.T) {
 				wg.Go(func() {
 					ours := discoverIn(t, l, site, site.Host4)
 					p := ours.Profile
-					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-					defer cancel()
-					m, f, err := l.NatDiscovery(ctx, site.Host)
-					if err != nil {
-						t.Errorf("%v: %v", nat, err)
-						return
-					}
 					got := p.Mapping.Short("M") + "+" + p.Filtering.Short("F")
-					if got != m+"+"+f {
-						t.Errorf("%v: we say %s, turnutils_natdiscovery says %s+%s", nat, got, m, f)
+					truth := trueMapping[nat.Mapping] + "+" + nat.Filtering.String()
+					if got != truth {
+						t.Errorf("%v: we say %s, the router does %s", nat, got, truth)
+					}
+					// coturn's tool now and then misreads a router that
+					// maps to random ports (ADM for APDM, seen once in
+					// CI): it gets three tries to agree.
+					var theirs []string
+					for range 3 {
+						ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+						m, f, err := l.NatDiscovery(ctx, site.Host)
+						cancel()
+						if err != nil {
+							t.Errorf("%v: %v", nat, err)
+							return
+						}
+						if theirs = append(theirs, m+"+"+f); m+"+"+f == got {
+							break
+						}
+					}
+					if theirs[len(theirs)-1] != got {
+						t.Errorf("%v: we say %s, turnutils_natdiscovery says %v", nat, got, theirs)
 					}
 					t.Logf("%v: %s, type %v, UDP ports %v, TCP ports %v, TCP mapping %v, hairpin %v, in %v",
 						nat, got, p.Type(), p.UDPPorts, p.TCPPorts, p.TCPMapping.Short("M"), p.Hairpin, ours.Took.Round(time.Millisecond))
@@ -125,6 +138,14 @@ func TestDiscoveryAgreesWithCoturn(t *testing.T) {
 			wg.Wait()
 		})
 	}
+}
+
+// trueMapping is what RFC 5780 profiling must find for each of the lab's
+// mappings (the port allocation aside; no translation maps
+// endpoint-independently).
+var trueMapping = map[natlab.Mapping]string{
+	natlab.MapEIM: "EIM", natlab.MapEIMRandom: "EIM", natlab.MapADM: "ADM",
+	natlab.MapAPDM: "APDM", natlab.MapAPDMSequential: "APDM", natlab.MapNone: "EIM",
 }
 
 // checkProfile checks what turnutils does not report: translation, port
