@@ -79,49 +79,43 @@ func BenchmarkTransfer(b *testing.B) {
 			var raw, rawTURN, direct, quic, relayed, viaCroc, crocPlain, rawCPU, directCPU, quicCPU []float64
 			// Each copy starts with nothing left for the disk to write
 			// from the one before (croc does not sync what it saves).
-			measure := func(into *[]float64, copy func() float64) {
+			// The CPU both ends use per GiB (into cpu, where kept) is
+			// steadier than MB/s, which the disk swings: it shows what
+			// p2pd costs.
+			measure := func(into, cpu *[]float64, copy func() (float64, time.Duration)) {
 				syscall.Sync()
-				*into = append(*into, copy())
+				mb, used := copy()
+				*into = append(*into, mb)
+				if cpu != nil {
+					*cpu = append(*cpu, used.Seconds()/(float64(size)/(1<<30)))
+				}
 			}
-			// The CPU both ends use per GiB is steadier than MB/s,
-			// which the disk swings: it shows what p2pd costs.
-			perGiB := func(into *[]float64, used time.Duration) {
-				*into = append(*into, used.Seconds()/(float64(size)/(1<<30)))
+			p2pd := func(strategies string) func() (float64, time.Duration) {
+				return func() (float64, time.Duration) { return p2pdSend(b, l, recv, src, dst, strategies, size) }
+			}
+			// noCPU is a copy whose CPU time is not kept.
+			noCPU := func(copy func() float64) func() (float64, time.Duration) {
+				return func() (float64, time.Duration) { return copy(), 0 }
 			}
 			for b.Loop() {
 				if run["raw"] {
-					measure(&raw, func() float64 {
-						mb, used := rawCopy(b, l, src, dst, size)
-						perGiB(&rawCPU, used)
-						return mb
-					})
+					measure(&raw, &rawCPU, func() (float64, time.Duration) { return rawCopy(b, l, src, dst, size) })
 				}
 				if run["raw-turn"] {
-					measure(&rawTURN, func() float64 { return rawTURNCopy(b, l, src, dst, size) })
+					measure(&rawTURN, nil, noCPU(func() float64 { return rawTURNCopy(b, l, src, dst, size) }))
 				}
 				if run["direct"] {
-					measure(&direct, func() float64 {
-						mb, used := p2pdSend(b, l, recv, src, dst, "direct", size)
-						perGiB(&directCPU, used)
-						return mb
-					})
+					measure(&direct, &directCPU, p2pd("direct"))
 				}
 				if run["quic"] {
-					measure(&quic, func() float64 {
-						mb, used := p2pdSend(b, l, recv, src, dst, "punch-udp", size)
-						perGiB(&quicCPU, used)
-						return mb
-					})
+					measure(&quic, &quicCPU, p2pd("punch-udp"))
 				}
 				if run["relay"] {
-					measure(&relayed, func() float64 {
-						mb, _ := p2pdSend(b, l, recv, src, dst, "relay", size)
-						return mb
-					})
+					measure(&relayed, nil, p2pd("relay"))
 				}
 				if run["croc"] {
-					measure(&viaCroc, func() float64 { return crocCopy(b, l, croc, relay, src, dst, size) })
-					measure(&crocPlain, func() float64 { return crocCopy(b, l, croc, relay, src, dst, size, "--no-compress") })
+					measure(&viaCroc, nil, noCPU(func() float64 { return crocCopy(b, l, croc, relay, src, dst, size) }))
+					measure(&crocPlain, nil, noCPU(func() float64 { return crocCopy(b, l, croc, relay, src, dst, size, "--no-compress") }))
 				}
 			}
 			// croc compresses by default, which costs it dearly on data

@@ -90,10 +90,9 @@ type Engine struct {
 	nearby    map[string]lan.Peer // by address text
 	hooks     Hooks
 	settings  Settings
-	transfers map[string]*Transfer          // by ID
-	histMu    sync.Mutex                    // one history save at a time
-	asking    map[string]func(bool, string) // offers waiting for the user, by ID
-	askers    map[identity.ID]int           // how many of them each peer made
+	transfers map[string]*Transfer // by ID
+	histMu    sync.Mutex           // one history save at a time
+	asking    map[string]asked     // offers waiting for the user, by ID
 }
 
 // running is one run of the node and what runs on it; a network change
@@ -127,7 +126,7 @@ func New(home string, cfg config.Config, opt Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{home: home, cfg: cfg, opt: opt, friends: fl,
-		transfers: map[string]*Transfer{}, asking: map[string]func(bool, string){}, askers: map[identity.ID]int{}}
+		transfers: map[string]*Transfer{}, asking: map[string]asked{}}
 	if e.settings, err = loadSettings(home, cfg); err != nil {
 		return nil, err
 	}

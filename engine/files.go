@@ -23,6 +23,12 @@ const (
 	maxAsks     = 32
 )
 
+// asked is an offer waiting for the user: who made it, and how to answer.
+type asked struct {
+	from   identity.ID
+	answer func(ok bool, dir string)
+}
+
 // TransferState is where a transfer stands.
 type TransferState string
 
@@ -212,29 +218,6 @@ func (e *Engine) choose(ctx context.Context, from identity.ID, o transfer.Offer)
 	if h == nil {
 		return "", false
 	}
-	e.mu.Lock()
-	if e.askers[from] >= maxPeerAsks || len(e.asking) >= maxAsks {
-		e.mu.Unlock()
-		e.opt.Logger.Info("engine: declined an offer unseen: too many wait for an answer", "peer", from, "files", len(o.Files))
-		return "", false
-	}
-	e.askers[from]++
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		if e.askers[from]--; e.askers[from] == 0 {
-			delete(e.askers, from)
-		}
-		e.mu.Unlock()
-	}()
-	dir := e.Settings().DownloadDir
-	files := make([]string, len(o.Files))
-	for i, f := range o.Files {
-		files[i] = f.Path
-	}
-	p := e.peer(from)
-	e.add(&Transfer{ID: o.ID, Peer: p, Incoming: true, Files: files, State: Waiting,
-		Progress: transfer.Progress{ID: o.ID, Total: o.Total}, Note: "waiting for your answer"})
 	type answer struct {
 		ok  bool
 		dir string
@@ -247,14 +230,33 @@ func (e *Engine) choose(ctx context.Context, from identity.ID, o transfer.Offer)
 		}
 	}
 	e.mu.Lock()
-	e.asking[o.ID] = once
+	fromPeer := 0
+	for _, a := range e.asking {
+		if a.from == from {
+			fromPeer++
+		}
+	}
+	if fromPeer >= maxPeerAsks || len(e.asking) >= maxAsks {
+		e.mu.Unlock()
+		e.opt.Logger.Info("engine: declined an offer unseen: too many wait for an answer", "peer", from, "files", len(o.Files))
+		return "", false
+	}
+	e.asking[o.ID] = asked{from, once}
 	e.mu.Unlock()
-	life := e.life()
 	defer func() {
 		e.mu.Lock()
 		delete(e.asking, o.ID)
 		e.mu.Unlock()
 	}()
+	dir := e.Settings().DownloadDir
+	files := make([]string, len(o.Files))
+	for i, f := range o.Files {
+		files[i] = f.Path
+	}
+	p := e.peer(from)
+	e.add(&Transfer{ID: o.ID, Peer: p, Incoming: true, Files: files, State: Waiting,
+		Progress: transfer.Progress{ID: o.ID, Total: o.Total}, Note: "waiting for your answer"})
+	life := e.life()
 	h(Offer{ID: o.ID, From: p, Files: files, Total: o.Total, Dir: dir}, once)
 	timer := time.NewTimer(offerWait)
 	defer timer.Stop()
@@ -311,13 +313,13 @@ func (e *Engine) Cancel(id string) error {
 	e.mu.Lock()
 	t, ok := e.transfers[id]
 	incoming := ok && t.Incoming
-	ask := e.asking[id]
+	ask, asking := e.asking[id]
 	e.mu.Unlock()
 	switch {
 	case !ok:
 		return fmt.Errorf("no transfer %s", id)
-	case ask != nil:
-		ask(false, "")
+	case asking:
+		ask.answer(false, "")
 	case incoming:
 		if !e.recv.Cancel(id) {
 			return errors.New("that transfer is not running")
@@ -358,12 +360,12 @@ func (e *Engine) Resume(id string) error {
 // declineAll answers every open question with no (the engine closes).
 func (e *Engine) declineAll() {
 	e.mu.Lock()
-	asks := make([]func(bool, string), 0, len(e.asking))
+	asks := make([]asked, 0, len(e.asking))
 	for _, a := range e.asking {
 		asks = append(asks, a)
 	}
 	e.mu.Unlock()
 	for _, a := range asks {
-		a(false, "")
+		a.answer(false, "")
 	}
 }

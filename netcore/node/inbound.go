@@ -96,20 +96,18 @@ func (b *inbound) admit(s *session.Session) (evict *session.Session, refused str
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	id, src := s.PeerID(), sourceOf(s.RemoteAddr())
-	mine := b.byPeer[id]
-	if len(mine) >= maxPeerSessions {
-		evict = mine[0]
-	}
-	freed := func(bySource bool) int {
-		if evict == nil || bySource && sourceOf(evict.RemoteAddr()) != src {
-			return 0
+	total, fromSource := b.total, b.bySource[src]
+	if mine := b.byPeer[id]; len(mine) >= maxPeerSessions {
+		evict = mine[0] // its place is the new one's
+		total--
+		if sourceOf(evict.RemoteAddr()) == src {
+			fromSource--
 		}
-		return 1
 	}
 	switch {
-	case b.total-freed(false) >= maxInbound:
+	case total >= maxInbound:
 		return nil, "too many peers connected"
-	case b.bySource[src]-freed(true) >= maxSourceSessions:
+	case fromSource >= maxSourceSessions:
 		return nil, "too many sessions from one address"
 	}
 	if evict != nil {

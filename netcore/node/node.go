@@ -598,7 +598,8 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 	if evict != nil {
 		n.log.Info("node: ended a peer's oldest session for its new one", "peer", s.PeerID(), "sessions", maxPeerSessions)
 		// Closing a dead session may wait for its write deadline.
-		n.spawnOr(func() { evict.Close() }, func() { evict.Close() })
+		closeIt := func() { evict.Close() }
+		n.spawnOr(closeIt, closeIt)
 	}
 	for _, w := range watchers {
 		w.f(s)
