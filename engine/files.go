@@ -261,13 +261,14 @@ func (e *Engine) choose(ctx context.Context, from identity.ID, o transfer.Offer)
 	timer := time.NewTimer(offerWait)
 	defer timer.Stop()
 	var a answer
-	gone := ""
+	gone, withdrawn := "", false
 	select {
 	case a = <-got:
 	case <-timer.C:
 		gone = "not answered in time"
 	case <-ctx.Done():
 		gone = p.Name + " went away before you answered"
+		withdrawn = errors.Is(context.Cause(ctx), transfer.ErrWithdrawn)
 	case <-life.Done():
 		gone = "P2PD stopped"
 	}
@@ -276,6 +277,8 @@ func (e *Engine) choose(ctx context.Context, from identity.ID, o transfer.Offer)
 	}
 	e.update(o.ID, func(t *Transfer) {
 		switch {
+		case withdrawn:
+			t.State, t.Note = Cancelled, p.Name+" withdrew the offer"
 		case gone != "":
 			t.State, t.Note = Failed, gone
 		case a.ok:

@@ -67,7 +67,7 @@ func (r *recorder) hooks() Hooks {
 			r.mu.Lock()
 			f := r.answer
 			r.mu.Unlock()
-			go answer(f(o)) // the app answers later, from the UI
+			go func() { answer(f(o)) }() // the app answers later, from the UI
 		},
 		Transfer: func(t Transfer) {
 			r.mu.Lock()
@@ -262,6 +262,40 @@ func TestCancelAndResume(t *testing.T) {
 	}
 	if err := a.Resume(id); err == nil {
 		t.Error("a finished transfer was resumed")
+	}
+}
+
+// TestWithdrawnOffer: the sender cancels an offer the receiver's user
+// has not answered yet; the question ends at once, saying so.
+func TestWithdrawnOffer(t *testing.T) {
+	a, _, ra, rb := friendsPair(t)
+	src := t.TempDir()
+	randomFile(t, filepath.Join(src, "a.bin"), 1000)
+	never := make(chan struct{})
+	defer close(never)
+	rb.setAnswer(func(o Offer) (bool, string) { <-never; return false, "" })
+	id, err := a.SendFiles("b", []string{filepath.Join(src, "a.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	incoming := func(r *recorder) (Transfer, bool) {
+		for _, tr := range r.transfers {
+			if tr.Incoming {
+				return tr, true
+			}
+		}
+		return Transfer{}, false
+	}
+	rb.wait(t, "the question at b", func(r *recorder) bool { tr, ok := incoming(r); return ok && tr.State == Waiting })
+	if err := a.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the offer cancelled at a", func(r *recorder) bool { return r.transfers[id].State == Cancelled })
+	rb.wait(t, "the question ended at b", func(r *recorder) bool { tr, _ := incoming(r); return tr.State != Waiting })
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if tr, _ := incoming(rb); tr.State != Cancelled || tr.Note != "a withdrew the offer" {
+		t.Errorf("b's question ended %s, %q", tr.State, tr.Note)
 	}
 }
 

@@ -41,8 +41,9 @@ type Receiver struct {
 	Decide func(peer identity.ID, o Offer) bool
 	// Choose, if set, is asked instead of Decide, and names the folder
 	// to save the offer into ("" for Dir); the checks are made again for
-	// another folder. Its ctx ends when the sender goes away (or the
-	// node stops): the answer is moot then.
+	// another folder. Its ctx ends when the sender goes away, withdraws
+	// the offer (its cause is then ErrWithdrawn) or breaks the protocol,
+	// or the node stops: the answer is moot then.
 	Choose func(ctx context.Context, peer identity.ID, o Offer) (dir string, accept bool)
 	// Progress, if set, hears how each accepted transfer goes.
 	Progress func(Progress)
@@ -163,6 +164,54 @@ func claim(dir string, names []string) (func(), string) {
 	}, ""
 }
 
+// Why a question about an offer ended before its answer.
+var (
+	// ErrWithdrawn: the sender closed the offer's stream (it cancelled,
+	// or gave up waiting).
+	ErrWithdrawn = errors.New("the sender withdrew the offer")
+	// errEarlyData: the sender sent more before the answer, which it must
+	// not: those bytes would wait in the stream's window (megabytes for
+	// each offer the user has not answered yet).
+	errEarlyData = errors.New("the sender sent data before its offer was answered")
+)
+
+// watchQuiet reads st while an offer waits for its answer, when the
+// sender sends nothing. The sender closing the stream (ErrWithdrawn),
+// the stream breaking, or a byte arriving (errEarlyData) cancels the
+// question with that cause. The returned stop ends the watch and says
+// which of them happened, if one did; the stream is as before otherwise.
+func watchQuiet(st net.Conn, cancel context.CancelCauseFunc) (stop func() error) {
+	done := make(chan error, 1)
+	go func() {
+		var b [1]byte
+		n, err := st.Read(b[:])
+		for n == 0 && err == nil {
+			n, err = st.Read(b[:])
+		}
+		var timeout net.Error
+		switch {
+		case n > 0:
+			err = errEarlyData
+		case errors.As(err, &timeout) && timeout.Timeout():
+			err = nil // stopped
+		case errors.Is(err, io.EOF):
+			err = ErrWithdrawn
+		default: // reset, or the session ended
+			err = fmt.Errorf("the offer's stream broke: %w", err)
+		}
+		if err != nil {
+			cancel(err)
+		}
+		done <- err
+	}()
+	return func() error {
+		st.SetReadDeadline(time.Unix(1, 0)) // in the past: ends the Read
+		err := <-done
+		st.SetReadDeadline(time.Time{})
+		return err
+	}
+}
+
 // partInfo is a partial file's sidecar.
 type partInfo struct {
 	ID       string `json:"id"`
@@ -186,25 +235,30 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 	accepted := false
 	if why == "" {
 		chosen := ""
+		// The question ends with the sender's session, or its offer.
+		cctx, cancel := context.WithCancelCause(ctx)
+		stopWatch := watchQuiet(st, cancel)
+		go func() {
+			select {
+			case <-sess.Done():
+				cancel(nil)
+			case <-cctx.Done():
+			}
+		}()
 		switch {
 		case r.Choose != nil:
-			// The question ends with the sender's session.
-			cctx, cancel := context.WithCancel(ctx)
-			go func() {
-				select {
-				case <-sess.Done():
-					cancel()
-				case <-cctx.Done():
-				}
-			}()
 			chosen, accepted = r.Choose(cctx, sess.PeerID(), offer)
-			cancel()
 		case r.Decide != nil:
 			accepted = r.Decide(sess.PeerID(), offer)
 		}
-		if !accepted {
+		broken := stopWatch()
+		cancel(nil)
+		switch {
+		case broken != nil:
+			why = broken.Error()
+		case !accepted:
 			why = "declined"
-		} else if chosen != "" && chosen != dir {
+		case chosen != "" && chosen != dir:
 			release()
 			root.Close()
 			dir = chosen

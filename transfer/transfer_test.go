@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -261,6 +263,53 @@ func TestHostileOffers(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("a file escaped the folder: %v", entries)
+	}
+}
+
+// TestQuestionEndsWithOffer: while an offer waits for its answer, the
+// question ends at once when the sender closes the offer's stream
+// (withdrawn), or sends data before the answer (which would wait in the
+// stream's window); the sender of early data hears why.
+func TestQuestionEndsWithOffer(t *testing.T) {
+	asked := make(chan context.Context)
+	sess := pair(t, &Receiver{Dir: t.TempDir(), Choose: func(ctx context.Context, _ identity.ID, _ Offer) (string, bool) {
+		asked <- ctx
+		<-ctx.Done()
+		return "", true
+	}})
+	for _, c := range []struct {
+		name  string
+		after func(st net.Conn)
+		want  error
+	}{
+		{"withdrawn", func(st net.Conn) { st.Close() }, ErrWithdrawn},
+		{"early data", func(st net.Conn) { st.Write([]byte("chunk before the answer")) }, errEarlyData},
+	} {
+		st, err := sess.Open(context.Background(), Proto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeJSON(st, Offer{ID: c.name, Files: []File{{Path: "a.txt", Size: 1}}, Total: 1})
+		ctx := <-asked
+		if ctx.Err() != nil {
+			t.Fatalf("%s: the question ended before the sender did anything: %v", c.name, context.Cause(ctx))
+		}
+		c.after(st)
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the question is still open", c.name)
+		}
+		if cause := context.Cause(ctx); !errors.Is(cause, c.want) {
+			t.Errorf("%s: the question ended with %v, want %v", c.name, cause, c.want)
+		}
+		if c.want == errEarlyData {
+			var ans Answer
+			if err := readJSON(st, &ans); err != nil || ans.Accept || ans.Reason != errEarlyData.Error() {
+				t.Errorf("the sender of early data heard %+v %v", ans, err)
+			}
+			st.Close()
+		}
 	}
 }
 

@@ -369,7 +369,10 @@ func stateText(r Row) string {
 		}
 		return "failed: " + clean(r.Err)
 	case Cancelled:
-		return "cancelled"
+		if r.Err == "" {
+			return "cancelled"
+		}
+		return "cancelled: " + clean(r.Err)
 	case Declined:
 		if r.Incoming {
 			return "you declined"

@@ -124,6 +124,7 @@ func TestDetailsWords(t *testing.T) {
 		{Row{Peer: "Bob", State: Failed, Done: 1, Total: 4, Err: "the connection dropped"}, "failed: the connection dropped", 0.25, widget.DangerImportance},
 		{Row{Peer: "Bob", State: Failed}, "failed", 0, widget.DangerImportance},
 		{Row{Peer: "Bob", State: Cancelled, Done: 3, Total: 4}, "cancelled", 0.75, widget.LowImportance},
+		{Row{Peer: "Bob", Incoming: true, State: Cancelled, Err: "Bob withdrew the offer"}, "cancelled: Bob withdrew the offer", 0, widget.LowImportance},
 		{Row{Peer: "Bob", State: Declined}, "declined by Bob", 0, widget.LowImportance},
 		{Row{Peer: "Bob", Incoming: true, State: Declined}, "you declined", 0, widget.LowImportance},
 	} {
