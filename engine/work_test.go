@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -266,36 +267,49 @@ func TestCancelAndResume(t *testing.T) {
 }
 
 // TestWithdrawnOffer: the sender cancels an offer the receiver's user
-// has not answered yet; the question ends at once, saying so.
+// has not answered yet, and the question ends at once, saying so; a
+// sender that quits while asked has not withdrawn its offer (it comes
+// again), and the question says it went away.
 func TestWithdrawnOffer(t *testing.T) {
-	a, _, ra, rb := friendsPair(t)
+	a, _, _, rb := friendsPair(t)
 	src := t.TempDir()
 	randomFile(t, filepath.Join(src, "a.bin"), 1000)
+	randomFile(t, filepath.Join(src, "b.bin"), 1000)
 	never := make(chan struct{})
 	defer close(never)
 	rb.setAnswer(func(o Offer) (bool, string) { <-never; return false, "" })
-	id, err := a.SendFiles("b", []string{filepath.Join(src, "a.bin")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	incoming := func(r *recorder) (Transfer, bool) {
+	incoming := func(r *recorder, name string) Transfer {
 		for _, tr := range r.transfers {
-			if tr.Incoming {
-				return tr, true
+			if tr.Incoming && slices.Equal(tr.Files, []string{name}) {
+				return tr
 			}
 		}
-		return Transfer{}, false
+		return Transfer{}
 	}
-	rb.wait(t, "the question at b", func(r *recorder) bool { tr, ok := incoming(r); return ok && tr.State == Waiting })
-	if err := a.Cancel(id); err != nil {
-		t.Fatal(err)
-	}
-	ra.wait(t, "the offer cancelled at a", func(r *recorder) bool { return r.transfers[id].State == Cancelled })
-	rb.wait(t, "the question ended at b", func(r *recorder) bool { tr, _ := incoming(r); return tr.State != Waiting })
-	rb.mu.Lock()
-	defer rb.mu.Unlock()
-	if tr, _ := incoming(rb); tr.State != Cancelled || tr.Note != "a withdrew the offer" {
-		t.Errorf("b's question ended %s, %q", tr.State, tr.Note)
+	for _, c := range []struct {
+		file, state, note string
+		end               func(id string) error
+	}{
+		{"a.bin", "cancelled", "a withdrew the offer", a.Cancel},
+		{"b.bin", "failed", "a went away before you answered", func(string) error { return a.Close() }},
+	} {
+		id, err := a.SendFiles("b", []string{filepath.Join(src, c.file)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb.wait(t, "the question at b", func(r *recorder) bool { return incoming(r, c.file).State == Waiting })
+		if err := c.end(id); err != nil {
+			t.Fatal(err)
+		}
+		rb.wait(t, "the question ended at b", func(r *recorder) bool {
+			tr := incoming(r, c.file)
+			return tr.State != Waiting && tr.State != ""
+		})
+		rb.mu.Lock()
+		if tr := incoming(rb, c.file); string(tr.State) != c.state || tr.Note != c.note {
+			t.Errorf("%s: b's question ended %s, %q; want %s, %q", c.file, tr.State, tr.Note, c.state, c.note)
+		}
+		rb.mu.Unlock()
 	}
 }
 

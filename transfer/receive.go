@@ -166,8 +166,9 @@ func claim(dir string, names []string) (func(), string) {
 
 // Why a question about an offer ended before its answer.
 var (
-	// ErrWithdrawn: the sender closed the offer's stream (it cancelled,
-	// or gave up waiting).
+	// ErrWithdrawn: the sender ended the offer's stream in order, as Send
+	// does when its user cancels (ErrCancelledHere); a sender that stops
+	// for another reason drops the stream instead.
 	ErrWithdrawn = errors.New("the sender withdrew the offer")
 	// errEarlyData: the sender sent more before the answer, which it must
 	// not: those bytes would wait in the stream's window (megabytes for

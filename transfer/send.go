@@ -85,6 +85,9 @@ func offerID(files []source) string {
 // accepts, sends what it does not hold yet. It returns the receiver's
 // result and the bytes sent in this attempt. Ending ctx ends the
 // transfer; the receiver keeps what it verified, for the next attempt.
+// ctx ending with cause ErrCancelledHere withdraws the offer (a receiver
+// still asking its user hears ErrWithdrawn); any other end drops the
+// stream, as if the sender went away.
 func Send(ctx context.Context, sess *session.Session, paths []string, progress func(Progress)) (Result, int64, error) {
 	files, err := collect(paths)
 	if err != nil {
@@ -100,7 +103,17 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 		return Result{}, 0, err
 	}
 	defer st.Close()
-	stop := context.AfterFunc(ctx, func() { st.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		// Cancelled here (Outbox.Cancel): an orderly end, which tells a
+		// receiver still asking its user that the offer was withdrawn.
+		// Any other end (P2PD stopping or restarting) is not the user's
+		// wish, and the offer comes again: the stream is dropped.
+		if errors.Is(context.Cause(ctx), ErrCancelledHere) {
+			st.Close()
+			return
+		}
+		session.Reset(st)
+	})
 	defer stop()
 	// An ended ctx is why the stream broke: say that, not the broken read.
 	fail := func(err error) error {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -267,9 +266,10 @@ func TestHostileOffers(t *testing.T) {
 }
 
 // TestQuestionEndsWithOffer: while an offer waits for its answer, the
-// question ends at once when the sender closes the offer's stream
-// (withdrawn), or sends data before the answer (which would wait in the
-// stream's window); the sender of early data hears why.
+// question ends at once when the sender withdraws it (cancelled here:
+// ErrWithdrawn), stops for another reason (not a withdrawal), or sends
+// data before the answer (which would wait in the stream's window); the
+// sender of early data hears why.
 func TestQuestionEndsWithOffer(t *testing.T) {
 	asked := make(chan context.Context)
 	sess := pair(t, &Receiver{Dir: t.TempDir(), Choose: func(ctx context.Context, _ identity.ID, _ Offer) (string, bool) {
@@ -277,39 +277,70 @@ func TestQuestionEndsWithOffer(t *testing.T) {
 		<-ctx.Done()
 		return "", true
 	}})
-	for _, c := range []struct {
-		name  string
-		after func(st net.Conn)
-		want  error
-	}{
-		{"withdrawn", func(st net.Conn) { st.Close() }, ErrWithdrawn},
-		{"early data", func(st net.Conn) { st.Write([]byte("chunk before the answer")) }, errEarlyData},
-	} {
-		st, err := sess.Open(context.Background(), Proto)
-		if err != nil {
-			t.Fatal(err)
+	src := t.TempDir()
+	question := func(name string) context.Context {
+		t.Helper()
+		select {
+		case ctx := <-asked:
+			if ctx.Err() != nil {
+				t.Fatalf("%s: the question ended before the sender did anything: %v", name, context.Cause(ctx))
+			}
+			return ctx
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the receiver never asked", name)
+			return nil
 		}
-		writeJSON(st, Offer{ID: c.name, Files: []File{{Path: "a.txt", Size: 1}}, Total: 1})
-		ctx := <-asked
-		if ctx.Err() != nil {
-			t.Fatalf("%s: the question ended before the sender did anything: %v", c.name, context.Cause(ctx))
-		}
-		c.after(st)
+	}
+	ended := func(name string, ctx context.Context) error {
+		t.Helper()
 		select {
 		case <-ctx.Done():
+			return context.Cause(ctx)
 		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: the question is still open", c.name)
+			t.Fatalf("%s: the question is still open", name)
+			return nil
 		}
-		if cause := context.Cause(ctx); !errors.Is(cause, c.want) {
-			t.Errorf("%s: the question ended with %v, want %v", c.name, cause, c.want)
+	}
+	// Through Send, each case with a file of its own (a name is claimed
+	// until its question is over).
+	for _, c := range []struct {
+		name      string
+		cause     error
+		withdrawn bool
+	}{
+		{"withdrawn", ErrCancelledHere, true},
+		{"stopped", context.Canceled, false},
+	} {
+		write(t, filepath.Join(src, c.name), []byte(c.name))
+		ctx, cancel := context.WithCancelCause(context.Background())
+		sent := make(chan error, 1)
+		go func() {
+			_, _, err := Send(ctx, sess, []string{filepath.Join(src, c.name)}, nil)
+			sent <- err
+		}()
+		q := question(c.name)
+		cancel(c.cause)
+		if cause := ended(c.name, q); errors.Is(cause, ErrWithdrawn) != c.withdrawn {
+			t.Errorf("%s: the question ended with %v", c.name, cause)
 		}
-		if c.want == errEarlyData {
-			var ans Answer
-			if err := readJSON(st, &ans); err != nil || ans.Accept || ans.Reason != errEarlyData.Error() {
-				t.Errorf("the sender of early data heard %+v %v", ans, err)
-			}
-			st.Close()
+		if err := <-sent; err == nil {
+			t.Errorf("%s: Send returned no error", c.name)
 		}
+	}
+	st, err := sess.Open(context.Background(), Proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	writeJSON(st, Offer{ID: "early", Files: []File{{Path: "early.txt", Size: 1}}, Total: 1})
+	q := question("early data")
+	st.Write([]byte("chunk before the answer"))
+	if cause := ended("early data", q); !errors.Is(cause, errEarlyData) {
+		t.Errorf("early data: the question ended with %v", cause)
+	}
+	var ans Answer
+	if err := readJSON(st, &ans); err != nil || ans.Accept || ans.Reason != errEarlyData.Error() {
+		t.Errorf("the sender of early data heard %+v %v", ans, err)
 	}
 }
 

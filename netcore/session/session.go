@@ -155,6 +155,22 @@ func secure(ctx context.Context, c net.Conn, id *identity.Identity, want ed25519
 	return &Session{mux: yamuxConn{t, mux}, peer: peer}, nil
 }
 
+// Reset ends st, a stream of a session, both ways at once, without
+// Close's orderly end: the peer's reads fail (the peer dropped the
+// stream) instead of reaching the stream's end, so it can tell a sender
+// that stopped from one that finished what it had to say.
+func Reset(st net.Conn) error {
+	switch s := st.(type) {
+	case yamuxStream:
+		return s.Stream.Reset()
+	case quicStream:
+		s.Stream.CancelRead(0)
+		s.Stream.CancelWrite(0)
+		return nil
+	}
+	return st.Close()
+}
+
 // Peer returns the peer's public key, proven in the handshake.
 func (s *Session) Peer() ed25519.PublicKey { return s.peer }
 

@@ -311,6 +311,47 @@ func TestStreamErrorsInWords(t *testing.T) {
 	})
 }
 
+// TestReset: the peer of a stream ended with Reset reads that the peer
+// dropped it, where one ended with Close reads the stream's end.
+func TestReset(t *testing.T) {
+	eachTransport(t, func(t *testing.T, transport string) {
+		cli, srv, errc, errs := pair(t, transport, func(s *identity.Identity) ed25519.PublicKey { return s.Public })
+		if errc != nil || errs != nil {
+			t.Fatal(errc, errs)
+		}
+		defer cli.Close()
+		defer srv.Close()
+		got := make(chan net.Conn, 2)
+		go func() {
+			for {
+				_, st, err := srv.Accept(context.Background(), func(string) bool { return true })
+				if err != nil {
+					return
+				}
+				got <- st
+			}
+		}()
+		for _, c := range []struct {
+			end  func(net.Conn) error
+			want error
+		}{{net.Conn.Close, io.EOF}, {Reset, errDropped}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			st, err := cli.Open(ctx, "x/1")
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			peer := <-got
+			c.end(st)
+			peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := peer.Read(make([]byte, 1)); !errors.Is(err, c.want) {
+				t.Errorf("%s: the peer read %v, want %v", transport, err, c.want)
+			}
+			peer.Close()
+		}
+	})
+}
+
 // TestUnreadStreamsBounded: a peer that opens more streams than a session
 // allows and writes into them while nothing reads gets some refused, and
 // can make the session hold at most maxStreams first windows plus the
