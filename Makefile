@@ -12,7 +12,7 @@ COMMIT    := $(shell git describe --always --dirty --exclude='*' 2>/dev/null)
 VERSION   ?= $(APP_VERSION)$(if $(COMMIT),+$(COMMIT))
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: run build deps deps-test tools test vet lint unit bench screenshot clean
+.PHONY: run build deps deps-test tools test vet lint unit bench fuzz screenshot clean
 .PHONY: package install uninstall icon croc
 
 run: build
@@ -59,6 +59,19 @@ bench: deps-test croc
 	$(GO) test -run '^$$' -bench . -benchtime 2s $$($(GO) list ./... | grep -v '^p2pd$$')
 	$(GO) test -run '^$$' -bench 'Connect|NAT' -benchtime 5x .
 	$(GO) test -run '^$$' -bench Transfer -benchtime 3x -timeout 40m .
+
+# Fuzzes each parser of what peers and programs send, FUZZTIME each
+# (make test runs their seed corpora as ordinary tests).
+FUZZTIME ?= 60s
+FUZZ = addr:FuzzParse signal:FuzzOpen stun:FuzzParseResponse rest:FuzzPaths \
+	pipe:FuzzDecoders ../chat:FuzzServe ../transfer:FuzzReceiveFile ../transfer:FuzzCleanName
+fuzz:
+	@set -e; for f in $(FUZZ); do \
+		echo "$${f#*:} ($${f%%:*}, $(FUZZTIME))"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) ./netcore/$${f%%:*}/ 2>&1) \
+			|| { echo "$$out" | grep -v '^fuzz: elapsed' | tail -30; exit 1; }; \
+		echo "$$out" | tail -1; \
+	done
 
 # croc, for the transfer benchmark: the newest the module proxy serves.
 croc:

@@ -178,7 +178,13 @@ func (c *Chat) Handle(ctx context.Context, sess *session.Session, st net.Conn) {
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Close() })
 	defer stop()
-	peer := sess.PeerID()
+	c.serve(sess.PeerID(), st)
+}
+
+// serve stores the messages peer sends on st and answers each with its
+// receipt, until the stream ends or carries something that is not a
+// message.
+func (c *Chat) serve(peer identity.ID, st io.ReadWriter) {
 	for {
 		var f frame
 		if err := readFrame(st, &f); err != nil {
