@@ -120,21 +120,34 @@ func cmdReceive(args []string, stdout io.Writer) error {
 	defer stop()
 	defer n.Close()
 	var mu sync.Mutex // one question at a time, one line at a time
-	in := bufio.NewReader(os.Stdin)
+	var answers <-chan string
+	if !*yes {
+		answers = stdinLines(ctx)
+	}
 	r := &transfer.Receiver{
 		Dir: *dir,
-		Decide: func(peer identity.ID, o transfer.Offer) bool {
+		Choose: func(ctx context.Context, peer identity.ID, o transfer.Offer) (string, bool) {
 			mu.Lock()
 			defer mu.Unlock()
 			if !*asJSON {
 				fmt.Fprintf(stdout, "Offer from %s: %d file(s), %s, first %q.\n", peer, len(o.Files), transfer.FormatSize(o.Total), o.Files[0].Path)
 			}
 			if *yes {
-				return true
+				return "", true
 			}
 			fmt.Fprint(stdout, "Accept? [y/N] ")
-			line, _ := in.ReadString('\n')
-			return strings.EqualFold(strings.TrimSpace(line), "y")
+			select {
+			case line, ok := <-answers:
+				return "", ok && strings.EqualFold(strings.TrimSpace(line), "y")
+			case <-ctx.Done():
+				// The next line answers the next offer, not this one.
+				why := "the sender went away"
+				if errors.Is(context.Cause(ctx), transfer.ErrWithdrawn) {
+					why = "the sender withdrew it"
+				}
+				fmt.Fprintf(stdout, "\nNo longer asking: %s.\n", why)
+				return "", false
+			}
 		},
 		Done: func(o transfer.Offer, res transfer.Result) {
 			mu.Lock()
@@ -156,4 +169,22 @@ func cmdReceive(args []string, stdout io.Writer) error {
 	}
 	<-ctx.Done()
 	return n.Close()
+}
+
+// stdinLines hands out the lines typed on stdin, until its end or ctx's.
+// The read itself cannot be abandoned: the process ends it.
+func stdinLines(ctx context.Context) <-chan string {
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			select {
+			case lines <- in.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return lines
 }

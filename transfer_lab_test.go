@@ -7,7 +7,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -84,4 +88,102 @@ func TestTransferInLab(t *testing.T) {
 			t.Logf("%s: %d bytes over %s in %.2f s", c.name, r.Sent, r.Strategy, r.Seconds)
 		})
 	}
+}
+
+// TestReceiveAsks: `p2pd receive` without --yes asks about each offer on
+// its terminal: "y" accepts, anything else declines, and a sender that
+// goes away while asked ends the question, so the next line answers the
+// next offer.
+func TestReceiveAsks(t *testing.T) {
+	t.Parallel()
+	open := natlab.NAT{Mapping: natlab.MapNone, Filtering: natlab.FilterEIF}
+	l := natlab.New(t, natlab.Config{A: open, B: open})
+	src, dst := t.TempDir(), t.TempDir()
+	for _, name := range []string{"yes.txt", "gone.txt", "no.txt"} {
+		os.WriteFile(filepath.Join(src, name), []byte(name), 0o644)
+	}
+	path, err := l.WriteNodeConfig("b-ask", l.NodeConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	recv := p2pdIn(ctx, l, l.B.Host, t.TempDir(), "receive", "--dir", dst, "--config", path)
+	stdin, _ := recv.StdinPipe()
+	var out screen
+	recv.Stdout = &out
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		recv.Process.Signal(syscall.SIGTERM)
+		recv.Wait()
+	}()
+	address := regexp.MustCompile(`P2PD1-[A-Z0-9-]+`).FindString(out.waitFor(t, "P2PD1-", 1))
+	send := func(name string) *exec.Cmd {
+		cpath, _ := l.WriteNodeConfig("a-"+name, l.NodeConfig())
+		cmd := p2pdIn(ctx, l, l.A.Host, t.TempDir(), "send", filepath.Join(src, name), "--to", v4Only(t, address), "--strategies", "direct", "--config", cpath)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+
+	yes := send("yes.txt")
+	out.waitFor(t, "Accept? [y/N] ", 1)
+	stdin.Write([]byte("y\n"))
+	if err := yes.Wait(); err != nil {
+		t.Fatalf("the accepted send failed: %v\n%s", err, out.String())
+	}
+	out.waitFor(t, "Saved yes.txt", 1)
+
+	gone := send("gone.txt")
+	out.waitFor(t, "Accept? [y/N] ", 2)
+	gone.Process.Kill()
+	gone.Wait()
+	out.waitFor(t, "No longer asking: the sender went away.", 1)
+
+	no := send("no.txt")
+	out.waitFor(t, "Accept? [y/N] ", 3)
+	stdin.Write([]byte("n\n"))
+	if err := no.Wait(); err == nil {
+		t.Errorf("the declined send succeeded\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dst, "gone.txt")); err == nil {
+		t.Error("the offer of a sender that went away was saved")
+	}
+	if _, err := os.Stat(filepath.Join(dst, "no.txt")); err == nil {
+		t.Error("a declined offer was saved")
+	}
+}
+
+// screen is a command's output as it comes, for tests that wait for it.
+type screen struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// waitFor waits up to 20 s for the output to hold text n times, and
+// returns the output.
+func (s *screen) waitFor(t *testing.T, text string, n int) string {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if out := s.String(); strings.Count(out, text) >= n {
+			return out
+		}
+	}
+	t.Fatalf("waited 20 s for %q (%d times) in:\n%s", text, n, s.String())
+	return ""
 }
