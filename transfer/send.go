@@ -219,6 +219,9 @@ func sendFile(w io.Writer, f source, have int64, bufs bufPool, m *meter) (int64,
 		return 0, err
 	}
 	defer in.Close()
+	if err := unchanged(in, f, "since it was offered"); err != nil {
+		return 0, err
+	}
 	if have < 0 || have > f.Size || (have%ChunkSize != 0 && have != f.Size) {
 		return 0, fmt.Errorf("the receiver holds %d bytes of %s, which has %d", have, f.Path, f.Size)
 	}
@@ -292,10 +295,29 @@ func sendFile(w io.Writer, f source, have int64, bufs bufPool, m *meter) (int64,
 		sent += int64(c.n)
 		m.add(f.Path, int64(c.n))
 	}
+	// Written to while it was read, the file would arrive torn, though
+	// every chunk checks out: without its digest, the receiver never
+	// names it, and the next offer (a new id) sends it whole.
+	if err := unchanged(in, f, "while it was being sent"); err != nil {
+		return sent, err
+	}
 	if err := writeChunk(w, nil, whole.sum(), false); err != nil {
 		return sent, fmt.Errorf("sending %s: %w", f.Path, err)
 	}
 	return sent, nil
+}
+
+// unchanged checks that in is still the file f offered: the same size
+// and modification time.
+func unchanged(in *os.File, f source, when string) error {
+	fi, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", f.local, err)
+	}
+	if fi.Size() != f.Size || !fi.ModTime().Equal(f.mtime) {
+		return fmt.Errorf("%s changed %s", f.local, when)
+	}
+	return nil
 }
 
 // FormatSize words a byte count for people: "512 B", "1.5 MiB".

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -160,6 +161,77 @@ func cutSend(sess *session.Session, path string, at int64) (int64, error) {
 		}
 	})
 	return sent, err
+}
+
+// TestChangedWhileSent: a file written to after it was offered, or while
+// it is read, is not given its name at the receiver, though each chunk
+// it got checks out; sent again (a new offer), it arrives whole, as it is
+// now.
+func TestChangedWhileSent(t *testing.T) {
+	dst := t.TempDir()
+	var touch func()
+	sess := pair(t, &Receiver{Dir: dst, Choose: func(context.Context, identity.ID, Offer) (string, bool) {
+		if touch != nil {
+			touch()
+		}
+		return "", true
+	}})
+	src := filepath.Join(t.TempDir(), "live.bin")
+	write(t, src, random(16*ChunkSize))
+	change := func() {
+		f, err := os.OpenFile(src, os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		f.WriteAt(random(1), 16*ChunkSize-1) // the last chunk: not read yet
+	}
+	for _, c := range []struct {
+		name     string
+		when     string
+		progress func(Progress)
+	}{
+		{"after the offer", "since it was offered", nil},
+		{"while read", "while it was being sent", func(p Progress) {
+			if p.Done == ChunkSize {
+				change()
+			}
+		}},
+	} {
+		touch = nil
+		if c.progress == nil {
+			touch = change
+		}
+		_, _, err := sendWhenFree(sess, src, c.progress)
+		if err == nil || !strings.Contains(err.Error(), "changed "+c.when) {
+			t.Errorf("%s: sending gave %v", c.name, err)
+		}
+		if _, err := os.Stat(filepath.Join(dst, "live.bin")); err == nil {
+			t.Fatalf("%s: a file that changed as it was sent got its name", c.name)
+		}
+	}
+	touch = nil
+	res, _, err := sendWhenFree(sess, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(src)
+	if got, _ := os.ReadFile(filepath.Join(dst, res.Saved[0])); !bytes.Equal(got, want) {
+		t.Error("sent again, the file did not arrive as it is now")
+	}
+}
+
+// sendWhenFree sends path, again while the receiver is busy with it: it
+// lets go of a name once it has seen the last attempt's stream end, just
+// after the sender has.
+func sendWhenFree(sess *session.Session, path string, progress func(Progress)) (Result, int64, error) {
+	res, n, err := Send(context.Background(), sess, []string{path}, progress)
+	for tries := 0; errors.Is(err, ErrBusy) && tries < 100; tries++ {
+		time.Sleep(20 * time.Millisecond)
+		res, n, err = Send(context.Background(), sess, []string{path}, progress)
+	}
+	return res, n, err
 }
 
 // TestResume: the sender's connection is cut mid-transfer; sent again,
