@@ -110,7 +110,7 @@ func TestReceiveAsks(t *testing.T) {
 	defer cancel()
 	recv := p2pdIn(ctx, l, l.B.Host, t.TempDir(), "receive", "--dir", dst, "--config", path)
 	stdin, _ := recv.StdinPipe()
-	var out screen
+	var out syncBuffer
 	recv.Stdout = &out
 	if err := recv.Start(); err != nil {
 		t.Fatal(err)
@@ -157,27 +157,27 @@ func TestReceiveAsks(t *testing.T) {
 	}
 }
 
-// screen is a command's output as it comes, for tests that wait for it.
-type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// syncBuffer is a bytes.Buffer safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-func (s *screen) Write(p []byte) (int, error) {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.buf.Write(p)
+	return s.b.Write(p)
 }
 
-func (s *screen) String() string {
+func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.buf.String()
+	return s.b.String()
 }
 
 // waitFor waits up to 20 s for the output to hold text n times, and
 // returns the output.
-func (s *screen) waitFor(t *testing.T, text string, n int) string {
+func (s *syncBuffer) waitFor(t *testing.T, text string, n int) string {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if out := s.String(); strings.Count(out, text) >= n {
