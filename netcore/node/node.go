@@ -621,7 +621,7 @@ func (n *Node) serve(s *session.Session, inbound bool) {
 		h := n.handler(proto)
 		n.spawnOr(func() { st.Close() }, func() {
 			defer st.Close()
-			h(n.ctx, s, st)
+			h(n.ctx, s, patient{st})
 		})
 	}
 }

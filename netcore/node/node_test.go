@@ -590,3 +590,61 @@ func TestSourceOf(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadAnswersDropTheStream: a peer that writes to echo/1 and never
+// reads the echo loses the stream once the handler's write has waited
+// answerPatience, so what it sent does not sit in the node for good; a
+// peer that reads, late but within it, keeps the stream.
+func TestUnreadAnswersDropTheStream(t *testing.T) {
+	defer func(p time.Duration) { answerPatience = p }(answerPatience)
+	answerPatience = 500 * time.Millisecond
+	a, b := loopNode(t, Options{}), loopNode(t, Options{})
+	res, err := a.Connect(connectCtx(t), b.Address(), ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Session.Close()
+
+	// Past the stream's window and the handler's: the handler's write of
+	// the echo blocks, and then so do the peer's writes.
+	st, err := res.Session.Open(connectCtx(t), EchoProto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	wrote := make(chan error, 1)
+	go func() {
+		chunk := make([]byte, 1<<20)
+		for {
+			if _, err := st.Write(chunk); err != nil {
+				wrote <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-wrote:
+		t.Logf("the writer stopped: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("a peer that never reads its echo still holds the stream")
+	}
+
+	// A peer that starts reading within the patience keeps the stream,
+	// though the handler's write waited for it.
+	st2, err := res.Session.Open(connectCtx(t), EchoProto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	const size = 48 << 20
+	go func() {
+		st2.Write(make([]byte, size))
+		wrote <- nil
+	}()
+	time.Sleep(answerPatience / 2)
+	st2.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if n, err := io.Copy(io.Discard, io.LimitReader(st2, size)); n != size {
+		t.Errorf("a peer that read late got %d of %d bytes echoed: %v", n, size, err)
+	}
+	<-wrote
+}
