@@ -126,26 +126,44 @@ func cmdReceive(args []string, stdout io.Writer) error {
 	}
 	r := &transfer.Receiver{
 		Dir: *dir,
-		Choose: func(ctx context.Context, peer identity.ID, o transfer.Offer) (string, bool) {
+		Choose: func(asked context.Context, peer identity.ID, o transfer.Offer) (string, bool) {
 			mu.Lock()
 			defer mu.Unlock()
-			if !*asJSON {
-				fmt.Fprintf(stdout, "Offer from %s: %d file(s), %s, first %q.\n", peer, len(o.Files), transfer.FormatSize(o.Total), o.Files[0].Path)
+			if asked.Err() != nil {
+				return "", false // gone while another offer was asked about
 			}
+			say := stdout
+			if *asJSON {
+				say = os.Stderr // stdout is for JSON lines
+			}
+			fmt.Fprintf(say, "Offer from %s: %d file(s), %s, first %q.\n", peer, len(o.Files), transfer.FormatSize(o.Total), o.Files[0].Path)
 			if *yes {
 				return "", true
 			}
-			fmt.Fprint(stdout, "Accept? [y/N] ")
+			// Only a line typed once asked answers: not one typed while
+			// nothing was asked, nor one meant for an offer that went.
+			for stale := true; stale; {
+				select {
+				case _, open := <-answers:
+					stale = open
+				default:
+					stale = false
+				}
+			}
+			fmt.Fprint(say, "Accept? [y/N] ")
 			select {
 			case line, ok := <-answers:
 				return "", ok && strings.EqualFold(strings.TrimSpace(line), "y")
-			case <-ctx.Done():
-				// The next line answers the next offer, not this one.
+			case <-asked.Done():
+				if ctx.Err() != nil {
+					fmt.Fprintln(say) // stopping: the prompt's line ends
+					return "", false
+				}
 				why := "the sender went away"
-				if errors.Is(context.Cause(ctx), transfer.ErrWithdrawn) {
+				if errors.Is(context.Cause(asked), transfer.ErrWithdrawn) {
 					why = "the sender withdrew it"
 				}
-				fmt.Fprintf(stdout, "\nNo longer asking: %s.\n", why)
+				fmt.Fprintf(say, "\nNo longer asking: %s.\n", why)
 				return "", false
 			}
 		},
@@ -177,11 +195,17 @@ func stdinLines(ctx context.Context) <-chan string {
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
-		in := bufio.NewScanner(os.Stdin)
-		for in.Scan() {
-			select {
-			case lines <- in.Text():
-			case <-ctx.Done():
+		in := bufio.NewReader(os.Stdin)
+		for {
+			line, err := in.ReadString('\n')
+			if line != "" {
+				select {
+				case lines <- line:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err != nil {
 				return
 			}
 		}

@@ -91,9 +91,9 @@ func TestTransferInLab(t *testing.T) {
 }
 
 // TestReceiveAsks: `p2pd receive` without --yes asks about each offer on
-// its terminal: "y" accepts, anything else declines, and a sender that
-// goes away while asked ends the question, so the next line answers the
-// next offer.
+// its terminal: "y" typed once asked accepts, anything else declines, and
+// a sender that goes away while asked ends the question, so the next line
+// answers the next offer, and one typed while nothing is asked, none.
 func TestReceiveAsks(t *testing.T) {
 	t.Parallel()
 	open := natlab.NAT{Mapping: natlab.MapNone, Filtering: natlab.FilterEIF}
@@ -143,6 +143,8 @@ func TestReceiveAsks(t *testing.T) {
 	gone.Wait()
 	out.waitFor(t, "No longer asking: the sender went away.", 1)
 
+	// A line typed while nothing is asked answers nothing.
+	stdin.Write([]byte("y\n"))
 	no := send("no.txt")
 	out.waitFor(t, "Accept? [y/N] ", 3)
 	stdin.Write([]byte("n\n"))

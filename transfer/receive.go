@@ -195,7 +195,10 @@ func watchQuiet(st net.Conn, cancel context.CancelCauseFunc) (stop func() error)
 			err = errEarlyData
 		case errors.As(err, &timeout) && timeout.Timeout():
 			err = nil // stopped
-		case errors.Is(err, io.EOF):
+		case err == io.EOF:
+			// The stream's own end, not errors.Is: a yamux session whose
+			// connection closed (the sender's process killed) wraps
+			// io.EOF in the reset it gives each stream.
 			err = ErrWithdrawn
 		default: // reset, or the session ended
 			err = fmt.Errorf("the offer's stream broke: %w", err)

@@ -308,13 +308,15 @@ func sendFile(w io.Writer, f source, have int64, bufs bufPool, m *meter) (int64,
 }
 
 // unchanged checks that in is still the file f offered: the same size
-// and modification time.
+// and modification time. A file that grew (a log being written) is sent
+// as it was offered, its first f.Size bytes; one rewritten in place
+// would arrive torn, and one cut short cannot be sent.
 func unchanged(in *os.File, f source, when string) error {
 	fi, err := in.Stat()
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", f.local, err)
 	}
-	if fi.Size() != f.Size || !fi.ModTime().Equal(f.mtime) {
+	if fi.Size() < f.Size || (fi.Size() == f.Size && !fi.ModTime().Equal(f.mtime)) {
 		return fmt.Errorf("%s changed %s", f.local, when)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,10 +164,82 @@ func cutSend(sess *session.Session, path string, at int64) (int64, error) {
 	return sent, err
 }
 
+// TestQuestionEndsWithConnection: the connection under the sender's
+// session closing while its offer is asked about (its process killed)
+// ends the question as the sender gone, not as the offer withdrawn.
+func TestQuestionEndsWithConnection(t *testing.T) {
+	idA, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idB, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	asked := make(chan context.Context, 1)
+	r := &Receiver{Dir: t.TempDir(), Choose: func(ctx context.Context, _ identity.ID, _ Offer) (string, bool) {
+		asked <- ctx
+		<-ctx.Done()
+		return "", false
+	}}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		sess, err := session.Server(context.Background(), c, idB, nil)
+		if err != nil {
+			return
+		}
+		defer sess.Close()
+		_, st, err := sess.Accept(context.Background(), func(p string) bool { return p == Proto })
+		if err == nil {
+			r.Handle(context.Background(), sess, st)
+		}
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := session.Client(context.Background(), raw, idA, idB.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	st, err := sess.Open(context.Background(), Proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(st, Offer{ID: "o", Files: []File{{Path: "a.txt", Size: 1}}, Total: 1})
+	var q context.Context
+	select {
+	case q = <-asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the receiver never asked")
+	}
+	raw.Close()
+	select {
+	case <-q.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the question outlived the sender's connection")
+	}
+	if cause := context.Cause(q); errors.Is(cause, ErrWithdrawn) {
+		t.Errorf("a closed connection ended the question as withdrawn: %v", cause)
+	}
+	<-served
+}
+
 // TestChangedWhileSent: a file written to after it was offered, or while
 // it is read, is not given its name at the receiver, though each chunk
 // it got checks out; sent again (a new offer), it arrives whole, as it is
-// now.
+// now. A file that only grows (a log) arrives as it was offered.
 func TestChangedWhileSent(t *testing.T) {
 	dst := t.TempDir()
 	var touch func()
@@ -178,6 +251,14 @@ func TestChangedWhileSent(t *testing.T) {
 	}})
 	src := filepath.Join(t.TempDir(), "live.bin")
 	write(t, src, random(16*ChunkSize))
+	// An hour ago: a change made now has another time, however coarse
+	// the file system's clock.
+	past := func() {
+		hour := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(src, hour, hour); err != nil {
+			t.Fatal(err)
+		}
+	}
 	change := func() {
 		f, err := os.OpenFile(src, os.O_WRONLY, 0)
 		if err != nil {
@@ -199,6 +280,7 @@ func TestChangedWhileSent(t *testing.T) {
 			}
 		}},
 	} {
+		past()
 		touch = nil
 		if c.progress == nil {
 			touch = change
@@ -219,6 +301,24 @@ func TestChangedWhileSent(t *testing.T) {
 	want, _ := os.ReadFile(src)
 	if got, _ := os.ReadFile(filepath.Join(dst, res.Saved[0])); !bytes.Equal(got, want) {
 		t.Error("sent again, the file did not arrive as it is now")
+	}
+
+	// Appended to while read: what was offered arrives.
+	log := filepath.Join(t.TempDir(), "app.log")
+	offered := random(8 * ChunkSize)
+	write(t, log, offered)
+	res, _, err = sendWhenFree(sess, log, func(p Progress) {
+		if p.Done == ChunkSize {
+			f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+			f.Write([]byte("another line\n"))
+			f.Close()
+		}
+	})
+	if err != nil {
+		t.Fatalf("a growing file: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, res.Saved[0])); !bytes.Equal(got, offered) {
+		t.Error("a growing file did not arrive as it was offered")
 	}
 }
 
