@@ -597,7 +597,7 @@ func TestSourceOf(t *testing.T) {
 // peer that reads, late but within it, keeps the stream.
 func TestUnreadAnswersDropTheStream(t *testing.T) {
 	defer func(p time.Duration) { answerPatience = p }(answerPatience)
-	answerPatience = 500 * time.Millisecond
+	answerPatience = 2 * time.Second
 	a, b := loopNode(t, Options{}), loopNode(t, Options{})
 	res, err := a.Connect(connectCtx(t), b.Address(), ConnectOptions{})
 	if err != nil {
@@ -641,7 +641,7 @@ func TestUnreadAnswersDropTheStream(t *testing.T) {
 		st2.Write(make([]byte, size))
 		wrote <- nil
 	}()
-	time.Sleep(answerPatience / 2)
+	time.Sleep(answerPatience / 4)
 	st2.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if n, err := io.Copy(io.Discard, io.LimitReader(st2, size)); n != size {
 		t.Errorf("a peer that read late got %d of %d bytes echoed: %v", n, size, err)
