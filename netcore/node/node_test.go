@@ -648,3 +648,46 @@ func TestUnreadAnswersDropTheStream(t *testing.T) {
 	}
 	<-wrote
 }
+
+// TestLongAnswerThatMoves: one big write of an answer that takes longer
+// than answerPatience in all, to a peer that reads steadily but slowly,
+// is not dropped: the patience is for each piece.
+func TestLongAnswerThatMoves(t *testing.T) {
+	defer func(p time.Duration) { answerPatience = p }(answerPatience)
+	answerPatience = 2 * time.Second
+	a, b := loopNode(t, Options{}), loopNode(t, Options{})
+	const size = 48 << 20
+	wrote := make(chan error, 1)
+	b.Handle("big/1", func(_ context.Context, _ *session.Session, st net.Conn) {
+		_, err := st.Write(make([]byte, size))
+		wrote <- err
+	})
+	res, err := a.Connect(connectCtx(t), b.Address(), ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Session.Close()
+	st, err := res.Session.Open(connectCtx(t), "big/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	start := time.Now()
+	buf := make([]byte, 1<<20)
+	var got int
+	for got < size {
+		st.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := io.ReadFull(st, buf)
+		got += n
+		if err != nil {
+			t.Fatalf("after %d of %d bytes, in %v: %v", got, size, time.Since(start), err)
+		}
+		time.Sleep(100 * time.Millisecond) // 10 MiB/s
+	}
+	if err := <-wrote; err != nil {
+		t.Errorf("the handler's write: %v", err)
+	}
+	if took := time.Since(start); took < answerPatience {
+		t.Logf("the answer took %v, less than the patience: the test proves little on this machine", took)
+	}
+}

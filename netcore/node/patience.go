@@ -16,11 +16,27 @@ import (
 // carries the answer, takes far less.
 var answerPatience = 30 * time.Second
 
+// answerPiece is the most of one write that answerPatience covers: a
+// big answer (the result of a transfer of many files) on a slow link
+// takes long in all, but each piece of it moves (64 KiB in 7 s at the
+// 9 KB/s a session outlives).
+const answerPiece = 64 << 10
+
 // patient is a stream the peer opened, as its handler sees it.
 type patient struct{ net.Conn }
 
 func (p patient) Write(b []byte) (int, error) {
-	t := time.AfterFunc(answerPatience, func() { session.Reset(p.Conn) })
-	defer t.Stop()
-	return p.Conn.Write(b)
+	written := 0
+	for len(b) > 0 {
+		piece := b[:min(len(b), answerPiece)]
+		t := time.AfterFunc(answerPatience, func() { session.Reset(p.Conn) })
+		n, err := p.Conn.Write(piece)
+		t.Stop()
+		written += n
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
 }
