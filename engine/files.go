@@ -56,8 +56,9 @@ type Transfer struct {
 	Note string
 	// Dir is where an incoming transfer is saved.
 	Dir string
-	// Resumable: a cancelled or declined outgoing transfer can be sent
-	// again (Resume), from what the receiver verified.
+	// Resumable: a cancelled or declined outgoing transfer, or one whose
+	// file changed as it was sent, can be sent again (Resume), from what
+	// the receiver verified.
 	Resumable bool
 	// Started is when it was queued or offered; Ended when it was over
 	// (done, cancelled, declined; zero until then).
@@ -206,6 +207,11 @@ func (e *Engine) onAttempt(a transfer.Attempt) {
 			if errors.Is(a.Err, transfer.ErrCancelled) {
 				t.State = Cancelled
 			}
+		case errors.Is(a.Err, transfer.ErrChanged):
+			// Still being written, most likely: tried again on its own,
+			// it would only ask the friend again and again.
+			e.outbox.Remove(a.Entry.ID)
+			t.State, t.Note, t.Resumable = Failed, a.Err.Error()+"; send it again once it is finished", true
 		default:
 			t.State, t.Note = Failed, a.Err.Error()+"; trying again when "+t.Peer.Name+" can be reached"
 		}
@@ -343,8 +349,9 @@ func (e *Engine) Cancel(id string) error {
 	return nil
 }
 
-// Resume sends a cancelled or declined outgoing transfer again; the
-// receiver keeps what it verified, so only the rest moves.
+// Resume sends a cancelled or declined outgoing transfer again (or one
+// whose file changed); the receiver keeps what it verified, so only the
+// rest moves.
 func (e *Engine) Resume(id string) error {
 	e.mu.Lock()
 	t, ok := e.transfers[id]
@@ -354,7 +361,7 @@ func (e *Engine) Resume(id string) error {
 	}
 	e.mu.Unlock()
 	if !ok || c.Incoming || !c.Resumable {
-		return errors.New("only a cancelled or declined transfer you sent can be sent again")
+		return errors.New("only a transfer you sent that was cancelled, declined or stopped by a changed file can be sent again")
 	}
 	_, err := e.queue(c.Peer.ID, c.paths, id)
 	return err

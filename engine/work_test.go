@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,6 +311,50 @@ func TestWithdrawnOffer(t *testing.T) {
 			t.Errorf("%s: b's question ended %s, %q; want %s, %q", c.file, tr.State, tr.Note, c.state, c.note)
 		}
 		rb.mu.Unlock()
+	}
+}
+
+// TestChangedFileWaitsForTheUser: a file written to while it is sent
+// fails without being tried again on its own (each try would ask the
+// friend again), and the user can send it again, as it is then.
+func TestChangedFileWaitsForTheUser(t *testing.T) {
+	a, _, ra, rb := friendsPair(t)
+	src, dir := t.TempDir(), t.TempDir()
+	path := filepath.Join(src, "draft.txt")
+	randomFile(t, path, 1000)
+	hour := time.Now().Add(-time.Hour)
+	os.Chtimes(path, hour, hour) // a change made now has another time
+	var asked atomic.Int32
+	rb.setAnswer(func(o Offer) (bool, string) {
+		if asked.Add(1) == 1 {
+			os.WriteFile(path, []byte("edited while offered; the same size? no matter"), 0o644)
+		}
+		return true, dir
+	})
+	id, err := a.SendFiles("b", []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the send to fail", func(r *recorder) bool { return r.transfers[id].State == Failed })
+	ra.mu.Lock()
+	got := ra.transfers[id]
+	ra.mu.Unlock()
+	if !got.Resumable || !strings.Contains(got.Note, "changed") {
+		t.Errorf("the changed file's transfer: %+v", got)
+	}
+	if q, _ := a.outbox.List(); len(q) != 0 {
+		t.Errorf("the changed file stays queued, to be offered again and again: %+v", q)
+	}
+	if err := a.Resume(id); err != nil {
+		t.Fatal(err)
+	}
+	ra.wait(t, "the file sent again", func(r *recorder) bool { return r.transfers[id].State == Done })
+	want, _ := os.ReadFile(path)
+	if got, _ := os.ReadFile(filepath.Join(dir, "draft.txt")); !bytes.Equal(got, want) {
+		t.Errorf("sent again, the file arrived as %q, want %q", got, want)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("the friend was asked %d times, want 2", n)
 	}
 }
 

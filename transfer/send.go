@@ -317,10 +317,16 @@ func unchanged(in *os.File, f source, when string) error {
 		return fmt.Errorf("reading %s: %w", f.local, err)
 	}
 	if fi.Size() < f.Size || (fi.Size() == f.Size && !fi.ModTime().Equal(f.mtime)) {
-		return fmt.Errorf("%s changed %s", f.local, when)
+		return changedError{f.local, when}
 	}
 	return nil
 }
+
+// changedError says which file changed, and when; it is ErrChanged.
+type changedError struct{ path, when string }
+
+func (e changedError) Error() string        { return e.path + " changed " + e.when }
+func (e changedError) Is(target error) bool { return target == ErrChanged }
 
 // FormatSize words a byte count for people: "512 B", "1.5 MiB".
 func FormatSize(n int64) string {

@@ -99,6 +99,10 @@ var (
 	ErrBusy = errors.New("the receiver is busy with these files")
 	// ErrCancelled: the receiver cancelled the transfer while it ran.
 	ErrCancelled = errors.New("the transfer was cancelled")
+	// ErrChanged: a file was written to after it was offered, or while it
+	// was sent (not only appended to); the receiver did not keep it.
+	// Sending it again sends it as it is then.
+	ErrChanged = errors.New("a file changed as it was sent")
 )
 
 func writeJSON(w io.Writer, v any) error {

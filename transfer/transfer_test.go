@@ -286,7 +286,7 @@ func TestChangedWhileSent(t *testing.T) {
 			touch = change
 		}
 		_, _, err := sendWhenFree(sess, src, c.progress)
-		if err == nil || !strings.Contains(err.Error(), "changed "+c.when) {
+		if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "changed "+c.when) {
 			t.Errorf("%s: sending gave %v", c.name, err)
 		}
 		if _, err := os.Stat(filepath.Join(dst, "live.bin")); err == nil {
