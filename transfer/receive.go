@@ -354,10 +354,24 @@ func check(dir string, o Offer) (*os.Root, []string, []int64, string) {
 		if f.Size < 0 || f.Size > maxSize || seen[strings.ToLower(name)] {
 			return nil, nil, nil, fmt.Sprintf("file %q: a size out of range, or listed twice", f.Path)
 		}
+		// Such a name would be another file's part, and be overwritten
+		// by it (or overwrite it).
+		if strings.HasSuffix(name, partSuffix) || strings.HasSuffix(name, partState) {
+			return nil, nil, nil, fmt.Sprintf("file %q: names ending in %s are kept for files being received", f.Path, partSuffix)
+		}
 		seen[strings.ToLower(name)] = true
 		names[i] = name
 		if total += f.Size; total > maxSize {
 			return nil, nil, nil, "the offer is larger than any disk"
+		}
+	}
+	// A name that is a file and a folder of the offer at once ("x" and
+	// "x/y") would fail halfway, after the first was saved.
+	for _, name := range names {
+		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+			if seen[strings.ToLower(dir)] {
+				return nil, nil, nil, fmt.Sprintf("%q is a file and a folder in the offer", dir)
+			}
 		}
 	}
 	if total != o.Total {

@@ -390,6 +390,24 @@ func TestHostileOffers(t *testing.T) {
 		}
 		st.Close()
 	}
+	// Offers whose names collide with what the receiver makes of others.
+	for _, files := range [][]File{
+		{{Path: "a.p2pd-part", Size: 1}, {Path: "a", Size: 1}},
+		{{Path: "b", Size: 1}, {Path: "b.p2pd-part.json", Size: 1}},
+		{{Path: "x", Size: 1}, {Path: "x/y", Size: 1}},
+		{{Path: "d/e/f", Size: 1}, {Path: "D/E", Size: 1}},
+	} {
+		st, err := sess.Open(context.Background(), Proto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeJSON(st, Offer{ID: "c", Files: files, Total: 2})
+		var ans Answer
+		if err := readJSON(st, &ans); err != nil || ans.Accept || ans.Reason == "" {
+			t.Errorf("offer of %v: %+v %v", files, ans, err)
+		}
+		st.Close()
+	}
 	// Sizes that would overflow the sum and slip past the checks.
 	st0, err := sess.Open(context.Background(), Proto)
 	if err != nil {
