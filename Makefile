@@ -64,7 +64,8 @@ bench: deps-test croc
 # (make test runs their seed corpora as ordinary tests).
 FUZZTIME ?= 60s
 FUZZ = addr:FuzzParse signal:FuzzOpen stun:FuzzParseResponse rest:FuzzPaths \
-	pipe:FuzzDecoders ../chat:FuzzServe ../transfer:FuzzReceiveFile ../transfer:FuzzCleanName
+	pipe:FuzzDecoders ../chat:FuzzServe ../transfer:FuzzReceiveFile ../transfer:FuzzCheckOffer \
+	../transfer:FuzzCleanName
 fuzz:
 	@set -e; for f in $(FUZZ); do \
 		echo "$${f#*:} ($${f%%:*}, $(FUZZTIME))"; \

@@ -3,7 +3,9 @@ package transfer
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"os"
+	"path"
 	"strings"
 	"testing"
 )
@@ -188,4 +190,60 @@ func expected(stream []byte) []byte {
 		out = append(out, c...)
 	}
 	return out
+}
+
+// FuzzCheckOffer: whatever offer a peer sends (as JSON), check accepts it
+// only with names that are clean, distinct (whatever their case), none a
+// folder of another nor another file's partial file, and sizes that add
+// up to the offer's total; and it never panics.
+func FuzzCheckOffer(f *testing.F) {
+	f.Add([]byte(`{"id":"o","files":[{"path":"a.txt","size":3},{"path":"d/b","size":0}],"total":3}`))
+	f.Add([]byte(`{"id":"o","files":[{"path":"x","size":1},{"path":"x/y","size":1}],"total":2}`))
+	f.Add([]byte(`{"id":"o","files":[{"path":"A","size":1},{"path":"a","size":1}],"total":2}`))
+	f.Add([]byte(`{"id":"o","files":[{"path":"a.p2pd-part","size":1}],"total":1}`))
+	f.Add([]byte(`{"id":"o","files":[{"path":"../x","size":-1}],"total":-1}`))
+	f.Add([]byte(`{"files":[]}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var o Offer
+		if json.Unmarshal(data, &o) != nil {
+			return
+		}
+		root, names, have, why := check(dir, o)
+		if why != "" {
+			return
+		}
+		defer root.Close()
+		if len(names) != len(o.Files) || len(have) != len(o.Files) {
+			t.Fatalf("%d names and %d verified counts for %d files", len(names), len(have), len(o.Files))
+		}
+		var total int64
+		lower := map[string]bool{}
+		for i, name := range names {
+			if clean, err := CleanName(o.Files[i].Path); err != nil || clean != name {
+				t.Fatalf("accepted %q as %q (%v)", o.Files[i].Path, name, err)
+			}
+			if lower[strings.ToLower(name)] {
+				t.Fatalf("accepted %q twice", name)
+			}
+			lower[strings.ToLower(name)] = true
+			if strings.HasSuffix(name, partSuffix) || strings.HasSuffix(name, partState) {
+				t.Fatalf("accepted a partial file's name %q", name)
+			}
+			if have[i] < 0 || have[i] > o.Files[i].Size {
+				t.Fatalf("%q: %d verified of %d", name, have[i], o.Files[i].Size)
+			}
+			total += o.Files[i].Size
+		}
+		for _, name := range names {
+			for d := path.Dir(name); d != "."; d = path.Dir(d) {
+				if lower[strings.ToLower(d)] {
+					t.Fatalf("accepted %q as a file and a folder", d)
+				}
+			}
+		}
+		if total != o.Total {
+			t.Fatalf("accepted a total of %d for files of %d", o.Total, total)
+		}
+	})
 }
