@@ -22,14 +22,15 @@ const historyFile = "transfers.json"
 const keepEnded = 100
 
 // over reports whether nothing more happens to t unless the user acts
-// (Resume): it is done, cancelled or declined, or an incoming one failed.
-// An outgoing one that failed stays queued and is tried again.
+// (Resume): it is done, cancelled or declined, or an incoming one failed,
+// or an outgoing one that waits to be sent again (its file changed). An
+// outgoing one that failed otherwise stays queued and is tried again.
 func (t *Transfer) over() bool {
 	switch t.State {
 	case Done, Cancelled, Declined:
 		return true
 	case Failed:
-		return t.Incoming
+		return t.Incoming || t.Resumable
 	}
 	return false
 }

@@ -339,8 +339,8 @@ func TestChangedFileWaitsForTheUser(t *testing.T) {
 	ra.mu.Lock()
 	got := ra.transfers[id]
 	ra.mu.Unlock()
-	if !got.Resumable || !strings.Contains(got.Note, "changed") {
-		t.Errorf("the changed file's transfer: %+v", got)
+	if !got.Resumable || !strings.Contains(got.Note, "changed") || got.Ended.IsZero() {
+		t.Errorf("the changed file's transfer (over, to be kept in the history): %+v", got)
 	}
 	if q, _ := a.outbox.List(); len(q) != 0 {
 		t.Errorf("the changed file stays queued, to be offered again and again: %+v", q)

@@ -216,6 +216,17 @@ func watchQuiet(st net.Conn, cancel context.CancelCauseFunc) (stop func() error)
 	}
 }
 
+// partName reports whether a part of name ends as a partial file's or
+// its state's name does, whatever the case.
+func partName(name string) bool {
+	for p := range strings.SplitSeq(strings.ToLower(name), "/") {
+		if strings.HasSuffix(p, partSuffix) || strings.HasSuffix(p, partState) {
+			return true
+		}
+	}
+	return false
+}
+
 // partInfo is a partial file's sidecar.
 type partInfo struct {
 	ID       string `json:"id"`
@@ -355,8 +366,8 @@ func check(dir string, o Offer) (*os.Root, []string, []int64, string) {
 			return nil, nil, nil, fmt.Sprintf("file %q: a size out of range, or listed twice", f.Path)
 		}
 		// Such a name would be another file's part, and be overwritten
-		// by it (or overwrite it).
-		if strings.HasSuffix(name, partSuffix) || strings.HasSuffix(name, partState) {
+		// by it (or overwrite it), or be in the part's way.
+		if partName(name) {
 			return nil, nil, nil, fmt.Sprintf("file %q: names ending in %s are kept for files being received", f.Path, partSuffix)
 		}
 		seen[strings.ToLower(name)] = true

@@ -227,8 +227,10 @@ func FuzzCheckOffer(f *testing.F) {
 				t.Fatalf("accepted %q twice", name)
 			}
 			lower[strings.ToLower(name)] = true
-			if strings.HasSuffix(name, partSuffix) || strings.HasSuffix(name, partState) {
-				t.Fatalf("accepted a partial file's name %q", name)
+			for _, part := range strings.Split(strings.ToLower(name), "/") {
+				if strings.HasSuffix(part, partSuffix) || strings.HasSuffix(part, partState) {
+					t.Fatalf("accepted a partial file's name %q", name)
+				}
 			}
 			if have[i] < 0 || have[i] > o.Files[i].Size {
 				t.Fatalf("%q: %d verified of %d", name, have[i], o.Files[i].Size)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"p2pd/netcore/session"
@@ -86,8 +87,8 @@ func offerID(files []source) string {
 // result and the bytes sent in this attempt. Ending ctx ends the
 // transfer; the receiver keeps what it verified, for the next attempt.
 // ctx ending with cause ErrCancelledHere withdraws the offer (a receiver
-// still asking its user hears ErrWithdrawn); any other end drops the
-// stream, as if the sender went away.
+// still asking its user hears ErrWithdrawn); any other end before the
+// answer drops the stream, as if the sender went away.
 func Send(ctx context.Context, sess *session.Session, paths []string, progress func(Progress)) (Result, int64, error) {
 	files, err := collect(paths)
 	if err != nil {
@@ -103,12 +104,15 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 		return Result{}, 0, err
 	}
 	defer st.Close()
+	var answered atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
-		// Cancelled here (Outbox.Cancel): an orderly end, which tells a
-		// receiver still asking its user that the offer was withdrawn.
-		// Any other end (P2PD stopping or restarting) is not the user's
-		// wish, and the offer comes again: the stream is dropped.
-		if errors.Is(context.Cause(ctx), ErrCancelledHere) {
+		// While the receiver asks its user, an orderly end says the offer
+		// was withdrawn: only a cancel here (Outbox.Cancel) means that.
+		// Any other end then (P2PD stopping or restarting, when the offer
+		// comes again) drops the stream. Once the files move, an orderly
+		// end lets the receiver verify the chunks already on their way,
+		// where a dropped stream would lose them.
+		if answered.Load() || errors.Is(context.Cause(ctx), ErrCancelledHere) {
 			st.Close()
 			return
 		}
@@ -130,6 +134,7 @@ func Send(ctx context.Context, sess *session.Session, paths []string, progress f
 	if err := readJSON(st, &ans); err != nil {
 		return Result{}, 0, fail(fmt.Errorf("waiting for the answer: %w", err))
 	}
+	answered.Store(true)
 	if !ans.Accept && ans.Busy {
 		return Result{}, 0, fmt.Errorf("%w: %s", ErrBusy, ans.Reason)
 	}
@@ -232,7 +237,7 @@ func sendFile(w io.Writer, f source, have int64, bufs bufPool, m *meter) (int64,
 		n, err := io.ReadFull(in, buf[:min(int64(len(buf)), have-done)])
 		if err != nil {
 			bufs <- buf
-			return 0, fmt.Errorf("reading %s (did it change?): %w", f.local, err)
+			return 0, readError(f, err)
 		}
 		whole.add(chunkSum(buf[:n]))
 		done += int64(n)
@@ -260,7 +265,7 @@ func sendFile(w io.Writer, f source, have int64, bufs bufPool, m *meter) (int64,
 			}
 			n, err := io.ReadFull(in, buf[:min(int64(len(buf)), left)])
 			if err != nil {
-				ready <- chunk{buf: buf, err: fmt.Errorf("reading %s (did it change?): %w", f.local, err)}
+				ready <- chunk{buf: buf, err: readError(f, err)}
 				return
 			}
 			c := chunk{buf: buf, n: n, zero: isZero(buf[:n])}
@@ -320,6 +325,15 @@ func unchanged(in *os.File, f source, when string) error {
 		return changedError{f.local, when}
 	}
 	return nil
+}
+
+// readError words a failed read of f: one cut short by the file's end
+// means it shrank as it was read (ErrChanged).
+func readError(f source, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return changedError{f.local, "while it was being sent"}
+	}
+	return fmt.Errorf("reading %s: %w", f.local, err)
 }
 
 // changedError says which file changed, and when; it is ErrChanged.

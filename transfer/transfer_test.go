@@ -279,6 +279,11 @@ func TestChangedWhileSent(t *testing.T) {
 				change()
 			}
 		}},
+		{"cut short", "while it was being sent", func(p Progress) {
+			if p.Done == ChunkSize {
+				os.Truncate(src, 8*ChunkSize)
+			}
+		}},
 	} {
 		past()
 		touch = nil
@@ -395,6 +400,8 @@ func TestHostileOffers(t *testing.T) {
 		{{Path: "a.p2pd-part", Size: 1}, {Path: "a", Size: 1}},
 		{{Path: "b", Size: 1}, {Path: "b.p2pd-part.json", Size: 1}},
 		{{Path: "x", Size: 1}, {Path: "x/y", Size: 1}},
+		{{Path: "d.p2pd-part/y", Size: 1}, {Path: "d", Size: 1}},
+		{{Path: "e", Size: 1}, {Path: "e.P2PD-PART", Size: 1}},
 		{{Path: "d/e/f", Size: 1}, {Path: "D/E", Size: 1}},
 	} {
 		st, err := sess.Open(context.Background(), Proto)
