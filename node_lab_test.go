@@ -46,6 +46,7 @@ func nodeInHome(t testing.TB, l *natlab.Lab, ns, name, home string, extra ...str
 		t.Fatal(err)
 	}
 	cmd := p2pdIn(context.Background(), l, ns, home, append([]string{"node", "--json", "--config", path}, extra...)...)
+	cmd.Env = append(cmd.Env, "P2PD_LOG=1") // its log, for a failed test
 	n := &runningNode{cmd: cmd, home: home}
 	cmd.Stderr = &n.err
 	out, err := cmd.StdoutPipe()
@@ -116,8 +117,13 @@ func (n *runningNode) stop(t testing.TB) {
 		return
 	}
 	n.cmd.Process.Signal(syscall.SIGTERM)
-	if err := n.cmd.Wait(); err != nil {
-		t.Errorf("node did not shut down cleanly: %v\n%s", err, n.err.String())
+	err := n.cmd.Wait()
+	log := n.err.String()
+	log = log[max(0, len(log)-8000):]
+	if err != nil {
+		t.Errorf("node did not shut down cleanly: %v\n%s", err, log)
+	} else if t.Failed() {
+		t.Logf("the node's log (its end):\n%s", log)
 	}
 }
 

@@ -322,6 +322,7 @@ func (n *Node) punchTCP(ctx context.Context, to *addr.Address, note noter) (*ses
 		closeAll(socks)
 		return nil, "", err
 	}
+	n.log.Info("node: punching TCP", "primer", primer, "mine", mine, "theirs", ans.Endpoints)
 	at := n.localTime(ans.At)
 	if primer == "responder" {
 		// The responder primed before it answered: connecting now costs
@@ -393,6 +394,7 @@ func (n *Node) answerPunch(m signal.Message) {
 					perr = errors.New("asked to prime, but the host firewall cannot be told to ignore ICMP time-exceeded (needs root)")
 				}
 			}
+			n.log.Info("node: answering a TCP punch", "prime", prime, "mine", mine, "theirs", offer.Endpoints, "err", perr)
 			at, aerr := n.answerOffer(ctx, m, offer, mine, perr)
 			if aerr != nil {
 				closeAll(socks)
