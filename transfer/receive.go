@@ -178,14 +178,18 @@ var (
 
 // watchQuiet reads st while an offer waits for its answer, when the
 // sender sends nothing. The sender closing the stream (ErrWithdrawn),
-// the stream breaking, or a byte arriving (errEarlyData) cancels the
+// the stream breaking (its session ending too), or a byte arriving
+// (errEarlyData) cancels the
 // question with that cause. The returned stop ends the watch and says
 // which of them happened, if one did; the stream is as before otherwise.
 func watchQuiet(st net.Conn, cancel context.CancelCauseFunc) (stop func() error) {
 	done := make(chan error, 1)
 	go func() {
-		var b [1]byte
-		n, err := st.Read(b[:])
+		var (
+			b   [1]byte
+			n   int
+			err error
+		)
 		for n == 0 && err == nil {
 			n, err = st.Read(b[:])
 		}
@@ -250,16 +254,10 @@ func (r *Receiver) Handle(ctx context.Context, sess *session.Session, st net.Con
 	accepted := false
 	if why == "" {
 		chosen := ""
-		// The question ends with the sender's session, or its offer.
+		// The question ends with the offer's stream, and so with the
+		// sender's session.
 		cctx, cancel := context.WithCancelCause(ctx)
 		stopWatch := watchQuiet(st, cancel)
-		go func() {
-			select {
-			case <-sess.Done():
-				cancel(nil)
-			case <-cctx.Done():
-			}
-		}()
 		switch {
 		case r.Choose != nil:
 			chosen, accepted = r.Choose(cctx, sess.PeerID(), offer)
